@@ -1,0 +1,335 @@
+"""Checking an LTI 1.1 basic launch: everything that can be decided before writing.
+
+`launch_authenticate` returns the consumer and a parsed `LaunchData`, or raises
+`LaunchRejected` with a message for the person in the iframe and a list of things an LMS
+administrator should check. Writing the launch is `services.launch_record`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from pylti.common import LTIException, verify_request_common
+
+from lms import selectors
+from lms.models import Consumer, Role
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTOR_ROLES = frozenset(
+    {"instructor", "administrator", "contentdeveloper", "manager", "teachingassistant"}
+)
+MAX_ID_LENGTH = 255
+MAX_URL_LENGTH = 1000
+_http_url = URLValidator(schemes=["http", "https"])
+
+
+@dataclass
+class LaunchRejected(Exception):
+    """A launch we refuse. Nothing has been written when this is raised."""
+
+    status: int
+    title: str
+    detail: str
+    admin_checks: list[str] = field(default_factory=list)
+    code: str = "bad_launch"
+
+    def __str__(self):
+        return f"{self.code}: {self.title}"
+
+
+@dataclass(frozen=True)
+class LaunchData:
+    nonce: str
+    timestamp: int
+    resource_link_id: str
+    resource_title: str
+    resource_description: str
+    context_id: str
+    context_title: str
+    context_label: str
+    user_id: str
+    full_name: str
+    email: str
+    roles: str
+    role: Role
+    lis_result_sourcedid: str
+    lis_outcome_service_url: str
+    return_url: str
+
+
+def role_from_lti_roles(roles: str) -> Role:
+    """Map the LTI `roles` parameter to our two roles.
+
+    Accepts the short forms (``Instructor``), the LIS URNs (``urn:lti:role:ims/lis/Instructor``,
+    ``urn:lti:instrole:ims/lis/Administrator``, sub-roles such as
+    ``urn:lti:role:ims/lis/TeachingAssistant/Grader``) and LTI 1.3 vocabulary URIs
+    (``http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor``).
+    """
+    for raw in roles.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        if "#" in name:
+            name = name.rsplit("#", 1)[1]
+        elif name.lower().startswith("urn:lti:"):
+            _, _, path = name.partition("ims/lis/")
+            name = path.split("/", 1)[0]
+        if name.lower() in INSTRUCTOR_ROLES:
+            return Role.INSTRUCTOR
+    return Role.STUDENT
+
+
+def _rejected_method(method: str) -> LaunchRejected:
+    return LaunchRejected(
+        status=405,
+        code="method_not_allowed",
+        title="This address only accepts launches from an LMS",
+        detail=(
+            f"It was opened with {method}, but an LTI launch is a signed POST sent by the "
+            "learning platform when you click the activity there. Open the activity from "
+            "your course page instead."
+        ),
+        admin_checks=["The tool's launch URL is configured as the LTI launch URL, not as a plain web link."],
+    )
+
+
+def _missing(params: Mapping[str, str], names: list[str]) -> list[str]:
+    return [n for n in names if not params.get(n, "").strip()]
+
+
+def _check_oauth_parameters(params: Mapping[str, str]) -> None:
+    for name, value in params.items():
+        if "\x00" in value or "\x00" in name:
+            raise LaunchRejected(
+                status=400,
+                code="invalid_parameter",
+                title="The launch contains invalid characters",
+                detail=f"The parameter {name[:50]!r} contains a NUL character.",
+            )
+    missing = _missing(
+        params,
+        ["oauth_consumer_key", "oauth_signature", "oauth_signature_method", "oauth_timestamp", "oauth_nonce"],
+    )
+    if missing:
+        raise LaunchRejected(
+            status=400,
+            code="not_signed",
+            title="This launch is not signed",
+            detail=f"The request has no {', '.join(missing)}, so we cannot tell which LMS sent it.",
+            admin_checks=["The tool is added to the LMS as an LTI 1.1 (OAuth1-signed) tool, with a consumer key and secret."],
+        )
+    if params["oauth_signature_method"] != "HMAC-SHA1":
+        raise LaunchRejected(
+            status=400,
+            code="unsupported_signature_method",
+            title="Unsupported signature method",
+            detail=f"The launch is signed with {params['oauth_signature_method']}; only HMAC-SHA1 is accepted.",
+            admin_checks=["The LMS signs LTI 1.1 launches with HMAC-SHA1 (the standard method)."],
+        )
+
+
+def _check_consumer(key: str) -> Consumer:
+    consumer = selectors.consumer_get_by_key(key=key)
+    if consumer is None:
+        raise LaunchRejected(
+            status=403,
+            code="unknown_consumer",
+            title="Unknown consumer key",
+            detail="The LMS sent a consumer key that this Numbas LTI Provider does not know.",
+            admin_checks=[
+                "The consumer key in the LMS's tool settings is exactly the one you were given (no spaces).",
+                "The consumer exists on this server (Django admin → Consumers, or manage.py create_lti_consumer).",
+            ],
+        )
+    if not consumer.active:
+        raise LaunchRejected(
+            status=403,
+            code="inactive_consumer",
+            title="This LMS connection is switched off",
+            detail=f"The consumer “{consumer.name}” exists but is not active, so launches from it are refused.",
+            admin_checks=["Ask the Numbas LTI Provider's administrator to re-activate the consumer."],
+        )
+    return consumer
+
+
+def _check_timestamp(raw: str, now: float) -> int:
+    tolerance = settings.LTI_TIMESTAMP_TOLERANCE_SECONDS
+    try:
+        timestamp = int(raw)
+    except ValueError:
+        timestamp = None
+    if timestamp is None or abs(now - timestamp) > tolerance:
+        raise LaunchRejected(
+            status=403,
+            code="stale_timestamp",
+            title="This launch has expired",
+            detail=(
+                f"The launch's timestamp is more than {tolerance // 60} minutes away from our clock. "
+                "Launches are accepted only once and only for a short time; go back to the course and "
+                "open the activity again."
+            ),
+            admin_checks=["The LMS server's clock is correct (NTP)."],
+        )
+    return timestamp
+
+
+def _check_signature(consumer: Consumer, url: str, params: Mapping[str, str], headers: Mapping[str, str]) -> None:
+    try:
+        verify_request_common({consumer.key: {"secret": consumer.secret}}, url, "POST", dict(headers), dict(params))
+    except LTIException:
+        raise LaunchRejected(
+            status=403,
+            code="bad_signature",
+            title="The launch's signature does not match",
+            detail="The launch was signed with a different secret or for a different address than this one.",
+            admin_checks=[
+                "The shared secret in the LMS matches the one issued for this consumer key.",
+                f"The launch URL in the LMS is exactly {url} (https, no extra parameters).",
+                "A proxy in front of this server passes X-Forwarded-Proto (and the server trusts it).",
+            ],
+        ) from None
+
+
+def _check_nonce_unused(consumer: Consumer, nonce: str) -> None:
+    if selectors.nonce_is_used(consumer=consumer, nonce=nonce):
+        raise replayed_launch()
+
+
+def replayed_launch() -> LaunchRejected:
+    return LaunchRejected(
+        status=403,
+        code="replayed",
+        title="This launch was already used",
+        detail=(
+            "Each launch from the LMS can be used once. This one has been used before — perhaps the "
+            "page was reloaded or opened twice. Go back to the course and open the activity again."
+        ),
+        admin_checks=["The LMS sends a fresh oauth_nonce with every launch."],
+    )
+
+
+def _check_message(params: Mapping[str, str]) -> None:
+    message_type = params.get("lti_message_type", "")
+    version = params.get("lti_version", "")
+    missing = _missing(params, ["lti_message_type", "lti_version", "resource_link_id"])
+    if missing:
+        raise LaunchRejected(
+            status=400,
+            code="missing_parameter",
+            title="The launch is missing required information",
+            detail=f"The LMS did not send {', '.join(missing)}.",
+            admin_checks=["The tool is configured as an LTI 1.1 basic launch (resource link)."],
+        )
+    if message_type != "basic-lti-launch-request":
+        raise LaunchRejected(
+            status=400,
+            code="unsupported_message_type",
+            title="Unsupported kind of launch",
+            detail=f"The LMS sent a “{message_type}” message; this tool accepts basic-lti-launch-request.",
+            admin_checks=["The activity is added as an external tool link, not as a content-item or registration request."],
+        )
+    if version not in ("LTI-1p0", "LTI-1p1", "LTI-1p2"):
+        raise LaunchRejected(
+            status=400,
+            code="unsupported_version",
+            title="Unsupported LTI version",
+            detail=f"The launch says lti_version “{version}”; this address accepts LTI 1.1 (LTI-1p0).",
+            admin_checks=["The tool is registered as LTI 1.1 with a consumer key and secret."],
+        )
+    if _missing(params, ["user_id"]):
+        raise LaunchRejected(
+            status=400,
+            code="missing_user_id",
+            title="The LMS did not say who you are",
+            detail=(
+                "The launch has no user_id. Numbas records each student's answers and reports their grade, "
+                "so it needs to know who is launching it; anonymous launches are not supported."
+            ),
+            admin_checks=[
+                "The tool's privacy settings share the launcher's identity (Moodle: “Share launcher's name/e-mail”; "
+                "Canvas: privacy level “public” or “name_only”).",
+            ],
+        )
+    for name in ("resource_link_id", "user_id", "context_id", "oauth_nonce"):
+        if len(params.get(name, "")) > MAX_ID_LENGTH:
+            raise LaunchRejected(
+                status=400,
+                code="invalid_parameter",
+                title="The launch contains an identifier that is too long",
+                detail=f"{name} is longer than {MAX_ID_LENGTH} characters.",
+            )
+
+
+def _valid_url_or_blank(value: str, name: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""
+    try:
+        if len(value) > MAX_URL_LENGTH:
+            raise ValidationError("too long")
+        _http_url(value)
+    except ValidationError:
+        logger.warning("Ignoring invalid %s in a launch (length %d)", name, len(value))
+        return ""
+    return value
+
+
+def _valid_email_or_blank(value: str) -> str:
+    value = value.strip()
+    try:
+        validate_email(value)
+    except ValidationError:
+        return ""
+    return value if len(value) <= 254 else ""
+
+
+def _parse(params: Mapping[str, str], timestamp: int) -> LaunchData:
+    def text(name: str, limit: int) -> str:
+        return params.get(name, "").strip()[:limit]
+
+    full_name = text("lis_person_name_full", 500) or " ".join(
+        p for p in (text("lis_person_name_given", 200), text("lis_person_name_family", 200)) if p
+    )
+    roles = params.get("roles", "")
+    return LaunchData(
+        nonce=params["oauth_nonce"],
+        timestamp=timestamp,
+        resource_link_id=params["resource_link_id"],
+        resource_title=text("resource_link_title", 500),
+        resource_description=text("resource_link_description", 5000),
+        context_id=params.get("context_id", ""),
+        context_title=text("context_title", 500),
+        context_label=text("context_label", 255),
+        user_id=params["user_id"],
+        full_name=full_name,
+        email=_valid_email_or_blank(params.get("lis_person_contact_email_primary", "")),
+        roles=roles[:5000],
+        role=role_from_lti_roles(roles),
+        lis_result_sourcedid=params.get("lis_result_sourcedid", "")[:5000],
+        lis_outcome_service_url=_valid_url_or_blank(params.get("lis_outcome_service_url", ""), "lis_outcome_service_url"),
+        return_url=_valid_url_or_blank(params.get("launch_presentation_return_url", ""), "launch_presentation_return_url"),
+    )
+
+
+def launch_authenticate(
+    *, method: str, url: str, params: Mapping[str, str], headers: Mapping[str, str], now: float | None = None
+) -> tuple[Consumer, LaunchData]:
+    """Check a launch request completely (method, consumer, timestamp, signature, nonce,
+    parameters) without writing anything."""
+    if method != "POST":
+        raise _rejected_method(method)
+    now = time.time() if now is None else now
+    _check_oauth_parameters(params)
+    consumer = _check_consumer(params["oauth_consumer_key"])
+    timestamp = _check_timestamp(params["oauth_timestamp"], now)
+    _check_signature(consumer, url, params, headers)
+    _check_nonce_unused(consumer, params["oauth_nonce"])
+    _check_message(params)
+    return consumer, _parse(params, timestamp)

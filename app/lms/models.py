@@ -1,0 +1,164 @@
+"""The LTI side of the data model: who launches us (consumers), from where (contexts,
+resources), as whom (identities, memberships), and the record of launches and nonces.
+
+Integrity lives in database constraints; services.py is the only writer.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Consumer(models.Model):
+    """An LMS (tool consumer) allowed to launch us with an OAuth1 key and secret."""
+
+    name = models.CharField(max_length=200)
+    key = models.CharField(max_length=255, unique=True)
+    # The shared secret must be readable to verify HMAC signatures; it is never logged
+    # and the admin shows it only to staff who can change consumers.
+    secret = models.CharField(max_length=255)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(key=""), name="consumer_key_not_empty"),
+            models.CheckConstraint(condition=~Q(secret=""), name="consumer_secret_not_empty"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.key})"
+
+
+class Context(models.Model):
+    """A course (LTI context) in a consumer."""
+
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="contexts")
+    context_id = models.CharField(max_length=255)
+    title = models.CharField(max_length=500, blank=True)
+    label = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "context_id"], name="context_unique_per_consumer"),
+        ]
+
+    def __str__(self):
+        return self.title or self.label or self.context_id
+
+
+class Resource(models.Model):
+    """A placement of the tool in a course (LTI resource link): one exam's home."""
+
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="resources")
+    resource_link_id = models.CharField(max_length=255)
+    context = models.ForeignKey(
+        Context, on_delete=models.SET_NULL, null=True, blank=True, related_name="resources"
+    )
+    title = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consumer", "resource_link_id"], name="resource_unique_per_consumer"
+            ),
+        ]
+
+    def __str__(self):
+        return self.title or self.resource_link_id
+
+
+class LtiIdentity(models.Model):
+    """An LMS user (consumer + LTI user_id), mapped to exactly one Django user."""
+
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="identities")
+    lti_user_id = models.CharField(max_length=255)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_identity"
+    )
+    full_name = models.CharField(max_length=500, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "LTI identity"
+        verbose_name_plural = "LTI identities"
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "lti_user_id"], name="identity_unique_per_consumer"),
+        ]
+
+    def __str__(self):
+        return f"{self.full_name or self.lti_user_id} @ {self.consumer.key}"
+
+
+class Role(models.TextChoices):
+    STUDENT = "student", "Student"
+    INSTRUCTOR = "instructor", "Instructor"
+
+
+class ResourceMembership(models.Model):
+    """What the latest launch told us about one user in one resource: their role and the
+    values needed to report a grade back (Basic Outcomes) and to return to the LMS."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    lti_roles = models.TextField(blank=True, help_text="The roles parameter as the LMS sent it.")
+    lis_result_sourcedid = models.TextField(blank=True)
+    lis_outcome_service_url = models.URLField(max_length=1000, blank=True)
+    return_url = models.URLField(max_length=1000, blank=True)
+    first_launched_at = models.DateTimeField(auto_now_add=True)
+    last_launched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "resource"], name="membership_unique"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} as {self.role} in {self.resource}"
+
+    @property
+    def is_instructor(self) -> bool:
+        return self.role == Role.INSTRUCTOR
+
+
+class LaunchLog(models.Model):
+    """One row per accepted launch. Also the ticket for "continue in a new window" when the
+    browser drops our session cookie inside the LMS iframe."""
+
+    membership = models.ForeignKey(ResourceMembership, on_delete=models.CASCADE, related_name="launches")
+    launched_at = models.DateTimeField()
+    role = models.CharField(max_length=20, choices=Role.choices)
+    user_agent = models.CharField(max_length=500, blank=True)
+    handoff_token_hash = models.CharField(max_length=64, unique=True)
+    handoff_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-launched_at"]
+
+    def __str__(self):
+        return f"{self.membership} at {self.launched_at:%Y-%m-%d %H:%M:%S}"
+
+
+class UsedNonce(models.Model):
+    """An oauth_nonce already used by a consumer. The unique constraint is what rejects a
+    replayed launch; rows are purged once their timestamp can no longer be accepted."""
+
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="+")
+    nonce = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "nonce"], name="nonce_unique_per_consumer"),
+        ]

@@ -1,0 +1,186 @@
+"""Writes for the LTI side: consumers, launches, nonces, session hand-offs."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from lms.launch import LaunchData, replayed_launch
+from lms.models import Consumer, Context, LaunchLog, LtiIdentity, Resource, ResourceMembership, UsedNonce
+from lms.selectors import handoff_token_hash
+
+User = get_user_model()
+
+
+def consumer_create_or_update(*, key: str, secret: str | None = None, name: str | None = None) -> tuple[Consumer, str, bool]:
+    """Create the consumer with this key, or give an existing one a new secret (and name).
+
+    Returns (consumer, secret, created). Without a secret, a new random one is generated.
+    """
+    key = key.strip()
+    if not key:
+        raise ValueError("The consumer key must not be empty.")
+    secret = secret or secrets.token_urlsafe(32)
+    with transaction.atomic():
+        consumer = Consumer.objects.select_for_update().filter(key=key).first()
+        if consumer is None:
+            consumer = Consumer.objects.create(key=key, secret=secret, name=name or key)
+            return consumer, secret, True
+        consumer.secret = secret
+        update_fields = ["secret", "updated_at"]
+        if name:
+            consumer.name = name
+            update_fields.append("name")
+        consumer.save(update_fields=update_fields)
+        return consumer, secret, False
+
+
+def _username_for(consumer: Consumer, lti_user_id: str) -> str:
+    digest = hashlib.sha256(lti_user_id.encode()).hexdigest()[:24]
+    return f"lti-{consumer.pk}-{digest}"
+
+
+def _split_name(full_name: str) -> tuple[str, str]:
+    first, _, last = full_name.partition(" ")
+    return first[:150], last[:150]
+
+
+def _identity_upsert(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity:
+    identity = (
+        LtiIdentity.objects.select_related("user").filter(consumer=consumer, lti_user_id=launch.user_id).first()
+    )
+    first_name, last_name = _split_name(launch.full_name)
+    if identity is None:
+        try:
+            with transaction.atomic():
+                user = User(
+                    username=_username_for(consumer, launch.user_id),
+                    first_name=first_name,
+                    last_name=last_name,
+                    email=launch.email,
+                )
+                user.set_unusable_password()
+                user.save()
+                return LtiIdentity.objects.create(
+                    consumer=consumer,
+                    lti_user_id=launch.user_id,
+                    user=user,
+                    full_name=launch.full_name,
+                    email=launch.email,
+                )
+        except IntegrityError:
+            # The same person launched twice at once; the other launch created them.
+            identity = LtiIdentity.objects.select_related("user").get(consumer=consumer, lti_user_id=launch.user_id)
+
+    identity_wanted = {"full_name": launch.full_name, "email": launch.email}
+    _save_changed(identity, {f: v for f, v in identity_wanted.items() if v}, also=["updated_at"])
+    user_wanted = {"first_name": first_name, "last_name": last_name} if launch.full_name else {}
+    if launch.email:
+        user_wanted["email"] = launch.email
+    _save_changed(identity.user, user_wanted)
+    return identity
+
+
+def _save_changed(obj, wanted: dict, also: list[str] | None = None) -> None:
+    """Set and save only the fields whose values differ."""
+    changed = [f for f, v in wanted.items() if getattr(obj, f) != v]
+    if changed:
+        for f in changed:
+            setattr(obj, f, wanted[f])
+        obj.save(update_fields=[*changed, *(also or [])])
+
+
+def _upsert(model, *, unique: dict, values: dict):
+    """INSERT ... ON CONFLICT (unique) DO UPDATE SET values: one race-free statement."""
+    [row] = model.objects.bulk_create(
+        [model(**unique, **values)],
+        update_conflicts=True,
+        unique_fields=list(unique),
+        update_fields=list(values),
+    )
+    return row
+
+
+def launch_record(*, consumer: Consumer, launch: LaunchData, user_agent: str = "") -> tuple[LaunchLog, str]:
+    """Record an authenticated launch: use up its nonce, create or update the user, context,
+    resource and membership, and log it. All or nothing.
+
+    Returns the launch log row and the one-time hand-off token for "continue in a new window".
+    Raises LaunchRejected if the nonce was used meanwhile (a concurrent replay).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                UsedNonce.objects.create(
+                    consumer=consumer, nonce=launch.nonce, expires_at=_nonce_expiry(launch.timestamp, now)
+                )
+        except IntegrityError:
+            raise replayed_launch() from None
+
+        identity = _identity_upsert(consumer=consumer, launch=launch)
+        context = None
+        if launch.context_id:
+            context = _upsert(
+                Context,
+                unique={"consumer": consumer, "context_id": launch.context_id},
+                values={"title": launch.context_title, "label": launch.context_label, "updated_at": now},
+            )
+        resource = _upsert(
+            Resource,
+            unique={"consumer": consumer, "resource_link_id": launch.resource_link_id},
+            values={
+                "context": context,
+                "title": launch.resource_title,
+                "description": launch.resource_description,
+                "updated_at": now,
+            },
+        )
+        membership = _upsert(
+            ResourceMembership,
+            unique={"user": identity.user, "resource": resource},
+            values={
+                "role": launch.role,
+                "lti_roles": launch.roles,
+                "lis_result_sourcedid": launch.lis_result_sourcedid,
+                "lis_outcome_service_url": launch.lis_outcome_service_url,
+                "return_url": launch.return_url,
+                "last_launched_at": now,
+            },
+        )
+        membership.user = identity.user
+        membership.resource = resource
+        token = secrets.token_urlsafe(32)
+        log = LaunchLog.objects.create(
+            membership=membership,
+            launched_at=now,
+            role=launch.role,
+            user_agent=user_agent[:500],
+            handoff_token_hash=handoff_token_hash(token),
+        )
+    return log, token
+
+
+def _nonce_expiry(timestamp: int, now: datetime) -> datetime:
+    # A nonce must be remembered for as long as its timestamp could still be accepted.
+    tolerance = timedelta(seconds=settings.LTI_TIMESTAMP_TOLERANCE_SECONDS)
+    stamped = datetime.fromtimestamp(timestamp, tz=dt_timezone.utc)
+    return max(stamped, now) + tolerance + timedelta(minutes=1)
+
+
+def nonces_purge_expired(*, now: datetime | None = None) -> int:
+    deleted, _ = UsedNonce.objects.filter(expires_at__lt=now or timezone.now()).delete()
+    return deleted
+
+
+def handoff_consume(*, launch: LaunchLog) -> bool:
+    """Mark a hand-off token used. False if someone else used it first."""
+    return bool(
+        LaunchLog.objects.filter(pk=launch.pk, handoff_used_at__isnull=True).update(handoff_used_at=timezone.now())
+    )

@@ -1,0 +1,69 @@
+"""LTI 1.1 endpoints: the launch, the new-window hand-off, and the configuration cartridge."""
+
+import logging
+
+from django.contrib.auth import login
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from lms import selectors, services
+from lms.launch import LaunchRejected, launch_authenticate
+from portal.navigation import resource_page_url
+
+logger = logging.getLogger(__name__)
+
+
+def _rejected(request, error: LaunchRejected):
+    key = request.POST.get("oauth_consumer_key", "")[:64] if request.method == "POST" else ""
+    logger.warning("LTI launch rejected: %s (consumer key %r)", error.code, key)
+    response = render(request, "lms/launch_error.html", {"error": error}, status=error.status)
+    if error.status == 405:
+        response["Allow"] = "POST"
+    return response
+
+
+@csrf_exempt  # authenticated by its OAuth1 signature instead
+@never_cache
+def launch(request):
+    try:
+        consumer, data = launch_authenticate(
+            method=request.method,
+            url=request.build_absolute_uri(request.path),
+            params=request.POST.dict() if request.method == "POST" else {},
+            headers={"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {},
+        )
+        log, token = services.launch_record(
+            consumer=consumer, launch=data, user_agent=request.headers.get("User-Agent", "")
+        )
+    except LaunchRejected as error:
+        return _rejected(request, error)
+    membership = log.membership
+    login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponseRedirect(resource_page_url(membership, handoff_token=token))
+
+
+@require_GET
+@never_cache
+def handoff(request, token: str):
+    """Continue a launch in a new window, where the browser accepts our cookies."""
+    launch = selectors.handoff_get_usable(token=token)
+    if launch is None or not services.handoff_consume(launch=launch):
+        return render(request, "lms/handoff_invalid.html", status=410)
+    membership = launch.membership
+    login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponseRedirect(resource_page_url(membership))
+
+
+@require_GET
+@xframe_options_exempt
+def config_xml(request):
+    context = {
+        "launch_url": request.build_absolute_uri(reverse("lti:launch")),
+        "domain": request.get_host().split(":")[0],
+    }
+    return render(request, "lms/config.xml", context, content_type="application/xml; charset=utf-8")

@@ -1,0 +1,30 @@
+"""ASGI entry point for daphne: HTTP goes to Django, websockets to Channels consumers."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "numbas_lti.settings")
+django_http = get_asgi_application()  # sets Django up before anything imports models
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from numbas_lti.routing import websocket_urlpatterns  # noqa: E402
+
+if settings.DEBUG:
+    # In production nginx serves /static/; in development daphne does.
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    django_http = ASGIStaticFilesHandler(django_http)
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_http,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

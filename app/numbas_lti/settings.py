@@ -1,0 +1,212 @@
+"""Django settings, read from the environment (django-environ).
+
+Every setting an operator may change is an environment variable; README.md lists them.
+Without any variables set and with DEBUG=1 the project runs on the embedded default:
+SQLite under var/, in-memory channel layer, local-memory cache and a SQLite Huey queue.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+APP_DIR = Path(__file__).resolve().parent.parent  # app/
+REPO_DIR = APP_DIR.parent
+env = environ.Env()
+environ.Env.read_env(REPO_DIR / ".env")  # optional, never committed
+VAR_DIR = Path(env.str("VAR_DIR", default=str(REPO_DIR / "var")))
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it to a long random string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+            "or set DEBUG=1 for local development."
+        )
+    SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "huey.contrib.djhuey",
+    "core",
+    "lms",
+    "portal",
+    "testlaunch",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.middleware.FrameAncestorsMiddleware",
+]
+
+ROOT_URLCONF = "numbas_lti.urls"
+ASGI_APPLICATION = "numbas_lti.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "core.context_processors.site",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, channel layer, task queue -------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "nlti",
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "nlti:channels"},
+        }
+    }
+    HUEY = {
+        "huey_class": "huey.RedisHuey",
+        "name": "numbas_lti",
+        "url": REDIS_URL,
+        "immediate": False,
+        "consumer": {"workers": env.int("HUEY_WORKERS", default=2), "worker_type": "thread"},
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    HUEY = {
+        "huey_class": "huey.SqliteHuey",
+        "name": "numbas_lti",
+        "filename": str(VAR_DIR / "huey.sqlite3"),
+        # HUEY_IMMEDIATE=1 runs tasks in-process at once (tests); otherwise scripts/dev runs
+        # a consumer (manage.py run_huey) beside daphne.
+        "immediate": env.bool("HUEY_IMMEDIATE", default=False),
+        "consumer": {"workers": 1, "worker_type": "thread"},
+    }
+
+# --- Sessions and cookies inside an LMS iframe ----------------------------------------
+# Production is served over HTTPS, and the LMS embeds us cross-site: cookies must be
+# SameSite=None; Secure or the browser drops them in the iframe. Plain-HTTP development
+# cannot use Secure cookies, so it falls back to Lax (launches there are top-level).
+COOKIES_SECURE = env.bool("COOKIES_SECURE", default=not DEBUG)
+SESSION_COOKIE_SECURE = COOKIES_SECURE
+CSRF_COOKIE_SECURE = COOKIES_SECURE
+SESSION_COOKIE_SAMESITE = "None" if COOKIES_SECURE else "Lax"
+CSRF_COOKIE_SAMESITE = "None" if COOKIES_SECURE else "Lax"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+
+# Behind nginx (or any TLS-terminating proxy) that sets X-Forwarded-Proto. Only enable
+# when the proxy overwrites the header, otherwise clients could claim HTTPS.
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+
+# Which sites may embed our pages (CSP frame-ancestors). LMS hosts vary per customer;
+# the default allows any HTTPS site. Set e.g. "https://moodle.example.ac.uk".
+FRAME_ANCESTORS = env.str("FRAME_ANCESTORS", default="'self' https:")
+X_FRAME_OPTIONS = "SAMEORIGIN"  # used only by the admin's own framing decorators
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- LTI ------------------------------------------------------------------------------
+# A launch whose oauth_timestamp is further than this from our clock is refused.
+LTI_TIMESTAMP_TOLERANCE_SECONDS = env.int("LTI_TIMESTAMP_TOLERANCE_SECONDS", default=300)
+# How long a "continue in a new window" link from a launch stays valid.
+LTI_HANDOFF_MAX_AGE_SECONDS = env.int("LTI_HANDOFF_MAX_AGE_SECONDS", default=15 * 60)
+INSTANCE_NAME = env.str("INSTANCE_NAME", default="Numbas LTI Provider")
+# The local test-launch page (a demo LMS) is available in DEBUG, and to staff otherwise.
+DEMO_CONSUMER_KEY = env.str("DEMO_CONSUMER_KEY", default="demo")
+
+# --- E-mail ---------------------------------------------------------------------------
+EMAIL_CONFIG = env.email_url(
+    "EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"
+)
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="numbas-lti@localhost")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=[])]
+
+# --- Static and media -----------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
+
+# --- Auth -----------------------------------------------------------------------------
+LOGIN_URL = "admin:login"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging: to stderr, never request bodies or secrets ------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # pylti logs the consumers' secrets and every launch parameter at DEBUG.
+        "pylti": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+        "daphne": {"level": "WARNING"},
+        "huey": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from portal import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("<int:resource_id>/", views.student, name="student"),
+    path("<int:resource_id>/instructor/", views.instructor, name="instructor"),
+]
