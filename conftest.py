@@ -7,3 +7,46 @@ from lms.services import consumer_create_or_update
 def consumer(db):
     consumer, _, _ = consumer_create_or_update(key="moodle-key", secret="moodle-secret", name="University Moodle")
     return consumer
+
+
+@pytest.fixture(scope="session")
+def daphne_server(tmp_path_factory):
+    """daphne serving the app on a database of its own (see tests/support/live.py)."""
+    from tests.support.live import start_live_server
+
+    server = start_live_server(tmp_path_factory.mktemp("live"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    import os
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing at /usr/bin/chromium (scripts/test installs it with apt)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; Django's ORM, used by other
+    # tests in the same (single-threaded) process, would otherwise refuse to run.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, request, tmp_path):
+    context = chromium.new_context()
+    page = context.new_page()
+    yield page
+    artefacts = __import__("pathlib").Path(__file__).parent / "test-artifacts"
+    artefacts.mkdir(exist_ok=True)
+    try:
+        page.screenshot(path=str(artefacts / f"{request.node.name}.png"), full_page=True)
+    except Exception:
+        pass
+    context.close()

@@ -10,8 +10,8 @@ class WhoAmIConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
+        await self.accept()  # accept first so that the browser sees our close code, not a bare 403
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
-        await self.accept()
         await self.send_json({"user": user.get_username(), "name": user.get_full_name()})

@@ -191,7 +191,7 @@ def _check_signature(consumer: Consumer, url: str, params: Mapping[str, str], he
             detail="The launch was signed with a different secret or for a different address than this one.",
             admin_checks=[
                 "The shared secret in the LMS matches the one issued for this consumer key.",
-                f"The launch URL in the LMS is exactly {url} (https, no extra parameters).",
+                f"The launch URL in the LMS is exactly {url} (no extra parameters).",
                 "A proxy in front of this server passes X-Forwarded-Proto (and the server trusts it).",
             ],
         ) from None

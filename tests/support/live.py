@@ -1,0 +1,108 @@
+"""A real daphne process on a database of its own, for browser and protocol tests.
+
+Uses PostgreSQL when DATABASE_URL points at one (scripts/test), otherwise a SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from tests.support.net import free_port, wait_for_http
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "app"
+
+
+def _fresh_database_url(tmp: Path) -> tuple[str, callable]:
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        return f"sqlite:///{tmp / 'live.sqlite3'}", lambda: None
+    import psycopg2
+
+    name = f"live_{uuid.uuid4().hex[:12]}"
+    parts = urlsplit(base)
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+
+    def run(sql):
+        conn = psycopg2.connect(admin_url)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    run(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}")), lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict
+    log_path: Path
+    process: subprocess.Popen
+    _drop: callable = field(repr=False, default=lambda: None)
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=APP, env=self.env, capture_output=True, text=True, timeout=120
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._drop()
+
+
+def start_live_server(tmp: Path, *, host: str = "localhost", extra_env: dict | None = None) -> LiveServer:
+    database_url, drop = _fresh_database_url(tmp)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "live-test-" + uuid.uuid4().hex,
+        "DEBUG": "0",
+        "COOKIES_SECURE": "0",  # plain HTTP on loopback
+        "FRAME_ANCESTORS": "'self' http://127.0.0.1:*",  # the test LMS pages
+        "ALLOWED_HOSTS": "localhost,127.0.0.1",
+        "VAR_DIR": str(tmp / "var"),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("HUEY_IMMEDIATE", None)
+    if os.environ.get("TEST_REDIS_URL") and "REDIS_URL" not in (extra_env or {}):
+        env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
+    log_path = tmp / "daphne.log"
+    server = LiveServer(url=f"http://{host}:{port}", env=env, log_path=log_path, process=None, _drop=drop)
+    server.manage("migrate", "--noinput", "-v", "0")
+    log = open(log_path, "w")
+    server.process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "numbas_lti.asgi:application"],
+        cwd=APP,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health/", timeout=60, process=server.process)
+    except Exception:
+        server.stop()
+        raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}")
+    return server

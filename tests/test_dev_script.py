@@ -1,0 +1,80 @@
+"""scripts/dev from a fresh copy of the repository: it sets itself up, serves /health/, and its
+test-launch page launches a student (and an instructor) into the demo resource, in Chromium."""
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.net import free_port, wait_for_http
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fresh_clone(dest: Path) -> Path:
+    """The files git would check out (tracked and not ignored), without .venv or var/."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = REPO / name.decode()
+        if source.is_file():
+            target = dest / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory):
+    clone = fresh_clone(tmp_path_factory.mktemp("clone"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE",
+                                                             "HUEY_IMMEDIATE", "SECRET_KEY", "VIRTUAL_ENV")}
+    env["PORT"] = str(port)
+    log_path = clone / "dev.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(["bash", "scripts/dev"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health/", timeout=420, process=process)
+        yield {"url": f"http://127.0.0.1:{port}", "clone": clone, "log": log_path}
+    except Exception:
+        print(log_path.read_text())
+        raise
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_dev_serves_health_on_sqlite(dev_server):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(dev_server["url"] + "/health/") as response:
+        assert json.load(response) == {"status": "ok", "checks": {"database": "ok"}}
+    assert (dev_server["clone"] / "var" / "db.sqlite3").exists()
+    log = dev_server["log"].read_text()
+    assert "/test-launch/" in log and "admin / " in log
+
+
+@pytest.mark.parametrize("role, testid", [("Student", "student-page"), ("Instructor", "instructor-page")])
+def test_test_launch_page_launches_into_the_demo_resource(dev_server, page, role, testid):
+    page.goto(dev_server["url"] + "/test-launch/")
+    page.get_by_label(role).check()
+    page.get_by_label("Name").fill(f"Demo {role}")
+    page.get_by_label("LMS user id").fill(f"demo-{role.lower()}")
+    page.get_by_test_id("launch").click()
+    tool = page.frame_locator("iframe[name=tool-frame]")
+    tool.get_by_test_id(testid).wait_for(timeout=15000)
+    assert tool.get_by_test_id("resource-title").inner_text() == "Demo exam"
+    assert tool.get_by_test_id("user-name").inner_text() == f"Demo {role}"
+    assert tool.get_by_test_id("role").inner_text() == role
