@@ -34,3 +34,43 @@ ensure_venv() {
 free_port() {
   "$REPO_DIR/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+pg_bindir() {
+  local dir
+  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then pg_config --bindir; return; fi
+  for dir in /usr/lib/postgresql/*/bin; do [ -x "$dir/initdb" ] && { echo "$dir"; return; }; done
+  return 1
+}
+# start_postgres DIR: a throwaway PostgreSQL cluster in DIR/pg on a free loopback port.
+# Sets PG_PORT. Runs the server as user postgres when we are root (initdb refuses root).
+start_postgres() {
+  PG_DIR="$1/pg"
+  PG_BIN="$(pg_bindir)"
+  PG_PORT="$(free_port)"
+  AS_PG=()
+  [ "$(id -u)" = 0 ] && AS_PG=(runuser -u postgres --)
+  chmod 755 "$1"
+  mkdir -p "$PG_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
+  log "Starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DIR" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR" -w -l "$PG_DIR/server.log" start -o \
+    "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null
+}
+
+# start_redis DIR: a throwaway Redis on a free loopback port. Sets REDIS_PORT, REDIS_PID.
+start_redis() {
+  REDIS_PORT="$(free_port)"
+  log "Starting Redis on 127.0.0.1:$REDIS_PORT"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$1" \
+    --logfile "$1/redis.log" &
+  REDIS_PID=$!
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+stop_services() {
+  if [ -n "${REDIS_PID:-}" ]; then kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null; REDIS_PID=""; fi
+  if [ -n "${PG_DIR:-}" ] && [ -f "$PG_DIR/postmaster.pid" ]; then
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  return 0
+}

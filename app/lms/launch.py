@@ -197,11 +197,6 @@ def _check_signature(consumer: Consumer, url: str, params: Mapping[str, str], he
         ) from None
 
 
-def _check_nonce_unused(consumer: Consumer, nonce: str) -> None:
-    if selectors.nonce_is_used(consumer=consumer, nonce=nonce):
-        raise replayed_launch()
-
-
 def replayed_launch() -> LaunchRejected:
     return LaunchRejected(
         status=403,
@@ -321,8 +316,8 @@ def _parse(params: Mapping[str, str], timestamp: int) -> LaunchData:
 def launch_authenticate(
     *, method: str, url: str, params: Mapping[str, str], headers: Mapping[str, str], now: float | None = None
 ) -> tuple[Consumer, LaunchData]:
-    """Check a launch request completely (method, consumer, timestamp, signature, nonce,
-    parameters) without writing anything."""
+    """Check a launch request (method, consumer, timestamp, signature, parameters) without
+    writing anything. The nonce is checked when it is recorded, in services.launch_record."""
     if method != "POST":
         raise _rejected_method(method)
     now = time.time() if now is None else now
@@ -330,6 +325,5 @@ def launch_authenticate(
     consumer = _check_consumer(params["oauth_consumer_key"])
     timestamp = _check_timestamp(params["oauth_timestamp"], now)
     _check_signature(consumer, url, params, headers)
-    _check_nonce_unused(consumer, params["oauth_nonce"])
     _check_message(params)
     return consumer, _parse(params, timestamp)

@@ -8,15 +8,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from lms.models import Consumer, LaunchLog, ResourceMembership, UsedNonce
+from lms.models import Consumer, LaunchLog, ResourceMembership
 
 
 def consumer_get_by_key(*, key: str) -> Consumer | None:
     return Consumer.objects.filter(key=key).first()
-
-
-def nonce_is_used(*, consumer: Consumer, nonce: str) -> bool:
-    return UsedNonce.objects.filter(consumer=consumer, nonce=nonce).exists()
 
 
 def membership_get(*, user, resource_id: int) -> ResourceMembership | None:

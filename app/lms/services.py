@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from lms.launch import LaunchData, replayed_launch
@@ -52,32 +52,23 @@ def _split_name(full_name: str) -> tuple[str, str]:
 
 
 def _identity_upsert(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity:
+    """The identity (and its user) for this LMS user, created or brought up to date.
+
+    A concurrent first launch of the same person makes one of the two INSERTs fail; the
+    caller retries the whole launch, which then finds the identity.
+    """
     identity = (
         LtiIdentity.objects.select_related("user").filter(consumer=consumer, lti_user_id=launch.user_id).first()
     )
     first_name, last_name = _split_name(launch.full_name)
     if identity is None:
-        try:
-            with transaction.atomic():
-                user = User(
-                    username=_username_for(consumer, launch.user_id),
-                    first_name=first_name,
-                    last_name=last_name,
-                    email=launch.email,
-                )
-                user.set_unusable_password()
-                user.save()
-                return LtiIdentity.objects.create(
-                    consumer=consumer,
-                    lti_user_id=launch.user_id,
-                    user=user,
-                    full_name=launch.full_name,
-                    email=launch.email,
-                )
-        except IntegrityError:
-            # The same person launched twice at once; the other launch created them.
-            identity = LtiIdentity.objects.select_related("user").get(consumer=consumer, lti_user_id=launch.user_id)
-
+        user = User(username=_username_for(consumer, launch.user_id), first_name=first_name, last_name=last_name,
+                    email=launch.email)
+        user.set_unusable_password()
+        user.save(force_insert=True)
+        return LtiIdentity.objects.create(
+            consumer=consumer, lti_user_id=launch.user_id, user=user, full_name=launch.full_name, email=launch.email
+        )
     identity_wanted = {"full_name": launch.full_name, "email": launch.email}
     _save_changed(identity, {f: v for f, v in identity_wanted.items() if v}, also=["updated_at"])
     user_wanted = {"first_name": first_name, "last_name": last_name} if launch.full_name else {}
@@ -114,56 +105,74 @@ def launch_record(*, consumer: Consumer, launch: LaunchData, user_agent: str = "
     Returns the launch log row and the one-time hand-off token for "continue in a new window".
     Raises LaunchRejected if the nonce was used meanwhile (a concurrent replay).
     """
-    now = timezone.now()
-    with transaction.atomic():
+    for attempt in (1, 2):
         try:
-            with transaction.atomic():
-                UsedNonce.objects.create(
-                    consumer=consumer, nonce=launch.nonce, expires_at=_nonce_expiry(launch.timestamp, now)
-                )
+            return _launch_record_once(consumer=consumer, launch=launch, user_agent=user_agent)
         except IntegrityError:
-            raise replayed_launch() from None
+            if attempt == 2:
+                raise
+            # Someone else's concurrent first launch of the same user, context or resource.
+    raise AssertionError("unreachable")
 
-        identity = _identity_upsert(consumer=consumer, launch=launch)
-        context = None
-        if launch.context_id:
-            context = _upsert(
-                Context,
-                unique={"consumer": consumer, "context_id": launch.context_id},
-                values={"title": launch.context_title, "label": launch.context_label, "updated_at": now},
-            )
-        resource = _upsert(
-            Resource,
-            unique={"consumer": consumer, "resource_link_id": launch.resource_link_id},
-            values={
-                "context": context,
-                "title": launch.resource_title,
-                "description": launch.resource_description,
-                "updated_at": now,
-            },
+
+def _nonce_use(*, consumer: Consumer, launch: LaunchData, now: datetime) -> bool:
+    """Record the nonce; False if this consumer used it before. One statement, no savepoint:
+    the unique constraint decides, ON CONFLICT keeps the transaction usable."""
+    table = UsedNonce._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer_id, nonce, expires_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (consumer_id, nonce) DO NOTHING RETURNING id",
+            [consumer.pk, launch.nonce, _nonce_expiry(launch.timestamp, now)],
         )
-        membership = _upsert(
-            ResourceMembership,
-            unique={"user": identity.user, "resource": resource},
-            values={
-                "role": launch.role,
-                "lti_roles": launch.roles,
-                "lis_result_sourcedid": launch.lis_result_sourcedid,
-                "lis_outcome_service_url": launch.lis_outcome_service_url,
-                "return_url": launch.return_url,
-                "last_launched_at": now,
-            },
+        return cursor.fetchone() is not None
+
+
+@transaction.atomic
+def _launch_record_once(*, consumer: Consumer, launch: LaunchData, user_agent: str) -> tuple[LaunchLog, str]:
+    now = timezone.now()
+    if not _nonce_use(consumer=consumer, launch=launch, now=now):
+        raise replayed_launch()
+    identity = _identity_upsert(consumer=consumer, launch=launch)
+    context = None
+    if launch.context_id:
+        context = _upsert(
+            Context,
+            unique={"consumer": consumer, "context_id": launch.context_id},
+            values={"title": launch.context_title, "label": launch.context_label, "updated_at": now},
         )
-        membership.user = identity.user
-        membership.resource = resource
-        token = secrets.token_urlsafe(32)
-        log = LaunchLog.objects.create(
-            membership=membership,
-            launched_at=now,
-            role=launch.role,
-            user_agent=user_agent[:500],
-            handoff_token_hash=handoff_token_hash(token),
-        )
+    resource = _upsert(
+        Resource,
+        unique={"consumer": consumer, "resource_link_id": launch.resource_link_id},
+        values={
+            "context": context,
+            "title": launch.resource_title,
+            "description": launch.resource_description,
+            "updated_at": now,
+        },
+    )
+    membership = _upsert(
+        ResourceMembership,
+        unique={"user": identity.user, "resource": resource},
+        values={
+            "role": launch.role,
+            "lti_roles": launch.roles,
+            "lis_result_sourcedid": launch.lis_result_sourcedid,
+            "lis_outcome_service_url": launch.lis_outcome_service_url,
+            "return_url": launch.return_url,
+            "last_launched_at": now,
+        },
+    )
+    membership.user = identity.user
+    membership.resource = resource
+    token = secrets.token_urlsafe(32)
+    log = LaunchLog.objects.create(
+        membership=membership,
+        launched_at=now,
+        role=launch.role,
+        user_agent=user_agent[:500],
+        handoff_token_hash=handoff_token_hash(token),
+    )
     return log, token
 
 

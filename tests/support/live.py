@@ -70,8 +70,15 @@ class LiveServer:
         self._drop()
 
 
-def start_live_server(tmp: Path, *, host: str = "localhost", extra_env: dict | None = None) -> LiveServer:
+def start_live_server(
+    tmp: Path, *, host: str = "localhost", extra_env: dict | None = None, database_port: int | None = None
+) -> LiveServer:
+    """Migrate a fresh database and start daphne on it. `database_port` reaches the same
+    PostgreSQL server through another port (a TcpProxy)."""
     database_url, drop = _fresh_database_url(tmp)
+    if database_port is not None:
+        parts = urlsplit(database_url)
+        database_url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{database_port}"))
     port = free_port()
     env = {
         **os.environ,
