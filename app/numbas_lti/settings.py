@@ -99,6 +99,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "PRE_PING": True,
         }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+if DATABASES["default"]["ENGINE"].startswith("dj_db_conn_pool") and DATABASES["default"]["CONN_MAX_AGE"]:
+    # Django must hand each connection back to the pool at the end of a request; with
+    # CONN_MAX_AGE it keeps them in threads that ASGI throws away, and the pool runs dry.
+    raise ImproperlyConfigured("DB_CONN_MAX_AGE must be 0 while DB_POOL is on (the pool keeps connections).")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

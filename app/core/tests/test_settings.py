@@ -1,0 +1,76 @@
+"""The settings module read in a fresh process with a given environment."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[2]
+
+PROBE = """
+import json
+from django.conf import settings
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "cache": settings.CACHES["default"]["BACKEND"],
+    "channels": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "huey": settings.HUEY["huey_class"],
+    "huey_immediate": settings.HUEY["immediate"],
+    "secure_cookies": [settings.SESSION_COOKIE_SECURE, settings.SESSION_COOKIE_SAMESITE, settings.CSRF_COOKIE_SAMESITE],
+    "proxy": settings.SECURE_PROXY_SSL_HEADER,
+}))
+"""
+
+
+def settings_with(tmp_path, **env):
+    clean = {k: v for k, v in os.environ.items() if k not in (
+        "DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "HUEY_IMMEDIATE", "DJANGO_SETTINGS_MODULE",
+        "BEHIND_TLS_PROXY", "COOKIES_SECURE", "DB_POOL", "DB_CONN_MAX_AGE")}
+    clean.update({"DJANGO_SETTINGS_MODULE": "numbas_lti.settings", "VAR_DIR": str(tmp_path), **env})
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup();" + PROBE],
+        cwd=APP, env=clean, capture_output=True, text=True, timeout=60,
+    )
+    return result
+
+
+def test_embedded_default_without_redis(tmp_path):
+    result = settings_with(tmp_path, DEBUG="1")
+    got = json.loads(result.stdout)
+    assert got["engine"] == "django.db.backends.sqlite3"
+    assert got["cache"].endswith("LocMemCache")
+    assert got["channels"] == "channels.layers.InMemoryChannelLayer"
+    assert got["huey"] == "huey.SqliteHuey" and got["huey_immediate"] is False
+    assert got["secure_cookies"] == [False, "Lax", "Lax"]
+
+
+def test_production_with_redis_postgres_and_proxy(tmp_path):
+    result = settings_with(
+        tmp_path,
+        SECRET_KEY="x" * 50,
+        DATABASE_URL="postgres://u:p@127.0.0.1:5432/db",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        BEHIND_TLS_PROXY="1",
+    )
+    got = json.loads(result.stdout)
+    assert got["engine"] == "dj_db_conn_pool.backends.postgresql"
+    assert got["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert got["channels"] == "channels_redis.core.RedisChannelLayer"
+    assert got["huey"] == "huey.RedisHuey"
+    assert got["secure_cookies"] == [True, "None", "None"]
+    assert got["proxy"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+def test_production_without_secret_key_refuses_to_start(tmp_path):
+    result = settings_with(tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_pool_with_persistent_connections_is_refused(tmp_path):
+    result = settings_with(
+        tmp_path, SECRET_KEY="x" * 50, DATABASE_URL="postgres://u:p@127.0.0.1:5432/db", DB_CONN_MAX_AGE="60"
+    )
+    assert result.returncode != 0
+    assert "DB_CONN_MAX_AGE must be 0 while DB_POOL is on" in result.stderr
