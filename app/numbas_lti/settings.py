@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "core",
     "lms",
     "portal",
+    "exams",
     "testlaunch",
 ]
 
@@ -195,6 +196,12 @@ STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
+
+# --- Exam packages (limits checked before anything is stored) -------------------------
+EXAM_MAX_UPLOAD_BYTES = env.int("EXAM_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)  # nginx client_max_body_size too
+EXAM_MAX_FILES = env.int("EXAM_MAX_FILES", default=5000)
+EXAM_MAX_EXPANDED_BYTES = env.int("EXAM_MAX_EXPANDED_BYTES", default=500 * 1024 * 1024)
+EXAM_MAX_COMPRESSION_RATIO = env.int("EXAM_MAX_COMPRESSION_RATIO", default=100)
 
 # --- Auth -----------------------------------------------------------------------------
 LOGIN_URL = "admin:login"

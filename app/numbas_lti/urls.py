@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("core.urls")),
     path("lti/", include("lms.urls")),
     path("resource/", include("portal.urls")),
+    path("resource/", include("exams.urls")),
     path("test-launch/", include("testlaunch.urls")),
     path("admin/", admin.site.urls),
 ]

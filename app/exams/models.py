@@ -1,0 +1,46 @@
+"""Numbas exam packages: each upload to a resource is a new version; attempts keep theirs."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from lms.models import Resource
+
+
+class ExamPackage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="exam_packages")
+    version = models.PositiveIntegerField()
+    title = models.CharField(max_length=500)
+    launch_href = models.CharField(max_length=1000, help_text="The SCO's launch file, relative to the package.")
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    numbas_version = models.CharField(max_length=100, blank=True)
+    structure = models.JSONField(default=list, blank=True, help_text="Questions and their parts, from source.exam.")
+    # Extracted under MEDIA_ROOT/exams/<directory>/: a random, unguessable name.
+    directory = models.CharField(max_length=100, unique=True)
+    file_count = models.PositiveIntegerField()
+    expanded_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    original_filename = models.CharField(max_length=255, blank=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["resource", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "version"], name="exam_version_unique_per_resource"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="exam_version_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.title} (v{self.version})"
+
+    @property
+    def launch_url(self) -> str:
+        return f"{settings.MEDIA_URL}exams/{self.directory}/{self.launch_href}"
+
+    @property
+    def question_count(self) -> int:
+        return len(self.structure)

@@ -1,0 +1,194 @@
+"""Reading and checking a Numbas SCORM package before anything is stored.
+
+`inspect_package` opens the zip, refuses anything unsafe or not a Numbas/SCORM package with
+a message a person understands, and returns what we need to know about it.
+`extract_package` writes its files under a directory, counting real bytes as it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from defusedxml import ElementTree as SafeET
+from django.conf import settings
+
+MANIFEST = "imsmanifest.xml"
+SOURCE = "source.exam"
+
+
+class PackageRejected(ValueError):
+    """The upload is not a usable exam package; the message says why, for an instructor."""
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    title: str
+    launch_href: str
+    duration_seconds: int | None
+    numbas_version: str
+    structure: list = field(default_factory=list)
+    file_count: int = 0
+    expanded_bytes: int = 0
+
+
+def _limits():
+    return (
+        settings.EXAM_MAX_FILES,
+        settings.EXAM_MAX_EXPANDED_BYTES,
+        settings.EXAM_MAX_COMPRESSION_RATIO,
+    )
+
+
+def _safe_name(name: str) -> str:
+    if "\\" in name or "\x00" in name:
+        raise PackageRejected(f"The package contains a file with an invalid name ({name[:80]!r}).")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise PackageRejected(f"The package contains a file with an absolute path ({name[:80]!r}).")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise PackageRejected(f"The package contains a path that leaves its folder ({name[:80]!r}).")
+    return "/".join(parts)
+
+
+def _members(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
+    max_files, max_bytes, max_ratio = _limits()
+    infos = archive.infolist()
+    if len(infos) > max_files:
+        raise PackageRejected(f"The package has {len(infos)} entries; at most {max_files} are allowed.")
+    members, total = [], 0
+    for info in infos:
+        name = _safe_name(info.filename)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise PackageRejected(f"The package contains a symbolic link ({info.filename[:80]!r}); links are not allowed.")
+        if info.flag_bits & 0x1:
+            raise PackageRejected("The package is encrypted (password-protected); upload it without a password.")
+        if info.is_dir() or not name:
+            continue
+        total += info.file_size
+        if info.file_size > 1024 * 1024 and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise PackageRejected(
+                f"The file {name[:80]!r} expands {info.file_size // max(info.compress_size, 1)} times its compressed "
+                "size; this looks like a zip bomb."
+            )
+        members.append((info, name))
+    if total > max_bytes:
+        raise PackageRejected(
+            f"The package expands to {total // (1024 * 1024)} MB; at most {max_bytes // (1024 * 1024)} MB are allowed."
+        )
+    return members
+
+
+def _launch_href(manifest_xml: bytes) -> tuple[str, str]:
+    """(launch href of the SCO, organization title) from imsmanifest.xml."""
+    try:
+        root = SafeET.fromstring(manifest_xml)
+    except Exception as error:  # defusedxml raises several kinds for hostile or broken XML
+        raise PackageRejected(f"imsmanifest.xml is not valid XML ({type(error).__name__}).") from None
+    href, title = "", ""
+    for element in root.iter():
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag == "resource" and not href:
+            scorm_type = next((v for k, v in element.attrib.items() if k.rsplit("}", 1)[-1] == "scormType"), "")
+            if scorm_type.lower() == "sco" and element.get("href"):
+                href = element.get("href")
+        elif tag == "organization" and not title:
+            child = next((c for c in element if c.tag.rsplit("}", 1)[-1] == "title"), None)
+            title = (child.text or "").strip() if child is not None else ""
+    return href, title
+
+
+def _parse_source(text: str) -> tuple[str, dict | None]:
+    first, _, rest = text.partition("\n")
+    version = first.removeprefix("// Numbas version:").strip() if first.startswith("// Numbas version:") else ""
+    try:
+        data = json.loads(rest if version or first.startswith("//") else text)
+    except ValueError:
+        return version, None
+    return version, data if isinstance(data, dict) else None
+
+
+def _structure(exam: dict) -> list[dict]:
+    questions = []
+    for group in exam.get("question_groups") or []:
+        for question in (group or {}).get("questions") or []:
+            parts = [
+                {"type": str(p.get("type", "")), "marks": p.get("marks")}
+                for p in (question.get("parts") or [])
+                if isinstance(p, dict)
+            ]
+            questions.append({"name": str(question.get("name", ""))[:500], "parts": parts})
+    return questions
+
+
+def inspect_package(upload: BinaryIO, *, size: int) -> PackageInfo:
+    if size > settings.EXAM_MAX_UPLOAD_BYTES:
+        raise PackageRejected(
+            f"The file is {size // (1024 * 1024)} MB; exam packages can be at most "
+            f"{settings.EXAM_MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+        )
+    try:
+        archive = zipfile.ZipFile(upload)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise PackageRejected(
+            "This is not a zip file. Download the exam from the Numbas editor as a SCORM package (.zip) and upload that."
+        ) from None
+    with archive:
+        members = _members(archive)
+        names = {name for _, name in members}
+        if MANIFEST not in names:
+            raise PackageRejected(
+                "The zip has no imsmanifest.xml at its top level, so it is not a SCORM package. In the Numbas editor, "
+                "use Download → SCORM package."
+            )
+        href, manifest_title = _launch_href(_read(archive, MANIFEST))
+        href = _safe_name(href.split("?", 1)[0].split("#", 1)[0]) if href else "index.html"
+        if href not in names:
+            raise PackageRejected(f"The package's launch file {href!r} is not in the zip.")
+        version, exam = ("", None)
+        if SOURCE in names:
+            version, exam = _parse_source(_read(archive, SOURCE).decode("utf-8", errors="replace"))
+        exam = exam or {}
+        duration = exam.get("duration")
+        return PackageInfo(
+            title=(str(exam.get("name") or "") or manifest_title or "Untitled exam")[:500],
+            launch_href=href,
+            duration_seconds=int(duration) if isinstance(duration, (int, float)) and duration > 0 else None,
+            numbas_version=version[:100],
+            structure=_structure(exam),
+            file_count=len(members),
+            expanded_bytes=sum(info.file_size for info, _ in members),
+        )
+
+
+def _read(archive: zipfile.ZipFile, name: str, limit: int = 20 * 1024 * 1024) -> bytes:
+    info = next(i for i in archive.infolist() if _safe_name(i.filename) == name)
+    with archive.open(info) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise PackageRejected(f"{name} is larger than {limit // (1024 * 1024)} MB.")
+    return data
+
+
+def extract_package(upload: BinaryIO, destination: Path) -> None:
+    """Write every file of an inspected package under `destination` (which must not exist).
+    The real number of bytes written is counted, whatever the zip's headers claim."""
+    _, max_bytes, _ = _limits()
+    written = 0
+    destination.mkdir(parents=True)
+    with zipfile.ZipFile(upload) as archive:
+        for info, name in _members(archive):
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, open(target, "wb") as sink:
+                while chunk := source.read(1024 * 1024):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise PackageRejected("The package expands to more than is allowed.")
+                    sink.write(chunk)

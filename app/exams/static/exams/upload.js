@@ -1,0 +1,39 @@
+// Upload an exam package with a progress bar; the server answers JSON.
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("exam-upload");
+  if (!form) return;
+  const progress = document.getElementById("exam-upload-progress");
+  const status = document.getElementById("exam-upload-status");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const request = new XMLHttpRequest();
+    request.open("POST", form.action);
+    request.setRequestHeader("X-Requested-With", "XMLHttpRequest");
+    request.upload.addEventListener("progress", (e) => {
+      if (e.lengthComputable) progress.value = Math.round((100 * e.loaded) / e.total);
+    });
+    request.addEventListener("load", () => {
+      let body = {};
+      try { body = JSON.parse(request.responseText); } catch (e) { /* not JSON */ }
+      if (request.status === 201) {
+        status.textContent = `Uploaded “${body.title}” as version ${body.version} (${body.questions} questions).`;
+        status.dataset.state = "ok";
+        setTimeout(() => window.location.reload(), 800);
+      } else {
+        status.textContent = body.error || `The upload failed (HTTP ${request.status}).`;
+        status.dataset.state = "error";
+        progress.hidden = true;
+      }
+    });
+    request.addEventListener("error", () => {
+      status.textContent = "The upload was interrupted. Check your connection and try again.";
+      status.dataset.state = "error";
+      progress.hidden = true;
+    });
+    progress.hidden = false;
+    progress.value = 0;
+    status.textContent = "Uploading…";
+    status.dataset.state = "busy";
+    request.send(new FormData(form));
+  });
+});

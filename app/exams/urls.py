@@ -1,0 +1,9 @@
+from django.urls import path
+
+from exams import views
+
+app_name = "exams"
+
+urlpatterns = [
+    path("<int:resource_id>/instructor/exam/", views.upload, name="upload"),
+]
