@@ -3,6 +3,14 @@ import pytest
 from lms.services import consumer_create_or_update
 
 
+@pytest.fixture(autouse=True)
+def _media_in_tmp(request, tmp_path):
+    """Uploaded exams go to a temporary MEDIA_ROOT, never into the repository's var/."""
+    if "settings" in request.fixturenames or request.node.get_closest_marker("django_db") or "db" in request.fixturenames:
+        settings = request.getfixturevalue("settings")
+        settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
 @pytest.fixture
 def consumer(db):
     consumer, _, _ = consumer_create_or_update(key="moodle-key", secret="moodle-secret", name="University Moodle")

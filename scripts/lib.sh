@@ -74,3 +74,14 @@ stop_services() {
   fi
   return 0
 }
+
+# ensure_node_modules: install the browser dependencies (package-lock.json) when they changed.
+ensure_node_modules() {
+  local stamp="$REPO_DIR/node_modules/.installed-lock"
+  if [ ! -f "$stamp" ] || ! cmp -s "$stamp" "$REPO_DIR/package-lock.json"; then
+    command -v npm >/dev/null 2>&1 || { echo "npm is needed (apt-get install npm, or Node.js 18+)." >&2; return 1; }
+    log "Installing browser dependencies (npm ci)"
+    (cd "$REPO_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$REPO_DIR/package-lock.json" "$stamp"
+  fi
+}

@@ -2,8 +2,10 @@
 
 from django.urls import path
 
+from attempts.consumers import AttemptConsumer
 from core.consumers import WhoAmIConsumer
 
 websocket_urlpatterns = [
     path("ws/whoami/", WhoAmIConsumer.as_asgi()),
+    path("ws/attempt/<int:attempt_id>/", AttemptConsumer.as_asgi()),
 ]

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "lms",
     "portal",
     "exams",
+    "attempts",
     "testlaunch",
 ]
 
@@ -192,6 +193,8 @@ ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=[])]
 
 # --- Static and media -----------------------------------------------------------------
 STATIC_URL = "/static/"
+# scorm-again (npm, see package.json) provides the SCORM 2004 API of the attempt page.
+STATICFILES_DIRS = [("scorm-again", str(REPO_DIR / "node_modules" / "scorm-again" / "dist"))]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
@@ -202,6 +205,11 @@ EXAM_MAX_UPLOAD_BYTES = env.int("EXAM_MAX_UPLOAD_BYTES", default=100 * 1024 * 10
 EXAM_MAX_FILES = env.int("EXAM_MAX_FILES", default=5000)
 EXAM_MAX_EXPANDED_BYTES = env.int("EXAM_MAX_EXPANDED_BYTES", default=500 * 1024 * 1024)
 EXAM_MAX_COMPRESSION_RATIO = env.int("EXAM_MAX_COMPRESSION_RATIO", default=100)
+
+# --- Attempt data (batches from the attempt page) ---------------------------------------
+ATTEMPT_MAX_BATCH_CHANGES = env.int("ATTEMPT_MAX_BATCH_CHANGES", default=1000)
+ATTEMPT_MAX_VALUE_CHARS = env.int("ATTEMPT_MAX_VALUE_CHARS", default=4 * 1024 * 1024)
+ATTEMPT_MAX_BATCH_CHARS = env.int("ATTEMPT_MAX_BATCH_CHARS", default=8 * 1024 * 1024)
 
 # --- Auth -----------------------------------------------------------------------------
 LOGIN_URL = "admin:login"

@@ -7,6 +7,7 @@ urlpatterns = [
     path("lti/", include("lms.urls")),
     path("resource/", include("portal.urls")),
     path("resource/", include("exams.urls")),
+    path("", include("attempts.urls")),
     path("test-launch/", include("testlaunch.urls")),
     path("admin/", admin.site.urls),
 ]

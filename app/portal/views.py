@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.shortcuts import render
 
+from attempts import selectors as attempt_selectors
 from exams import selectors as exam_selectors
 
 from portal.access import resource_view
@@ -8,7 +9,23 @@ from portal.access import resource_view
 
 @resource_view(instructor=False)
 def student(request, membership):
-    return render(request, "portal/student.html", {"membership": membership, "resource": membership.resource})
+    settings_ = attempt_selectors.resource_settings(resource_id=membership.resource_id)
+    attempts = attempt_selectors.attempts_of(membership=membership)
+    for attempt in attempts:
+        attempt.show_score = settings_.show_score == "always" or (
+            settings_.show_score == "complete" and attempt.is_ended
+        ) or (settings_.show_score == "review" and attempt.is_ended and settings_.allow_review)
+    return render(
+        request,
+        "portal/student.html",
+        {
+            "membership": membership,
+            "resource": membership.resource,
+            "attempts": attempts,
+            "options": attempt_selectors.attempt_options(membership=membership),
+            "settings": settings_,
+        },
+    )
 
 
 @resource_view(instructor=True)

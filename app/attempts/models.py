@@ -1,0 +1,121 @@
+"""Attempts at a resource's exam and every value the exam stores (SCORM 2004 run-time data).
+
+Each element change is appended to `ElementChange` (never updated); `Element` holds the
+current value per (attempt, key), updated in the same transaction, so that resuming and
+reports never scan the history. A client batch is stored once: `Batch` is unique per
+(attempt, batch id).
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from exams.models import ExamPackage
+from lms.models import Resource
+
+
+class ShowScore(models.TextChoices):
+    ALWAYS = "always", "Always"
+    WHEN_COMPLETE = "complete", "When the attempt is complete"
+    IN_REVIEW = "review", "Only when reviewing"
+    NEVER = "never", "Never"
+
+
+class ResourceSettings(models.Model):
+    """How students may attempt a resource's exam."""
+
+    resource = models.OneToOneField(Resource, on_delete=models.CASCADE, primary_key=True, related_name="settings")
+    max_attempts = models.PositiveIntegerField(default=1, help_text="0 means unlimited.")
+    available_from = models.DateTimeField(null=True, blank=True)
+    available_until = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    allow_review = models.BooleanField(default=True)
+    show_score = models.CharField(max_length=20, choices=ShowScore.choices, default=ShowScore.ALWAYS)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(available_from__isnull=True) | Q(available_until__isnull=True)
+                | Q(available_from__lt=models.F("available_until")),
+                name="settings_window_ordered",
+            ),
+        ]
+
+
+class CompletionStatus(models.TextChoices):
+    NOT_ATTEMPTED = "not attempted"
+    INCOMPLETE = "incomplete"
+    COMPLETED = "completed"
+    UNKNOWN = "unknown"
+
+
+class Attempt(models.Model):
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="attempts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attempts")
+    exam = models.ForeignKey(ExamPackage, on_delete=models.PROTECT, related_name="attempts")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    completion_status = models.CharField(max_length=20, default=CompletionStatus.NOT_ATTEMPTED)
+    success_status = models.CharField(max_length=20, default="unknown")
+    score_raw = models.FloatField(null=True, blank=True)
+    score_min = models.FloatField(null=True, blank=True)
+    score_max = models.FloatField(null=True, blank=True)
+    score_scaled = models.FloatField(null=True, blank=True)
+    # The window allowed to write: opening the attempt elsewhere takes over (see services).
+    writer_token = models.CharField(max_length=64, blank=True)
+    last_saved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["resource", "user", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "user", "number"], name="attempt_number_unique"),
+        ]
+        indexes = [models.Index(fields=["resource", "user"])]
+
+    def __str__(self):
+        return f"Attempt {self.number} by {self.user} at {self.resource}"
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_at is not None
+
+
+class Batch(models.Model):
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="batches")
+    batch_id = models.CharField(max_length=64)
+    content_hash = models.CharField(max_length=64)
+    element_count = models.PositiveIntegerField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "batches"
+        constraints = [models.UniqueConstraint(fields=["attempt", "batch_id"], name="batch_unique_per_attempt")]
+
+
+class ElementChange(models.Model):
+    """Append-only: one row per SetValue the exam made."""
+
+    id = models.BigAutoField(primary_key=True)
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="changes")
+    key = models.CharField(max_length=255)
+    value = models.TextField()
+    sequence = models.BigIntegerField()
+    client_time = models.DateTimeField(null=True)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="changes")
+
+    class Meta:
+        indexes = [models.Index(fields=["attempt", "sequence"])]
+
+
+class Element(models.Model):
+    """The current value of one key in one attempt."""
+
+    id = models.BigAutoField(primary_key=True)
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="elements")
+    key = models.CharField(max_length=255)
+    value = models.TextField()
+    sequence = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["attempt", "key"], name="element_unique_per_attempt")]

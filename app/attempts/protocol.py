@@ -1,0 +1,104 @@
+"""The attempt-data protocol between the attempt page and the server (websocket or HTTP).
+
+A batch, as the browser sends it:
+    {"type": "batch", "batch": "<client id>", "token": "<writer token>",
+     "changes": [{"seq": 17, "key": "cmi.location", "value": "3", "t": 1732540000123}, ...],
+     "terminate": false}
+`parse_batch` turns untrusted JSON into a `ParsedBatch` or raises `ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from django.conf import settings
+
+BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+KEY = re.compile(r"^(cmi|adl|numbas)\.[A-Za-z0-9_.{}=:-]{1,240}$")
+MAX_SEQUENCE = 2**53
+
+
+class ProtocolError(ValueError):
+    def __init__(self, code: str, message: str, batch_id: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.batch_id = code, message, batch_id
+
+
+@dataclass(frozen=True)
+class Change:
+    sequence: int
+    key: str
+    value: str
+    client_time: datetime | None
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    batch_id: str
+    token: str
+    changes: tuple[Change, ...]
+    terminate: bool
+    content_hash: str
+
+
+def _client_time(raw) -> datetime | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not (0 <= raw < 10**14):
+        raise ValueError("t must be milliseconds since 1970")
+    return datetime.fromtimestamp(raw / 1000, tz=timezone.utc)
+
+
+def parse_batch(message) -> ParsedBatch:
+    if not isinstance(message, dict):
+        raise ProtocolError("invalid", "A batch must be a JSON object.")
+    batch_id = message.get("batch")
+    if not isinstance(batch_id, str) or not BATCH_ID.match(batch_id):
+        raise ProtocolError("invalid", "The batch id must be 8 to 64 letters, digits, - or _.")
+    token = message.get("token")
+    if not isinstance(token, str) or len(token) > 64:
+        raise ProtocolError("invalid", "The batch has no valid writer token.", batch_id)
+    changes = message.get("changes")
+    if not isinstance(changes, list):
+        raise ProtocolError("invalid", "changes must be a list.", batch_id)
+    if len(changes) > settings.ATTEMPT_MAX_BATCH_CHANGES:
+        raise ProtocolError(
+            "too_large", f"A batch may hold at most {settings.ATTEMPT_MAX_BATCH_CHANGES} changes.", batch_id
+        )
+    terminate = message.get("terminate", False)
+    if not isinstance(terminate, bool):
+        raise ProtocolError("invalid", "terminate must be true or false.", batch_id)
+    parsed, total = [], 0
+    for index, change in enumerate(changes):
+        try:
+            if not isinstance(change, dict):
+                raise ValueError("each change must be an object")
+            sequence, key, value = change.get("seq"), change.get("key"), change.get("value")
+            if isinstance(sequence, bool) or not isinstance(sequence, int) or not (0 <= sequence < MAX_SEQUENCE):
+                raise ValueError("seq must be a whole number")
+            if not isinstance(key, str) or not KEY.match(key):
+                raise ValueError("key must be a SCORM data model element name")
+            if not isinstance(value, str):
+                raise ValueError("value must be a string")
+            if "\x00" in value:
+                raise ValueError("value must not contain NUL characters")
+            if len(value) > settings.ATTEMPT_MAX_VALUE_CHARS:
+                raise ValueError(f"value is longer than {settings.ATTEMPT_MAX_VALUE_CHARS} characters")
+            total += len(value)
+            parsed.append(Change(sequence, key, value, _client_time(change.get("t"))))
+        except ValueError as error:
+            raise ProtocolError("invalid", f"Change {index}: {error}.", batch_id) from None
+    if total > settings.ATTEMPT_MAX_BATCH_CHARS:
+        raise ProtocolError("too_large", "The batch is too large; send it in smaller pieces.", batch_id)
+    content = json.dumps([[c.sequence, c.key, c.value] for c in parsed] + [terminate], separators=(",", ":"))
+    return ParsedBatch(
+        batch_id=batch_id,
+        token=token,
+        changes=tuple(parsed),
+        terminate=terminate,
+        content_hash=hashlib.sha256(content.encode()).hexdigest(),
+    )

@@ -1,0 +1,84 @@
+"""Reads for attempts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Max
+from django.utils import timezone
+
+from attempts.models import Attempt, Element, ResourceSettings
+from exams.models import ExamPackage
+from exams.selectors import exam_current
+from lms.models import ResourceMembership
+
+
+@dataclass(frozen=True)
+class AttemptOptions:
+    can_start: bool
+    reason: str  # why not, for the student; empty when they can
+    exam: ExamPackage | None
+    attempts_used: int
+    attempts_allowed: int  # 0: unlimited
+
+
+def resource_settings(*, resource_id: int) -> ResourceSettings:
+    return ResourceSettings.objects.filter(resource_id=resource_id).first() or ResourceSettings(resource_id=resource_id)
+
+
+def attempts_of(*, membership: ResourceMembership) -> list[Attempt]:
+    return list(
+        Attempt.objects.filter(resource_id=membership.resource_id, user_id=membership.user_id)
+        .select_related("exam")
+        .order_by("number")
+    )
+
+
+def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptions:
+    now = now or timezone.now()
+    settings = resource_settings(resource_id=membership.resource_id)
+    exam = exam_current(resource_id=membership.resource_id)
+    attempts = attempts_of(membership=membership)
+    used = len(attempts)
+
+    def refuse(reason):
+        return AttemptOptions(False, reason, exam, used, settings.max_attempts)
+
+    if exam is None:
+        return refuse("There is no exam in this activity yet. Your instructor has to add one first.")
+    if settings.available_from and now < settings.available_from:
+        return refuse(f"This exam opens on {timezone.localtime(settings.available_from):%-d %B %Y at %H:%M}.")
+    if settings.available_until and now >= settings.available_until:
+        return refuse(f"This exam closed on {timezone.localtime(settings.available_until):%-d %B %Y at %H:%M}.")
+    if any(not a.is_ended for a in attempts):
+        return refuse("You have an attempt in progress: resume it instead of starting a new one.")
+    if settings.max_attempts and used >= settings.max_attempts:
+        return refuse(
+            f"You have used all {settings.max_attempts} attempt{'s' if settings.max_attempts != 1 else ''} allowed."
+        )
+    return AttemptOptions(True, "", exam, used, settings.max_attempts)
+
+
+def attempt_for_user(*, attempt_id: int, user) -> tuple[Attempt | None, str]:
+    """The attempt and how this user may open it: "owner", "instructor" (read only) or ""."""
+    if not user.is_authenticated:
+        return None, ""
+    attempt = Attempt.objects.select_related("exam", "resource", "user").filter(pk=attempt_id).first()
+    if attempt is None:
+        return None, ""
+    if attempt.user_id == user.pk:
+        return attempt, "owner"
+    is_instructor = ResourceMembership.objects.filter(
+        resource_id=attempt.resource_id, user=user, role="instructor"
+    ).exists()
+    return (attempt, "instructor") if is_instructor else (None, "")
+
+
+def attempt_values(*, attempt_id: int) -> tuple[dict[str, str], int]:
+    """Current values and the next sequence number a writer must use."""
+    values = dict(Element.objects.filter(attempt_id=attempt_id).values_list("key", "value"))
+    last = Element.objects.filter(attempt_id=attempt_id).aggregate(m=Max("sequence"))["m"]
+    from attempts.models import ElementChange
+
+    last_change = ElementChange.objects.filter(attempt_id=attempt_id).aggregate(m=Max("sequence"))["m"]
+    return values, max(last or 0, last_change or 0) + 1

@@ -1,0 +1,210 @@
+"""Writes for attempts: starting one, taking over its window, and storing batches of
+run-time data — each batch in one transaction, acknowledged only after it commits."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from attempts import selectors
+from attempts.models import Attempt, Batch, Element, ElementChange, ResourceSettings
+from attempts.protocol import ParsedBatch
+from lms.models import ResourceMembership
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_KEYS = {
+    "cmi.completion_status": "completion_status",
+    "cmi.success_status": "success_status",
+    "cmi.score.raw": "score_raw",
+    "cmi.score.min": "score_min",
+    "cmi.score.max": "score_max",
+    "cmi.score.scaled": "score_scaled",
+}
+ENDING_EXITS = {"normal", "time-out", "logout"}
+
+
+class AttemptRefused(Exception):
+    """A student may not do this now; the message says why."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BatchRefused(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def attempt_group(attempt_id: int) -> str:
+    return f"attempt.{attempt_id}"
+
+
+def resource_settings_get_or_create(*, resource) -> ResourceSettings:
+    return ResourceSettings.objects.get_or_create(resource=resource)[0]
+
+
+@transaction.atomic
+def attempt_start(*, membership: ResourceMembership) -> Attempt:
+    """Start the student's next attempt on the resource's current exam, if the resource's
+    settings allow it now."""
+    # Lock the membership so that two clicks cannot both start "attempt 2".
+    ResourceMembership.objects.select_for_update().filter(pk=membership.pk).first()
+    options = selectors.attempt_options(membership=membership)
+    if not options.can_start:
+        raise AttemptRefused(options.reason)
+    last = Attempt.objects.filter(resource_id=membership.resource_id, user_id=membership.user_id).aggregate(
+        n=Max("number")
+    )["n"]
+    return Attempt.objects.create(
+        resource_id=membership.resource_id, user_id=membership.user_id, exam=options.exam, number=(last or 0) + 1
+    )
+
+
+def attempt_take_over(*, attempt: Attempt) -> str:
+    """Make the window being opened the attempt's only writer; tell any other window."""
+    token = secrets.token_urlsafe(24)
+    Attempt.objects.filter(pk=attempt.pk).update(writer_token=token)
+    attempt.writer_token = token
+    layer = get_channel_layer()
+    if layer is not None:
+        try:
+            async_to_sync(layer.group_send)(
+                attempt_group(attempt.pk), {"type": "attempt.taken_over", "token": token}
+            )
+        except Exception:  # the other window also learns it on its next write
+            logger.warning("Could not notify other windows of attempt %s", attempt.pk, exc_info=True)
+    return token
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    stored: bool  # False: this batch had been stored before (a re-send)
+    ended: bool
+
+
+def _placeholders(rows: int, columns: int) -> str:
+    row = "(" + ",".join(["%s"] * columns) + ")"
+    return ",".join([row] * rows)
+
+
+def _latest_per_key(batch: ParsedBatch):
+    latest = {}
+    for change in batch.changes:
+        if change.key not in latest or latest[change.key].sequence < change.sequence:
+            latest[change.key] = change
+    return list(latest.values())
+
+
+def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchResult:
+    """Store a batch of changes once, in one transaction.
+
+    The same batch id again with the same content is acknowledged without storing anything;
+    with other content it is refused. Only the attempt's current writer window may write,
+    and only while the attempt is open.
+    """
+    now = timezone.now()
+    batch_table, attempt_table = Batch._meta.db_table, Attempt._meta.db_table
+    change_table, element_table = ElementChange._meta.db_table, Element._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {batch_table} (attempt_id, batch_id, content_hash, element_count, received_at) "
+            f"SELECT id, %s, %s, %s, %s FROM {attempt_table} WHERE id = %s AND user_id = %s "
+            "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id",
+            [batch.batch_id, batch.content_hash, len(batch.changes), now, attempt_id, user_id],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(
+                f"SELECT b.content_hash, a.ended_at IS NOT NULL FROM {batch_table} b JOIN {attempt_table} a "
+                "ON a.id = b.attempt_id WHERE b.attempt_id = %s AND a.user_id = %s AND b.batch_id = %s",
+                [attempt_id, user_id, batch.batch_id],
+            )
+            existing = cursor.fetchone()
+            if existing is None:
+                raise BatchRefused("forbidden", "This attempt is not yours.")
+            if existing[0] != batch.content_hash:
+                raise BatchRefused("batch_reused", "This batch id was already used for different changes.")
+            return BatchResult(stored=False, ended=bool(existing[1]))
+        batch_pk = row[0]
+
+        cursor.execute(
+            f"UPDATE {attempt_table} SET last_saved_at = %s WHERE id = %s AND writer_token = %s AND ended_at IS NULL",
+            [now, attempt_id, batch.token],
+        )
+        if cursor.rowcount == 0:
+            cursor.execute(f"SELECT ended_at IS NOT NULL FROM {attempt_table} WHERE id = %s", [attempt_id])
+            if cursor.fetchone()[0]:
+                raise BatchRefused("ended", "This attempt has ended; its answers can no longer be changed.")
+            raise BatchRefused("taken_over", "This attempt was opened in another window, which now saves it.")
+
+        changes = batch.changes
+        for start in range(0, len(changes), 500):
+            chunk = changes[start : start + 500]
+            params = []
+            for c in chunk:
+                params += [attempt_id, c.key, c.value, c.sequence, c.client_time, batch_pk]
+            cursor.execute(
+                f"INSERT INTO {change_table} (attempt_id, key, value, sequence, client_time, batch_id) "
+                f"VALUES {_placeholders(len(chunk), 6)}",
+                params,
+            )
+        latest = _latest_per_key(batch)
+        for start in range(0, len(latest), 500):
+            chunk = latest[start : start + 500]
+            params = []
+            for c in chunk:
+                params += [attempt_id, c.key, c.value, c.sequence]
+            cursor.execute(
+                f"INSERT INTO {element_table} AS e (attempt_id, key, value, sequence) "
+                f"VALUES {_placeholders(len(chunk), 4)} "
+                "ON CONFLICT (attempt_id, key) DO UPDATE SET value = excluded.value, sequence = excluded.sequence "
+                "WHERE e.sequence < excluded.sequence",
+                params,
+            )
+        ended = False
+        if batch.terminate or any(c.key in SUMMARY_KEYS for c in latest):
+            ended = _attempt_summary_update(cursor, attempt_id=attempt_id, terminate=batch.terminate, now=now)
+    return BatchResult(stored=True, ended=ended)
+
+
+def _attempt_summary_update(cursor, *, attempt_id: int, terminate: bool, now) -> bool:
+    """Copy completion, success and score from the current values onto the attempt row; on
+    Terminate, end the attempt unless the exam suspended it."""
+    keys = [*SUMMARY_KEYS, "cmi.exit"]
+    cursor.execute(
+        f"SELECT key, value FROM {Element._meta.db_table} WHERE attempt_id = %s AND key IN ({','.join(['%s'] * len(keys))})",
+        [attempt_id, *keys],
+    )
+    values = dict(cursor.fetchall())
+    fields = {}
+    for key, field in SUMMARY_KEYS.items():
+        if key in values:
+            if field.startswith("score_"):
+                try:
+                    fields[field] = float(values[key])
+                except ValueError:
+                    continue
+            else:
+                fields[field] = values[key][:20]
+    exit_value = values.get("cmi.exit", "")
+    ended = terminate and exit_value != "suspend" and (
+        exit_value in ENDING_EXITS or values.get("cmi.completion_status") == "completed"
+    )
+    if ended:
+        fields["ended_at"] = now
+    if fields:
+        assignments = ", ".join(f"{name} = %s" for name in fields)
+        cursor.execute(
+            f"UPDATE {Attempt._meta.db_table} SET {assignments} WHERE id = %s", [*fields.values(), attempt_id]
+        )
+    return ended

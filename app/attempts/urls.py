@@ -1,0 +1,12 @@
+from django.urls import path
+
+from attempts import views
+
+app_name = "attempts"
+
+urlpatterns = [
+    path("resource/<int:resource_id>/attempts/start/", views.start, name="start"),
+    path("attempt/<int:attempt_id>/", views.run, name="run"),
+    path("attempt/<int:attempt_id>/state/", views.state, name="state"),
+    path("attempt/<int:attempt_id>/batches/", views.batches, name="batches"),
+]

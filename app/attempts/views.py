@@ -1,0 +1,103 @@
+"""Starting, running and saving attempts. Every view checks the attempt's owner (or an
+instructor of its resource, read-only)."""
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import JsonResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from attempts import selectors, services
+from attempts.protocol import ProtocolError, parse_batch
+from portal.access import resource_view
+
+
+@require_POST
+@resource_view(instructor=False)
+def start(request, membership):
+    try:
+        attempt = services.attempt_start(membership=membership)
+    except services.AttemptRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("portal:student", resource_id=membership.resource_id)
+    return redirect("attempts:run", attempt_id=attempt.pk)
+
+
+def _not_yours(request, status=403):
+    return render(request, "attempts/not_yours.html", {"status": status}, status=status)
+
+
+@require_GET
+@never_cache
+def run(request, attempt_id: int):
+    """The attempt page: defines the SCORM API and hosts the exam in an iframe."""
+    attempt, access = selectors.attempt_for_user(attempt_id=attempt_id, user=request.user)
+    if attempt is None:
+        return _not_yours(request, 401 if not request.user.is_authenticated else 403)
+    review = access != "owner" or attempt.is_ended
+    if review and access == "owner" and not selectors.resource_settings(resource_id=attempt.resource_id).allow_review:
+        return render(request, "attempts/no_review.html", {"attempt": attempt}, status=403)
+    token = "" if review else services.attempt_take_over(attempt=attempt)
+    config = {
+        "attemptId": attempt.pk,
+        "mode": "review" if review else "normal",
+        "token": token,
+        "stateUrl": reverse("attempts:state", kwargs={"attempt_id": attempt.pk}),
+        "batchUrl": reverse("attempts:batches", kwargs={"attempt_id": attempt.pk}),
+        "socketPath": f"/ws/attempt/{attempt.pk}/",
+        "examUrl": attempt.exam.launch_url,
+        "backUrl": reverse("portal:student", kwargs={"resource_id": attempt.resource_id}),
+        "csrfToken": get_token(request),
+    }
+    return render(request, "attempts/run.html", {"attempt": attempt, "config": config, "review": review})
+
+
+@require_GET
+@never_cache
+def state(request, attempt_id: int):
+    """What the SCORM API starts from: current values and the learner's details."""
+    attempt, access = selectors.attempt_for_user(attempt_id=attempt_id, user=request.user)
+    if attempt is None:
+        return JsonResponse({"error": "This attempt is not yours."}, status=401 if not request.user.is_authenticated else 403)
+    values, next_sequence = selectors.attempt_values(attempt_id=attempt.pk)
+    review = access != "owner" or attempt.is_ended
+    has_suspend = bool(values.get("cmi.suspend_data"))
+    entry = "resume" if (values.get("cmi.exit") == "suspend" or has_suspend) and not review else ""
+    user = attempt.user
+    return JsonResponse(
+        {
+            "values": values,
+            "next_sequence": next_sequence,
+            "entry": entry if values else "ab-initio",
+            "mode": "review" if review else "normal",
+            "learner_id": str(user.pk),
+            "learner_name": user.get_full_name() or user.get_username(),
+            "numbas": {"user_role": "instructor" if access == "instructor" else "learner", "review_allowed": "true"},
+        }
+    )
+
+
+@require_POST
+def batches(request, attempt_id: int):
+    """HTTP fallback for the websocket: store one batch, answer after it is committed."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": {"code": "not_authenticated", "message": "Please open the exam from your course again."}}, status=401)
+    if len(request.body) > settings.ATTEMPT_MAX_BATCH_CHARS * 2:
+        return JsonResponse({"error": {"code": "too_large", "message": "The batch is too large."}}, status=413)
+    try:
+        batch = parse_batch(json.loads(request.body or b"null"))
+    except ValueError as error:  # ProtocolError is a ValueError; so is invalid JSON
+        code = error.code if isinstance(error, ProtocolError) else "invalid"
+        message = error.message if isinstance(error, ProtocolError) else "The batch is not valid JSON."
+        return JsonResponse({"error": {"code": code, "message": message}}, status=413 if code == "too_large" else 400)
+    try:
+        result = services.batch_store(attempt_id=attempt_id, user_id=request.user.pk, batch=batch)
+    except services.BatchRefused as refused:
+        status = {"forbidden": 403, "batch_reused": 409, "taken_over": 409, "ended": 409}[refused.code]
+        return JsonResponse({"error": {"code": refused.code, "message": refused.message}, "batch": batch.batch_id}, status=status)
+    return JsonResponse({"ack": batch.batch_id, "stored": result.stored, "ended": result.ended})
