@@ -14,8 +14,8 @@ from django.conf import settings  # noqa: E402
 
 from numbas_lti.routing import websocket_urlpatterns  # noqa: E402
 
-if settings.DEBUG:
-    # In production nginx serves /static/; in development daphne does.
+if settings.SERVE_FILES:
+    # In production nginx serves /static/; in development and tests daphne does.
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     django_http = ASGIStaticFilesHandler(django_http)

@@ -197,6 +197,8 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [("scorm-again", str(REPO_DIR / "node_modules" / "scorm-again" / "dist"))]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 MEDIA_URL = "/media/"
+# Serve /static/ and /media/ from daphne (development, tests). In production nginx does.
+SERVE_FILES = env.bool("SERVE_FILES", default=DEBUG)
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 

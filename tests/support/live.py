@@ -59,6 +59,25 @@ class LiveServer:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
+    def query(self, sql: str, params=()) -> list[tuple]:
+        """Read the server's database directly (PostgreSQL or SQLite)."""
+        url = self.env["DATABASE_URL"]
+        if url.startswith("sqlite"):
+            import sqlite3
+
+            conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+            sql = sql.replace("%s", "?")
+        else:
+            import psycopg2
+
+            conn = psycopg2.connect(url)
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            conn.close()
+
     def stop(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -89,6 +108,7 @@ def start_live_server(
         "FRAME_ANCESTORS": "'self' http://127.0.0.1:*",  # the test LMS pages
         "ALLOWED_HOSTS": "localhost,127.0.0.1",
         "VAR_DIR": str(tmp / "var"),
+        "SERVE_FILES": "1",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }

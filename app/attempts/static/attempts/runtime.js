@@ -153,8 +153,10 @@
   }
 
   let flushTimer = null;
+  const recorded = {}; // key -> last value the exam set (for diagnostics and tests)
   function record(key, value) {
     if (review || stopped) return;
+    recorded[key] = String(value);
     buffer.push({ seq: nextSequence++, key, value: String(value), t: Date.now() });
     if (buffer.length >= MAX_BATCH) flush(false);
     clearTimeout(flushTimer);
@@ -279,6 +281,10 @@
     document.getElementById("exam-frame").src = config.examUrl;
   }
 
-  window.numbasLtiAttempt = { flush, status: () => ({ pending: pending.length, buffer: buffer.length, stopped, ended }) };
+  window.numbasLtiAttempt = {
+    flush,
+    recorded,
+    status: () => ({ pending: pending.length, buffer: buffer.length, stopped, ended }),
+  };
   start();
 })();
