@@ -28,6 +28,18 @@ def daphne_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def demo_server(tmp_path_factory):
+    """A daphne whose demo consumer and resource (with the demo exam) exist."""
+    from tests.support.attempt_page import DEMO_SECRET
+    from tests.support.live import start_live_server
+
+    server = start_live_server(tmp_path_factory.mktemp("demo"))
+    server.manage("ensure_demo_data", "--secret", DEMO_SECRET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def chromium():
     import os
 

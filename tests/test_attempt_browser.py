@@ -4,78 +4,23 @@ or the whole network drops out."""
 
 import pytest
 
-from tests.support import lms as test_lms
-from tests.support.lms_page import iframe_launch_html, serve_html
+from tests.support.attempt_page import (
+    DEMO_SECRET,
+    answer,
+    assert_database_equals_exam,
+    attempt_id_of,
+    database_values,
+    launch_student,
+    start_attempt,
+    wait_saved,
+)
 from tests.support.live import start_live_server
 from tests.support.tcpproxy import TcpProxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SECRET = "attempt-secret"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = start_live_server(tmp_path_factory.mktemp("attempts"), host="localhost")
-    server.manage("ensure_demo_data", "--secret", SECRET)
-    yield server
-    server.stop()
-
-
-def launch_student(page, base_url, user_id):
-    params = test_lms.sign(
-        test_lms.launch_params(user_id=user_id, resource_link_id="demo-exam", context_id="demo-course",
-                               lis_person_name_full=f"Student {user_id}"),
-        key="demo", secret=SECRET, url=f"{base_url}/lti/launch/",
-    )
-    html = iframe_launch_html(f"{base_url}/lti/launch/", params).replace('target="tool"', "")
-    with serve_html(html) as lms_url:
-        page.goto(lms_url)
-        page.get_by_test_id("student-page").wait_for(timeout=15000)
-
-
-def start_attempt(page):
-    page.get_by_test_id("start-attempt").click()
-    exam = page.frame_locator("#exam-frame")
-    exam.locator("#answer-q0p0").wait_for(timeout=15000)
-    return exam
-
-
-def answer(exam, part, value):
-    field = exam.locator(f"#answer-{part}")
-    field.fill(value)
-    field.dispatch_event("change")
-
-
-def wait_saved(page, timeout=15000):
-    page.wait_for_function(
-        "document.getElementById('save-status').dataset.state === 'saved'", timeout=timeout
-    )
-
-
-def database_values(server, attempt_id):
-    rows = server.query("SELECT key, value FROM attempts_element WHERE attempt_id = %s", (attempt_id,))
-    return dict(rows)
-
-
-def attempt_id_of(page):
-    return int(page.url.rstrip("/").rsplit("/", 1)[1])
-
-
-def assert_database_equals_exam(page, server):
-    attempt_id = attempt_id_of(page)
-    recorded = page.evaluate("window.numbasLtiAttempt.recorded")
-    stored = database_values(server, attempt_id)
-    assert {k: stored.get(k) for k in recorded} == recorded
-    history = server.query(
-        "SELECT count(*), count(DISTINCT sequence) FROM attempts_elementchange WHERE attempt_id = %s",
-        (attempt_id,),
-    )[0]
-    assert history[0] == history[1], "a change was stored twice"
-    return attempt_id
-
-
-def test_attempt_answer_reload_end_review(server, page):
-    launch_student(page, server.url, "browser-1")
+def test_attempt_answer_reload_end_review(demo_server, page):
+    server = demo_server
+    launch_student(page, demo_server.url, "browser-1")
     exam = start_attempt(page)
     answer(exam, "q0p0", "4")
     answer(exam, "q1p0", "13")
@@ -112,9 +57,10 @@ def test_attempt_answer_reload_end_review(server, page):
     assert page.locator(".badge").inner_text() == "Review (read-only)"
 
 
-def test_websocket_down_changes_go_over_http(server, page):
+def test_websocket_down_changes_go_over_http(demo_server, page):
+    server = demo_server
     page.route_web_socket("**/ws/attempt/**", lambda ws: ws.close())
-    launch_student(page, server.url, "browser-2")
+    launch_student(page, demo_server.url, "browser-2")
     exam = start_attempt(page)
     for part, value in (("q0p0", "4"), ("q0p1", "41"), ("q1p0", "11")):
         answer(exam, part, value)
@@ -127,7 +73,7 @@ def test_network_down_changes_wait_in_the_browser_and_are_resent(tmp_path, page)
     # A daphne reached only through a proxy that the test can cut.
     server = start_live_server(tmp_path, host="localhost")
     try:
-        server.manage("ensure_demo_data", "--secret", SECRET)
+        server.manage("ensure_demo_data", "--secret", DEMO_SECRET)
         port = int(server.url.rsplit(":", 1)[1])
         proxy = TcpProxy(port)
         base = f"http://localhost:{proxy.port}"

@@ -203,7 +203,9 @@
   const WRITE_ONLY = new Set(["cmi.exit", "cmi.session_time"]);
   const EXTRA = /^(numbas\.|cmi\.interactions\.\d+\.staged_answer$)/;
 
-  function buildApi(state) {
+  function buildApi(state, options) {
+    const keep = !options || options.record !== false;
+    const save = (key, value) => { if (keep) record(key, value); };
     const api = new window.Scorm2004API({ autocommit: false, lmsCommitUrl: false, logLevel: 5 });
     const flat = {};
     const extra = {};
@@ -233,15 +235,17 @@
       if (EXTRA.test(String(element)) && api.isInitialized() && !api.isTerminated()) {
         api.lastErrorCode = "0";
         extra[element] = String(value);
-        record(element, value);
+        save(element, value);
         return "true";
       }
       const result = setValue(element, value);
-      if (result === "true") record(element, value);
+      if (result === "true") save(element, value);
       return result;
     };
-    api.on("Commit", () => flush(false));
-    api.on("Terminate", () => flush(true));
+    if (keep) {
+      api.on("Commit", () => flush(false));
+      api.on("Terminate", () => flush(true));
+    }
     return api;
   }
 
@@ -283,6 +287,8 @@
 
   window.numbasLtiAttempt = {
     flush,
+    // A fresh API built the same way as the page's, that saves nothing (conformance checks).
+    newApi: (state) => buildApi(Object.assign({ values: {}, learner_id: "0", learner_name: "", entry: "ab-initio", mode: "normal" }, state), { record: false }),
     recorded,
     status: () => ({ pending: pending.length, buffer: buffer.length, stopped, ended }),
   };

@@ -1,0 +1,62 @@
+"""Driving the attempt page in Chromium: launch a student into the demo resource, start an
+attempt, answer the demo exam, and compare the server's database with what the exam set."""
+
+from tests.support import lms as test_lms
+from tests.support.lms_page import iframe_launch_html, serve_html
+
+DEMO_SECRET = "attempt-secret"
+
+
+def launch_student(page, base_url, user_id):
+    params = test_lms.sign(
+        test_lms.launch_params(user_id=user_id, resource_link_id="demo-exam", context_id="demo-course",
+                               lis_person_name_full=f"Student {user_id}"),
+        key="demo", secret=DEMO_SECRET, url=f"{base_url}/lti/launch/",
+    )
+    html = iframe_launch_html(f"{base_url}/lti/launch/", params).replace('target="tool"', "")
+    with serve_html(html) as lms_url:
+        page.goto(lms_url)
+        page.get_by_test_id("student-page").wait_for(timeout=15000)
+
+
+def start_attempt(page):
+    page.get_by_test_id("start-attempt").click()
+    exam = page.frame_locator("#exam-frame")
+    exam.locator("#answer-q0p0").wait_for(timeout=15000)
+    return exam
+
+
+def answer(exam, part, value):
+    field = exam.locator(f"#answer-{part}")
+    field.fill(value)
+    field.dispatch_event("change")
+
+
+def wait_saved(page, timeout=15000):
+    page.wait_for_function(
+        "document.getElementById('save-status').dataset.state === 'saved'", timeout=timeout
+    )
+
+
+def database_values(server, attempt_id):
+    rows = server.query("SELECT key, value FROM attempts_element WHERE attempt_id = %s", (attempt_id,))
+    return dict(rows)
+
+
+def attempt_id_of(page):
+    return int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
+def assert_database_equals_exam(page, server):
+    attempt_id = attempt_id_of(page)
+    recorded = page.evaluate("window.numbasLtiAttempt.recorded")
+    stored = database_values(server, attempt_id)
+    assert {k: stored.get(k) for k in recorded} == recorded
+    history = server.query(
+        "SELECT count(*), count(DISTINCT sequence) FROM attempts_elementchange WHERE attempt_id = %s",
+        (attempt_id,),
+    )[0]
+    assert history[0] == history[1], "a change was stored twice"
+    return attempt_id
+
+
