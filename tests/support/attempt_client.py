@@ -1,0 +1,68 @@
+"""A student without a browser: launches, starts an attempt and speaks the attempt-data
+protocol (websocket or HTTP) the way the attempt page does. Used by tests and bench/."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import requests
+
+from tests.support import lms as test_lms
+
+
+class Student:
+    def __init__(self, base_url: str, *, key: str, secret: str, user_id: str,
+                 resource_link_id: str = "demo-exam", context_id: str = "demo-course", roles: str = "Learner"):
+        self.base_url, self.key, self.secret = base_url, key, secret
+        self.user_id, self.resource_link_id, self.context_id, self.roles = user_id, resource_link_id, context_id, roles
+        self.http = requests.Session()
+        self.resource_page = ""
+
+    def launch(self) -> "Student":
+        params = test_lms.sign(
+            test_lms.launch_params(user_id=self.user_id, resource_link_id=self.resource_link_id,
+                                   context_id=self.context_id, roles=self.roles),
+            key=self.key, secret=self.secret, url=f"{self.base_url}/lti/launch/",
+        )
+        response = self.http.post(f"{self.base_url}/lti/launch/", data=params, allow_redirects=False)
+        assert response.status_code == 302, response.text[:500]
+        self.resource_page = response.headers["Location"].split("?")[0]
+        return self
+
+    def start_attempt(self) -> int:
+        page = self.http.get(self.base_url + self.resource_page)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        action = re.search(r'action="(/resource/\d+/attempts/start/)"', page.text).group(1)
+        response = self.http.post(self.base_url + action, data={"csrfmiddlewaretoken": token},
+                                  headers={"Referer": self.base_url + self.resource_page}, allow_redirects=False)
+        assert response.status_code == 302 and "/attempt/" in response.headers["Location"], response.text[:300]
+        return int(response.headers["Location"].strip("/").rsplit("/", 1)[1])
+
+    def open_attempt(self, attempt_id: int) -> dict:
+        """GET the attempt page (which takes over the attempt) and return its config."""
+        page = self.http.get(f"{self.base_url}/attempt/{attempt_id}/")
+        match = re.search(r'<script id="attempt-config" type="application/json">(.*?)</script>', page.text, re.S)
+        return json.loads(match.group(1)) if match else {"status": page.status_code}
+
+    @property
+    def cookie_header(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+
+    def websocket_url(self, config: dict) -> str:
+        return self.base_url.replace("http", "ws", 1) + f"{config['socketPath']}?token={config['token']}"
+
+    def post_batch(self, attempt_id: int, message: dict) -> requests.Response:
+        return self.http.post(f"{self.base_url}/attempt/{attempt_id}/batches/", data=json.dumps(message),
+                              headers={"Content-Type": "application/json", "X-CSRFToken": self.http.cookies.get("csrftoken", "")})
+
+
+def batch(token: str, changes: list[tuple[str, str]], first_sequence: int, *, terminate=False) -> dict:
+    return {
+        "type": "batch",
+        "batch": uuid.uuid4().hex,
+        "token": token,
+        "changes": [{"seq": first_sequence + i, "key": k, "value": v, "t": 1764000000000} for i, (k, v) in enumerate(changes)],
+        "terminate": terminate,
+    }
