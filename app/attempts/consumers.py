@@ -1,11 +1,15 @@
 """The websocket transport for attempt data. Only the attempt's owner, in the window that
 currently holds the attempt, may write; every batch is acknowledged after its commit."""
 
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections, connections
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
 
 from attempts import selectors, services
 from attempts.protocol import ProtocolError, parse_batch
@@ -16,21 +20,36 @@ CLOSE_TAKEN_OVER = 4409
 CLOSE_ENDED = 4410
 
 
+# Database work for attempt data runs on a few threads of its own, each keeping its
+# connection between batches (no pool checkout, ping and return per batch). Not Channels'
+# database_sync_to_async: that queues every session of the process behind one thread.
+_db_threads = ThreadPoolExecutor(max_workers=settings.ATTEMPT_DB_THREADS, thread_name_prefix="attempt-db")
+
+
 def _in_worker(function, *args, **kwargs):
-    close_old_connections()
     try:
         return function(*args, **kwargs)
-    finally:
-        connections.close_all()  # hands pooled connections back
+    except (InterfaceError, OperationalError):
+        # The connection broke (database restarted?): drop it; the next batch reconnects and
+        # the browser re-sends what was not acknowledged.
+        connections["default"].close()
+        raise
 
 
-def _db(function):
-    """Run database work in the shared thread pool, not the one thread that Channels'
-    database_sync_to_async would queue every session of this process behind."""
-    return sync_to_async(lambda *a, **k: _in_worker(function, *a, **k), thread_sensitive=False)
+async def _db(function, *args, **kwargs):
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_db_threads, functools.partial(_in_worker, function, *args, **kwargs))
 
 
 class AttemptConsumer(AsyncJsonWebsocketConsumer):
+    async def dispatch(self, message):
+        # Channels closes "old" connections before every message, with a hop to its one
+        # sync thread; our database threads manage their own connections (see _in_worker).
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self):
         await self.accept()
         user = self.scope.get("user")
@@ -38,7 +57,7 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
         attempt_id = self.scope["url_route"]["kwargs"]["attempt_id"]
-        attempt, access = await _db(selectors.attempt_for_user)(attempt_id=attempt_id, user=user)
+        attempt, access = await _db(selectors.attempt_for_user, attempt_id=attempt_id, user=user)
         if attempt is None or access != "owner":
             await self.send_json({"type": "error", "code": "forbidden", "message": "This attempt is not yours."})
             await self.close(code=CLOSE_FORBIDDEN)
@@ -72,7 +91,7 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
                                   "message": "The batch's writer token is not this connection's."})
             return
         try:
-            result = await _db(services.batch_store)(attempt_id=self.attempt_id, user_id=self.user_id, batch=batch)
+            result = await _db(services.batch_store, attempt_id=self.attempt_id, user_id=self.user_id, batch=batch)
         except services.BatchRefused as refused:
             await self.send_json({"type": "error", "batch": batch.batch_id, "code": refused.code, "message": refused.message})
             if refused.code in ("taken_over", "ended", "forbidden"):

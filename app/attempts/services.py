@@ -106,75 +106,131 @@ def _latest_per_key(batch: ParsedBatch):
 
 
 def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchResult:
-    """Store a batch of changes once, in one transaction.
+    """Store a batch of changes once, all or nothing.
 
     The same batch id again with the same content is acknowledged without storing anything;
-    with other content it is refused. Only the attempt's current writer window may write,
-    and only while the attempt is open.
+    with other content it is refused. Only the attempt's owner, in the window that currently
+    holds the attempt, may write, and only while the attempt is open.
     """
     now = timezone.now()
-    batch_table, attempt_table = Batch._meta.db_table, Attempt._meta.db_table
-    change_table, element_table = ElementChange._meta.db_table, Element._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {batch_table} (attempt_id, batch_id, content_hash, element_count, received_at) "
-            f"SELECT id, %s, %s, %s, %s FROM {attempt_table} WHERE id = %s AND user_id = %s "
-            "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id",
-            [batch.batch_id, batch.content_hash, len(batch.changes), now, attempt_id, user_id],
+    latest = _latest_per_key(batch)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            batch_pk = _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now)
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            batch_pk = _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now)
+    if batch_pk is None:
+        return _not_stored(attempt_id=attempt_id, user_id=user_id, batch=batch)
+    ended = False
+    if batch.terminate or any(c.key in SUMMARY_KEYS for c in latest):
+        with transaction.atomic(), connection.cursor() as cursor:
+            ended = _attempt_summary_update(cursor, attempt_id=attempt_id, terminate=batch.terminate, now=now)
+    return BatchResult(stored=True, ended=ended)
+
+
+_T = {
+    "batch": Batch._meta.db_table,
+    "attempt": Attempt._meta.db_table,
+    "change": ElementChange._meta.db_table,
+    "element": Element._meta.db_table,
+}
+_UPSERT_ELEMENT = (
+    "ON CONFLICT (attempt_id, key) DO UPDATE SET value = excluded.value, sequence = excluded.sequence "
+    "WHERE e.sequence < excluded.sequence"
+)
+
+
+def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
+    """PostgreSQL: the whole batch in one statement (so one round trip and its own
+    transaction): record the batch if the writer may write, then its history and the
+    current values. Returns the batch's id, or None if nothing was stored."""
+    changes = batch.changes
+    history_rows = ",".join(["(%s, %s, %s::bigint, %s::timestamptz)"] * len(changes))
+    current_rows = ",".join(["(%s, %s, %s::bigint)"] * len(latest))
+    params = [batch.batch_id, batch.content_hash, len(changes), now, attempt_id, user_id, batch.token, now]
+    for c in changes:
+        params += [c.key, c.value, c.sequence, c.client_time]
+    sql = (
+        f"WITH b AS (INSERT INTO {_T['batch']} (attempt_id, batch_id, content_hash, element_count, received_at) "
+        f"SELECT a.id, %s, %s, %s, %s FROM {_T['attempt']} a "
+        "WHERE a.id = %s AND a.user_id = %s AND a.writer_token = %s AND a.ended_at IS NULL "
+        "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id, attempt_id), "
+        f"u AS (UPDATE {_T['attempt']} SET last_saved_at = %s WHERE id = (SELECT attempt_id FROM b)) "
+    )
+    if changes:
+        sql += (
+            f", h AS (INSERT INTO {_T['change']} (attempt_id, key, value, sequence, client_time, batch_id) "
+            f"SELECT b.attempt_id, v.key, v.value, v.seq, v.t, b.id FROM b CROSS JOIN (VALUES {history_rows}) "
+            "AS v(key, value, seq, t)) "
         )
-        row = cursor.fetchone()
-        if row is None:
-            cursor.execute(
-                f"SELECT b.content_hash, a.ended_at IS NOT NULL FROM {batch_table} b JOIN {attempt_table} a "
-                "ON a.id = b.attempt_id WHERE b.attempt_id = %s AND a.user_id = %s AND b.batch_id = %s",
-                [attempt_id, user_id, batch.batch_id],
-            )
-            existing = cursor.fetchone()
-            if existing is None:
-                raise BatchRefused("forbidden", "This attempt is not yours.")
+        params += [attempt_id]
+        for c in latest:
+            params += [c.key, c.value, c.sequence]
+        sql += (
+            f", c AS (INSERT INTO {_T['element']} AS e (attempt_id, key, value, sequence) "
+            f"SELECT %s, v.key, v.value, v.seq FROM (VALUES {current_rows}) AS v(key, value, seq) "
+            f"WHERE EXISTS (SELECT 1 FROM b) {_UPSERT_ELEMENT}) "
+        )
+    cursor.execute(sql + "SELECT id FROM b", params)
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
+    """The same as _store_in_one_statement for databases without data-modifying CTEs
+    (SQLite, the embedded development default), inside the caller's transaction."""
+    cursor.execute(
+        f"INSERT INTO {_T['batch']} (attempt_id, batch_id, content_hash, element_count, received_at) "
+        f"SELECT id, %s, %s, %s, %s FROM {_T['attempt']} "
+        "WHERE id = %s AND user_id = %s AND writer_token = %s AND ended_at IS NULL "
+        "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id",
+        [batch.batch_id, batch.content_hash, len(batch.changes), now, attempt_id, user_id, batch.token],
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    batch_pk = row[0]
+    cursor.execute(f"UPDATE {_T['attempt']} SET last_saved_at = %s WHERE id = %s", [now, attempt_id])
+    for start in range(0, len(batch.changes), 500):
+        chunk = batch.changes[start : start + 500]
+        params = [v for c in chunk for v in (attempt_id, c.key, c.value, c.sequence, c.client_time, batch_pk)]
+        cursor.execute(
+            f"INSERT INTO {_T['change']} (attempt_id, key, value, sequence, client_time, batch_id) "
+            f"VALUES {_placeholders(len(chunk), 6)}",
+            params,
+        )
+    for start in range(0, len(latest), 500):
+        chunk = latest[start : start + 500]
+        params = [v for c in chunk for v in (attempt_id, c.key, c.value, c.sequence)]
+        cursor.execute(
+            f"INSERT INTO {_T['element']} AS e (attempt_id, key, value, sequence) "
+            f"VALUES {_placeholders(len(chunk), 4)} {_UPSERT_ELEMENT}",
+            params,
+        )
+    return batch_pk
+
+
+def _not_stored(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchResult:
+    """Nothing was stored: a re-sent batch (acknowledge it again), or a refusal that says why."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT b.content_hash, a.ended_at IS NOT NULL FROM {_T['batch']} b JOIN {_T['attempt']} a "
+            "ON a.id = b.attempt_id WHERE b.attempt_id = %s AND a.user_id = %s AND b.batch_id = %s",
+            [attempt_id, user_id, batch.batch_id],
+        )
+        existing = cursor.fetchone()
+        if existing is not None:
             if existing[0] != batch.content_hash:
                 raise BatchRefused("batch_reused", "This batch id was already used for different changes.")
             return BatchResult(stored=False, ended=bool(existing[1]))
-        batch_pk = row[0]
-
-        cursor.execute(
-            f"UPDATE {attempt_table} SET last_saved_at = %s WHERE id = %s AND writer_token = %s AND ended_at IS NULL",
-            [now, attempt_id, batch.token],
-        )
-        if cursor.rowcount == 0:
-            cursor.execute(f"SELECT ended_at IS NOT NULL FROM {attempt_table} WHERE id = %s", [attempt_id])
-            if cursor.fetchone()[0]:
-                raise BatchRefused("ended", "This attempt has ended; its answers can no longer be changed.")
-            raise BatchRefused("taken_over", "This attempt was opened in another window, which now saves it.")
-
-        changes = batch.changes
-        for start in range(0, len(changes), 500):
-            chunk = changes[start : start + 500]
-            params = []
-            for c in chunk:
-                params += [attempt_id, c.key, c.value, c.sequence, c.client_time, batch_pk]
-            cursor.execute(
-                f"INSERT INTO {change_table} (attempt_id, key, value, sequence, client_time, batch_id) "
-                f"VALUES {_placeholders(len(chunk), 6)}",
-                params,
-            )
-        latest = _latest_per_key(batch)
-        for start in range(0, len(latest), 500):
-            chunk = latest[start : start + 500]
-            params = []
-            for c in chunk:
-                params += [attempt_id, c.key, c.value, c.sequence]
-            cursor.execute(
-                f"INSERT INTO {element_table} AS e (attempt_id, key, value, sequence) "
-                f"VALUES {_placeholders(len(chunk), 4)} "
-                "ON CONFLICT (attempt_id, key) DO UPDATE SET value = excluded.value, sequence = excluded.sequence "
-                "WHERE e.sequence < excluded.sequence",
-                params,
-            )
-        ended = False
-        if batch.terminate or any(c.key in SUMMARY_KEYS for c in latest):
-            ended = _attempt_summary_update(cursor, attempt_id=attempt_id, terminate=batch.terminate, now=now)
-    return BatchResult(stored=True, ended=ended)
+        cursor.execute(f"SELECT user_id, ended_at IS NOT NULL FROM {_T['attempt']} WHERE id = %s", [attempt_id])
+        attempt = cursor.fetchone()
+    if attempt is None or attempt[0] != user_id:
+        raise BatchRefused("forbidden", "This attempt is not yours.")
+    if attempt[1]:
+        raise BatchRefused("ended", "This attempt has ended; its answers can no longer be changed.")
+    raise BatchRefused("taken_over", "This attempt was opened in another window, which now saves it.")
 
 
 def _attempt_summary_update(cursor, *, attempt_id: int, terminate: bool, now) -> bool:
