@@ -80,6 +80,7 @@ def make_batch(token, sequence, size, suspend_bytes=0):
 class Session:
     def __init__(self, spec):
         self.spec, self.sequence, self.sent, self.acked, self.latencies = spec, 1, 0, 0, []
+        self.sent_at: list[float] = []
         self.waiting: dict[str, tuple[float, asyncio.Future, int]] = {}
 
     async def run(self, http: aiohttp.ClientSession, body, connect_within: float = 0):
@@ -104,6 +105,7 @@ class Session:
             if data.get("type") == "ack" and data["batch"] in self.waiting:
                 started, future, size = self.waiting.pop(data["batch"])
                 self.latencies.append(time.perf_counter() - started)
+                self.sent_at.append(started)
                 self.acked += size
                 future.set_result(True)
             elif data.get("type") == "error":
@@ -159,8 +161,9 @@ def stored(server, attempts):
     return server.query(f"SELECT count(*) FROM attempts_elementchange WHERE attempt_id IN ({placeholders})", tuple(attempts))[0][0]
 
 
-def report(name, sessions, elapsed, server, failures=()):
+def report(name, sessions, elapsed, server, failures=(), steady_from=None):
     latencies = [x * 1000 for s in sessions for x in s.latencies]
+    steady = [x * 1000 for s in sessions for x, at in zip(s.latencies, s.sent_at) if steady_from and at >= steady_from]
     sent = sum(s.sent for s in sessions)
     acked = sum(s.acked for s in sessions)
     in_db = stored(server, [s.spec["attempt"] for s in sessions])
@@ -168,6 +171,9 @@ def report(name, sessions, elapsed, server, failures=()):
     print(f"  elements committed/s   {acked / elapsed:,.0f}")
     print(f"  ack latency p50/p99    {statistics.median(latencies):.1f} / {percentile(latencies, 99):.1f} ms "
           f"(max {max(latencies):.1f} ms, {len(latencies)} batches)")
+    if steady:
+        print(f"  steady state p50/p99   {statistics.median(steady):.1f} / {percentile(steady, 99):.1f} ms "
+              f"(batches sent after every session had connected: {len(steady)})")
     print(f"  sent / acked / stored  {sent} / {acked} / {in_db}" + ("   OK" if sent == acked == in_db else "   MISMATCH"))
     if failures:
         print(f"  sessions that failed   {len(failures)}: {failures[:3]}")
@@ -204,8 +210,10 @@ def main():
                 raise
             report("(a) saturating, batches of 50", sessions, elapsed, server)
             if live_specs:
+                began = time.perf_counter()
                 sessions, elapsed, failures = asyncio.run(live(live_specs, args.live_seconds, args.interval, args.ramp))
-                report(f"(b) live load, 20 elements (one 5 KB) every {args.interval:.0f} s", sessions, elapsed, server, failures)
+                report(f"(b) live load, 20 elements (one 5 KB) every {args.interval:.0f} s", sessions, elapsed, server,
+                       failures, steady_from=began + args.ramp + args.interval)
         finally:
             if second is not None:
                 second.terminate()

@@ -97,7 +97,11 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
             if refused.code in ("taken_over", "ended", "forbidden"):
                 await self.close(code={"taken_over": CLOSE_TAKEN_OVER, "ended": CLOSE_ENDED}.get(refused.code, CLOSE_FORBIDDEN))
             return
-        await self.send_json({"type": "ack", "batch": batch.batch_id, "stored": result.stored, "ended": result.ended})
+        # batch ids are [A-Za-z0-9_-] (checked by parse_batch): safe to format directly
+        await self.send(
+            text_data=f'{{"type": "ack", "batch": "{batch.batch_id}", "stored": {str(result.stored).lower()}, '
+            f'"ended": {str(result.ended).lower()}}}'
+        )
 
     async def decode_json(self, text_data):
         import json

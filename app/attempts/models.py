@@ -67,7 +67,6 @@ class Attempt(models.Model):
     last_saved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["resource", "user", "number"]
         constraints = [
             models.UniqueConstraint(fields=["resource", "user", "number"], name="attempt_number_unique"),
         ]

@@ -33,7 +33,11 @@ class Change:
     sequence: int
     key: str
     value: str
-    client_time: datetime | None
+    client_ms: int | float | None  # the browser's clock, milliseconds since 1970
+
+    @property
+    def client_time(self) -> datetime | None:
+        return None if self.client_ms is None else datetime.fromtimestamp(self.client_ms / 1000, tz=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,12 @@ class ParsedBatch:
     content_hash: str
 
 
-def _client_time(raw) -> datetime | None:
+def _client_ms(raw) -> int | float | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not (0 <= raw < 10**14):
         raise ValueError("t must be milliseconds since 1970")
-    return datetime.fromtimestamp(raw / 1000, tz=timezone.utc)
+    return raw
 
 
 def parse_batch(message) -> ParsedBatch:
@@ -89,7 +93,7 @@ def parse_batch(message) -> ParsedBatch:
             if len(value) > settings.ATTEMPT_MAX_VALUE_CHARS:
                 raise ValueError(f"value is longer than {settings.ATTEMPT_MAX_VALUE_CHARS} characters")
             total += len(value)
-            parsed.append(Change(sequence, key, value, _client_time(change.get("t"))))
+            parsed.append(Change(sequence, key, value, _client_ms(change.get("t"))))
         except ValueError as error:
             raise ProtocolError("invalid", f"Change {index}: {error}.", batch_id) from None
     if total > settings.ATTEMPT_MAX_BATCH_CHARS:

@@ -63,8 +63,9 @@ def attempt_for_user(*, attempt_id: int, user) -> tuple[Attempt | None, str]:
     """The attempt and how this user may open it: "owner", "instructor" (read only) or ""."""
     if not user.is_authenticated:
         return None, ""
-    attempt = Attempt.objects.select_related("exam", "resource", "user").filter(pk=attempt_id).first()
-    if attempt is None:
+    try:
+        attempt = Attempt.objects.select_related("exam", "user").get(pk=attempt_id)
+    except Attempt.DoesNotExist:
         return None, ""
     if attempt.user_id == user.pk:
         return attempt, "owner"

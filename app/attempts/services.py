@@ -146,11 +146,11 @@ def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
     transaction): record the batch if the writer may write, then its history and the
     current values. Returns the batch's id, or None if nothing was stored."""
     changes = batch.changes
-    history_rows = ",".join(["(%s, %s, %s::bigint, %s::timestamptz)"] * len(changes))
+    history_rows = ",".join(["(%s, %s, %s::bigint, to_timestamp(%s::double precision / 1000))"] * len(changes))
     current_rows = ",".join(["(%s, %s, %s::bigint)"] * len(latest))
     params = [batch.batch_id, batch.content_hash, len(changes), now, attempt_id, user_id, batch.token, now]
     for c in changes:
-        params += [c.key, c.value, c.sequence, c.client_time]
+        params += [c.key, c.value, c.sequence, c.client_ms]
     sql = (
         f"WITH b AS (INSERT INTO {_T['batch']} (attempt_id, batch_id, content_hash, element_count, received_at) "
         f"SELECT a.id, %s, %s, %s, %s FROM {_T['attempt']} a "
