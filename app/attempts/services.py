@@ -123,7 +123,8 @@ def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
     if batch_pk is None:
         return _not_stored(attempt_id=attempt_id, user_id=user_id, batch=batch)
     ended = False
-    if batch.terminate or any(c.key in SUMMARY_KEYS for c in latest):
+    summarised = connection.vendor == "postgresql"  # the one statement updated the summary
+    if batch.terminate or (not summarised and any(c.key in SUMMARY_KEYS for c in latest)):
         with transaction.atomic(), connection.cursor() as cursor:
             ended = _attempt_summary_update(cursor, attempt_id=attempt_id, terminate=batch.terminate, now=now)
     return BatchResult(stored=True, ended=ended)
@@ -141,38 +142,58 @@ _UPSERT_ELEMENT = (
 )
 
 
+_NUMBER = r"^\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+def _summary_from(rows: str) -> str:
+    """SET clauses copying completion, success and scores from the current values just
+    written (`rows`: a CTE returning key, value) onto the attempt row."""
+    clauses = []
+    for key, field in SUMMARY_KEYS.items():
+        value = f"(SELECT value FROM {rows} WHERE key = '{key}')"
+        if field.startswith("score_"):
+            value = f"(SELECT CASE WHEN value ~ '{_NUMBER}' THEN value::double precision END FROM {rows} WHERE key = '{key}')"
+        else:
+            value = f"left({value}, 20)"
+        clauses.append(f"{field} = COALESCE({value}, a.{field})")
+    return ", ".join(clauses)
+
+
 def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
     """PostgreSQL: the whole batch in one statement (so one round trip and its own
-    transaction): record the batch if the writer may write, then its history and the
-    current values. Returns the batch's id, or None if nothing was stored."""
+    transaction): record the batch if the writer may write, its history, the current values
+    (newer sequence wins) and the attempt's summary. Returns the batch's id, or None if
+    nothing was stored."""
     changes = batch.changes
-    history_rows = ",".join(["(%s, %s, %s::bigint, to_timestamp(%s::double precision / 1000))"] * len(changes))
-    current_rows = ",".join(["(%s, %s, %s::bigint)"] * len(latest))
-    params = [batch.batch_id, batch.content_hash, len(changes), now, attempt_id, user_id, batch.token, now]
-    for c in changes:
-        params += [c.key, c.value, c.sequence, c.client_ms]
+    params = [batch.batch_id, batch.content_hash, len(changes), now, attempt_id, user_id, batch.token]
     sql = (
         f"WITH b AS (INSERT INTO {_T['batch']} (attempt_id, batch_id, content_hash, element_count, received_at) "
         f"SELECT a.id, %s, %s, %s, %s FROM {_T['attempt']} a "
         "WHERE a.id = %s AND a.user_id = %s AND a.writer_token = %s AND a.ended_at IS NULL "
-        "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id, attempt_id), "
-        f"u AS (UPDATE {_T['attempt']} SET last_saved_at = %s WHERE id = (SELECT attempt_id FROM b)) "
+        "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id, attempt_id)"
     )
+    summary = "last_saved_at = %s"
     if changes:
-        sql += (
-            f", h AS (INSERT INTO {_T['change']} (attempt_id, key, value, sequence, client_time, batch_id) "
-            f"SELECT b.attempt_id, v.key, v.value, v.seq, v.t, b.id FROM b CROSS JOIN (VALUES {history_rows}) "
-            "AS v(key, value, seq, t)) "
-        )
+        history_rows = ",".join(["(%s, %s, %s::bigint, to_timestamp(%s::double precision / 1000))"] * len(changes))
+        current_rows = ",".join(["(%s, %s, %s::bigint)"] * len(latest))
+        for c in changes:
+            params += [c.key, c.value, c.sequence, c.client_ms]
         params += [attempt_id]
         for c in latest:
             params += [c.key, c.value, c.sequence]
         sql += (
+            f", h AS (INSERT INTO {_T['change']} (attempt_id, key, value, sequence, client_time, batch_id) "
+            f"SELECT b.attempt_id, v.key, v.value, v.seq, v.t, b.id FROM b CROSS JOIN (VALUES {history_rows}) "
+            "AS v(key, value, seq, t))"
             f", c AS (INSERT INTO {_T['element']} AS e (attempt_id, key, value, sequence) "
             f"SELECT %s, v.key, v.value, v.seq FROM (VALUES {current_rows}) AS v(key, value, seq) "
-            f"WHERE EXISTS (SELECT 1 FROM b) {_UPSERT_ELEMENT}) "
+            f"WHERE EXISTS (SELECT 1 FROM b) {_UPSERT_ELEMENT} RETURNING key, value)"
         )
-    cursor.execute(sql + "SELECT id FROM b", params)
+        if any(c.key in SUMMARY_KEYS for c in latest):
+            summary += ", " + _summary_from("c")
+    params += [now]
+    sql += f", u AS (UPDATE {_T['attempt']} a SET {summary} WHERE a.id = (SELECT attempt_id FROM b)) SELECT id FROM b"
+    cursor.execute(sql, params)
     row = cursor.fetchone()
     return row[0] if row else None
 

@@ -209,6 +209,7 @@ EXAM_MAX_EXPANDED_BYTES = env.int("EXAM_MAX_EXPANDED_BYTES", default=500 * 1024 
 EXAM_MAX_COMPRESSION_RATIO = env.int("EXAM_MAX_COMPRESSION_RATIO", default=100)
 
 # --- Attempt data (batches from the attempt page) ---------------------------------------
+GC_THRESHOLDS = tuple(env.list("GC_THRESHOLDS", cast=int, default=[50000, 20, 100]))
 ATTEMPT_DB_THREADS = env.int("ATTEMPT_DB_THREADS", default=6)  # per daphne process
 ATTEMPT_MAX_BATCH_CHANGES = env.int("ATTEMPT_MAX_BATCH_CHANGES", default=1000)
 ATTEMPT_MAX_VALUE_CHARS = env.int("ATTEMPT_MAX_VALUE_CHARS", default=4 * 1024 * 1024)

@@ -112,3 +112,16 @@ def test_large_suspend_data_and_large_batches(attempt):
     store(attempt, batch(attempt.writer_token, changes))
     assert current(attempt)["cmi.suspend_data"] == big
     assert ElementChange.objects.count() == 601
+
+
+@pytest.mark.django_db
+def test_scores_reach_the_attempt_row_as_they_change_and_nonsense_is_ignored(attempt):
+    token = attempt.writer_token
+    store(attempt, batch(token, [("cmi.score.raw", "2.5"), ("cmi.completion_status", "incomplete"),
+                                 ("cmi.score.scaled", "0.625")]))
+    attempt.refresh_from_db()
+    assert (attempt.score_raw, attempt.score_scaled, attempt.completion_status) == (2.5, 0.625, "incomplete")
+    store(attempt, batch(token, [("cmi.score.raw", "lots"), ("cmi.score.max", "1e1")]))
+    attempt.refresh_from_db()
+    assert (attempt.score_raw, attempt.score_max) == (2.5, 10.0)
+    assert not attempt.is_ended
