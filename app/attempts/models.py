@@ -93,25 +93,30 @@ class Batch(models.Model):
 
 
 class ElementChange(models.Model):
-    """Append-only: one row per SetValue the exam made."""
+    """Append-only: one row per SetValue the exam made.
+
+    Rows are only ever written by services.batch_store, in the statement that records their
+    batch for an attempt it has just checked; per-row foreign-key triggers would re-check
+    that 40 times a batch, so these references are not enforced by the database.
+    """
 
     id = models.BigAutoField(primary_key=True)
-    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="changes")
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="changes", db_constraint=False)
     key = models.CharField(max_length=255)
     value = models.TextField()
     sequence = models.BigIntegerField()
     client_time = models.DateTimeField(null=True)
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="changes")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="changes", db_constraint=False)
 
     class Meta:
         indexes = [models.Index(fields=["attempt", "sequence"])]
 
 
 class Element(models.Model):
-    """The current value of one key in one attempt."""
+    """The current value of one key in one attempt (written like ElementChange)."""
 
     id = models.BigAutoField(primary_key=True)
-    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="elements")
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="elements", db_constraint=False)
     key = models.CharField(max_length=255)
     value = models.TextField()
     sequence = models.BigIntegerField()
