@@ -79,7 +79,15 @@ stop_services() {
 ensure_node_modules() {
   local stamp="$REPO_DIR/node_modules/.installed-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$stamp" "$REPO_DIR/package-lock.json"; then
-    command -v npm >/dev/null 2>&1 || { echo "npm is needed (apt-get install npm, or Node.js 18+)." >&2; return 1; }
+    if ! command -v npm >/dev/null 2>&1; then
+      if [ "$(id -u)" = 0 ]; then
+        log "Installing npm with apt"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+      else
+        echo "npm is needed for the attempt page's SCORM library (sudo apt-get install npm)." >&2
+        return 1
+      fi
+    fi
     log "Installing browser dependencies (npm ci)"
     (cd "$REPO_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     cp "$REPO_DIR/package-lock.json" "$stamp"
