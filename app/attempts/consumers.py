@@ -3,6 +3,7 @@ currently holds the attempt, may write; every batch is acknowledged after its co
 
 import asyncio
 import functools
+import json
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
@@ -104,8 +105,6 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def decode_json(self, text_data):
-        import json
-
         try:
             return json.loads(text_data)
         except ValueError:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Max
 from django.utils import timezone
 
-from attempts.models import Attempt, Element, ResourceSettings
+from attempts.models import Attempt, Element, ElementChange, ResourceSettings
 from exams.models import ExamPackage
 from exams.selectors import exam_current
 from lms.models import ResourceMembership
@@ -78,8 +78,6 @@ def attempt_for_user(*, attempt_id: int, user) -> tuple[Attempt | None, str]:
 def attempt_values(*, attempt_id: int) -> tuple[dict[str, str], int]:
     """Current values and the next sequence number a writer must use."""
     values = dict(Element.objects.filter(attempt_id=attempt_id).values_list("key", "value"))
-    last = Element.objects.filter(attempt_id=attempt_id).aggregate(m=Max("sequence"))["m"]
-    from attempts.models import ElementChange
-
-    last_change = ElementChange.objects.filter(attempt_id=attempt_id).aggregate(m=Max("sequence"))["m"]
-    return values, max(last or 0, last_change or 0) + 1
+    # Every stored change is in the history, including those a newer value superseded.
+    last = ElementChange.objects.filter(attempt_id=attempt_id).aggregate(m=Max("sequence"))["m"]
+    return values, (last or 0) + 1
