@@ -14,8 +14,8 @@ from django.db import InterfaceError, OperationalError, connections
 
 from attempts import selectors, services
 from attempts.protocol import ProtocolError, parse_batch
+from core.consumers import CLOSE_NOT_AUTHENTICATED
 
-CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TAKEN_OVER = 4409
 CLOSE_ENDED = 4410

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Max
 from django.utils import timezone
 
-from attempts.models import Attempt, Element, ElementChange, ResourceSettings
+from attempts.models import Attempt, Element, ElementChange, ResourceSettings, ShowScore
 from exams.models import ExamPackage
 from exams.selectors import exam_current
 from lms.models import ResourceMembership
@@ -24,6 +24,17 @@ class AttemptOptions:
 
 def resource_settings(*, resource_id: int) -> ResourceSettings:
     return ResourceSettings.objects.filter(resource_id=resource_id).first() or ResourceSettings(resource_id=resource_id)
+
+
+def score_visible(*, settings: ResourceSettings, attempt: Attempt) -> bool:
+    """Whether the student may see this attempt's score, by the resource's show_score rule."""
+    if settings.show_score == ShowScore.ALWAYS:
+        return True
+    if settings.show_score == ShowScore.WHEN_COMPLETE:
+        return attempt.is_ended
+    if settings.show_score == ShowScore.IN_REVIEW:
+        return attempt.is_ended and settings.allow_review
+    return False
 
 
 def attempts_of(*, membership: ResourceMembership) -> list[Attempt]:

@@ -14,7 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from attempts import selectors
-from attempts.models import Attempt, Batch, Element, ElementChange, ResourceSettings
+from attempts.models import Attempt, Batch, Element, ElementChange
 from attempts.protocol import ParsedBatch
 from lms.models import ResourceMembership
 
@@ -47,10 +47,6 @@ class BatchRefused(Exception):
 
 def attempt_group(attempt_id: int) -> str:
     return f"attempt.{attempt_id}"
-
-
-def resource_settings_get_or_create(*, resource) -> ResourceSettings:
-    return ResourceSettings.objects.get_or_create(resource=resource)[0]
 
 
 @transaction.atomic

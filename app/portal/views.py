@@ -12,9 +12,7 @@ def student(request, membership):
     settings_ = attempt_selectors.resource_settings(resource_id=membership.resource_id)
     attempts = attempt_selectors.attempts_of(membership=membership)
     for attempt in attempts:
-        attempt.show_score = settings_.show_score == "always" or (
-            settings_.show_score == "complete" and attempt.is_ended
-        ) or (settings_.show_score == "review" and attempt.is_ended and settings_.allow_review)
+        attempt.show_score = attempt_selectors.score_visible(settings=settings_, attempt=attempt)
     return render(
         request,
         "portal/student.html",
