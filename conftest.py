@@ -5,10 +5,11 @@ from lms.services import consumer_create_or_update
 
 @pytest.fixture(autouse=True)
 def _media_in_tmp(request, tmp_path):
-    """Uploaded exams go to a temporary MEDIA_ROOT, never into the repository's var/."""
+    """Uploaded exams and private files go to temporary folders, never into the repository's var/."""
     if "settings" in request.fixturenames or request.node.get_closest_marker("django_db") or "db" in request.fixturenames:
         settings = request.getfixturevalue("settings")
         settings.MEDIA_ROOT = str(tmp_path / "media")
+        settings.PRIVATE_ROOT = str(tmp_path / "private")
 
 
 @pytest.fixture

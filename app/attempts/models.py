@@ -21,6 +21,17 @@ class ShowScore(models.TextChoices):
     NEVER = "never", "Never"
 
 
+class GradingMethod(models.TextChoices):
+    HIGHEST = "highest", "Highest attempt"
+    LAST = "last", "Last attempt"
+
+
+class ReportWhen(models.TextChoices):
+    IMMEDIATELY = "immediately", "Immediately, whenever a score changes"
+    ON_COMPLETION = "completion", "When an attempt is completed"
+    MANUALLY = "manual", "Only when the instructor reports all scores"
+
+
 class ResourceSettings(models.Model):
     """How students may attempt a resource's exam."""
 
@@ -31,6 +42,14 @@ class ResourceSettings(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     allow_review = models.BooleanField(default=True)
     show_score = models.CharField(max_length=20, choices=ShowScore.choices, default=ShowScore.ALWAYS)
+    grading_method = models.CharField(max_length=20, choices=GradingMethod.choices, default=GradingMethod.HIGHEST)
+    include_incomplete = models.BooleanField(
+        default=False, help_text="Whether attempts the student has not completed count towards their grade."
+    )
+    report_when = models.CharField(max_length=20, choices=ReportWhen.choices, default=ReportWhen.ON_COMPLETION)
+    email_receipt = models.BooleanField(
+        default=False, help_text="E-mail students a receipt when they complete an attempt."
+    )
 
     class Meta:
         constraints = [
@@ -39,6 +58,8 @@ class ResourceSettings(models.Model):
                 | Q(available_from__lt=models.F("available_until")),
                 name="settings_window_ordered",
             ),
+            models.CheckConstraint(condition=Q(grading_method__in=GradingMethod.values), name="settings_grading_method_valid"),
+            models.CheckConstraint(condition=Q(report_when__in=ReportWhen.values), name="settings_report_when_valid"),
         ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
@@ -110,20 +111,56 @@ def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
     """
     now = timezone.now()
     latest = _latest_per_key(batch)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            batch_pk = _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now)
-    else:
-        with transaction.atomic(), connection.cursor() as cursor:
-            batch_pk = _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now)
-    if batch_pk is None:
-        return _not_stored(attempt_id=attempt_id, user_id=user_id, batch=batch)
+    affects_grade = batch.terminate or any(c.key in SUMMARY_KEYS for c in latest)
     ended = False
-    summarised = connection.vendor == "postgresql"  # the one statement updated the summary
-    if batch.terminate or (not summarised and any(c.key in SUMMARY_KEYS for c in latest)):
-        with transaction.atomic(), connection.cursor() as cursor:
-            ended = _attempt_summary_update(cursor, attempt_id=attempt_id, terminate=batch.terminate, now=now)
+    # A batch that changes a score is stored in one transaction with the grade it changes
+    # (and that grade's outbox row); other batches need no transaction of their own on
+    # PostgreSQL, where one statement stores them.
+    atomic = transaction.atomic() if affects_grade or connection.vendor != "postgresql" else nullcontext()
+    with atomic, connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            stored = _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now)
+        else:
+            stored = _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now)
+        if stored is None:
+            pass
+        elif affects_grade:
+            summarised = connection.vendor == "postgresql"  # the one statement updated the summary
+            if batch.terminate or not summarised:
+                ended = _attempt_summary_update(cursor, attempt_id=attempt_id, terminate=batch.terminate, now=now)
+            completed = ended or any(
+                c.key == "cmi.completion_status" and c.value == "completed" for c in latest
+            )
+            _grade_refresh(resource_id=stored[1], user_id=user_id, completed=completed)
+            if ended:
+                transaction.on_commit(lambda: _receipt_later(attempt_id))
+    if stored is None:
+        return _not_stored(attempt_id=attempt_id, user_id=user_id, batch=batch)
     return BatchResult(stored=True, ended=ended)
+
+
+def _receipt_later(attempt_id: int) -> None:
+    from attempts.tasks import attempt_receipt_send
+
+    try:
+        attempt_receipt_send(attempt_id)
+    except Exception:  # a receipt is a courtesy: never fail the save for it
+        logger.exception("Could not queue the receipt for attempt %s", attempt_id)
+
+
+def _grade_refresh(*, resource_id: int, user_id: int, completed: bool) -> None:
+    """Update the student's grade in the batch's transaction. A fault in grading must not cost
+    the student their answers: it is logged, and the grade is recomputed on the next change
+    or when the instructor reports all scores."""
+    from grading.services import Trigger, grade_refresh
+
+    try:
+        with transaction.atomic():
+            grade_refresh(
+                resource_id=resource_id, user_id=user_id, trigger=Trigger.COMPLETED if completed else Trigger.PROGRESS
+            )
+    except Exception:
+        logger.exception("Could not update the grade of user %s in resource %s", user_id, resource_id)
 
 
 _T = {
@@ -158,8 +195,8 @@ def _summary_from(rows: str) -> str:
 def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
     """PostgreSQL: the whole batch in one statement (so one round trip and its own
     transaction): record the batch if the writer may write, its history, the current values
-    (newer sequence wins) and the attempt's summary. Returns the batch's id, or None if
-    nothing was stored."""
+    (newer sequence wins) and the attempt's summary. Returns the batch's id and the attempt's resource id, or None
+    if nothing was stored."""
     changes = batch.changes
     params = [batch.batch_id, batch.content_hash, len(changes), now, attempt_id, user_id, batch.token]
     sql = (
@@ -188,10 +225,11 @@ def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
         if any(c.key in SUMMARY_KEYS for c in latest):
             summary += ", " + _summary_from("c")
     params += [now]
-    sql += f", u AS (UPDATE {_T['attempt']} a SET {summary} WHERE a.id = (SELECT attempt_id FROM b)) SELECT id FROM b"
+    sql += f", u AS (UPDATE {_T['attempt']} a SET {summary} WHERE a.id = (SELECT attempt_id FROM b)) "
+    sql += f"SELECT b.id, a.resource_id FROM b JOIN {_T['attempt']} a ON a.id = b.attempt_id"
     cursor.execute(sql, params)
     row = cursor.fetchone()
-    return row[0] if row else None
+    return (row[0], row[1]) if row else None
 
 
 def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
@@ -201,13 +239,15 @@ def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
         f"INSERT INTO {_T['batch']} (attempt_id, batch_id, content_hash, element_count, received_at) "
         f"SELECT id, %s, %s, %s, %s FROM {_T['attempt']} "
         "WHERE id = %s AND user_id = %s AND writer_token = %s AND ended_at IS NULL "
-        "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id",
-        [batch.batch_id, batch.content_hash, len(batch.changes), now, attempt_id, user_id, batch.token],
+        "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id, (SELECT resource_id FROM "
+        f"{_T['attempt']} WHERE id = %s)",
+        [batch.batch_id, batch.content_hash, len(batch.changes), now, attempt_id, user_id, batch.token, attempt_id],
     )
     row = cursor.fetchone()
     if row is None:
         return None
     batch_pk = row[0]
+    resource_id = row[1]
     cursor.execute(f"UPDATE {_T['attempt']} SET last_saved_at = %s WHERE id = %s", [now, attempt_id])
     for start in range(0, len(batch.changes), 500):
         chunk = batch.changes[start : start + 500]
@@ -225,7 +265,7 @@ def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
             f"VALUES {_placeholders(len(chunk), 4)} {_UPSERT_ELEMENT}",
             params,
         )
-    return batch_pk
+    return batch_pk, resource_id
 
 
 def _not_stored(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchResult:

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "portal",
     "exams",
     "attempts",
+    "grading",
     "testlaunch",
 ]
 
@@ -245,3 +246,16 @@ LOGGING = {
         "huey": {"level": "INFO"},
     },
 }
+
+# --- Grade passback (LTI 1.1 Basic Outcomes) and reports --------------------------------
+# Retries never stop while the LMS fails temporarily: the wait doubles from the base up to
+# the cap, with full jitter, so a recovered LMS is not hit by every grade at once.
+PASSBACK_RETRY_BASE_SECONDS = env.float("PASSBACK_RETRY_BASE_SECONDS", default=0.5)
+PASSBACK_RETRY_MAX_SECONDS = env.float("PASSBACK_RETRY_MAX_SECONDS", default=600)
+PASSBACK_TIMEOUT_SECONDS = env.float("PASSBACK_TIMEOUT_SECONDS", default=20)
+PASSBACK_CONCURRENCY = env.int("PASSBACK_CONCURRENCY", default=16)  # requests in flight per delivery task
+# Private files (report downloads): never under MEDIA_ROOT, served only through a view that
+# checks who is asking (nginx: X-Accel-Redirect to an internal location when set).
+PRIVATE_ROOT = env.str("PRIVATE_ROOT", default=str(VAR_DIR / "private"))
+PRIVATE_X_ACCEL_PREFIX = env.str("PRIVATE_X_ACCEL_PREFIX", default="")
+REPORT_RETENTION_DAYS = env.int("REPORT_RETENTION_DAYS", default=7)

@@ -14,8 +14,10 @@ from tests.support import lms as test_lms
 
 class Student:
     def __init__(self, base_url: str, *, key: str, secret: str, user_id: str,
-                 resource_link_id: str = "demo-exam", context_id: str = "demo-course", roles: str = "Learner"):
+                 resource_link_id: str = "demo-exam", context_id: str = "demo-course", roles: str = "Learner",
+                 launch_overrides: dict | None = None):
         self.base_url, self.key, self.secret = base_url, key, secret
+        self.launch_overrides = launch_overrides or {}
         self.user_id, self.resource_link_id, self.context_id, self.roles = user_id, resource_link_id, context_id, roles
         self.http = requests.Session()
         self.resource_page = ""
@@ -23,7 +25,7 @@ class Student:
     def launch(self) -> "Student":
         params = test_lms.sign(
             test_lms.launch_params(user_id=self.user_id, resource_link_id=self.resource_link_id,
-                                   context_id=self.context_id, roles=self.roles),
+                                   context_id=self.context_id, roles=self.roles, **self.launch_overrides),
             key=self.key, secret=self.secret, url=f"{self.base_url}/lti/launch/",
         )
         response = self.http.post(f"{self.base_url}/lti/launch/", data=params, allow_redirects=False)

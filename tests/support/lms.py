@@ -35,11 +35,15 @@ def launch_params(**overrides) -> dict[str, str]:
         "lis_person_name_family": f"Number{n}",
         "lis_person_contact_email_primary": f"student{n}@example.ac.uk",
         "lis_result_sourcedid": f"sourcedid-{n}",
-        "lis_outcome_service_url": "https://lms.example.ac.uk/outcomes",
+        # A closed loopback port: tests never reach out, and a stray grade report fails fast.
+        "lis_outcome_service_url": UNREACHABLE_OUTCOME_URL,
         "launch_presentation_return_url": "https://lms.example.ac.uk/course/1",
     }
     params.update(overrides)
     return {k: v for k, v in params.items() if v is not None}
+
+
+UNREACHABLE_OUTCOME_URL = "http://127.0.0.1:9/outcomes"
 
 
 def sign(

@@ -37,7 +37,7 @@ def test_student_launch_creates_everything_once_and_lands_on_student_page(client
     membership = ResourceMembership.objects.get(user=identity.user, resource=resource)
     assert membership.role == "student"
     assert membership.lis_result_sourcedid.startswith("sourcedid-")
-    assert membership.lis_outcome_service_url == "https://lms.example.ac.uk/outcomes"
+    assert membership.lis_outcome_service_url == test_lms.UNREACHABLE_OUTCOME_URL
     assert membership.return_url == "https://lms.example.ac.uk/course/1"
     assert LaunchLog.objects.filter(membership=membership).count() == 1
 

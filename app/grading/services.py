@@ -1,0 +1,341 @@
+"""Writes for grading: a student's grade after a score change, discounts, and delivering
+grades to the LMS (the outbox worker).
+
+A grade change and its outbox row (`GradeReport`) are written in the caller's transaction;
+the delivery task is only kicked after that transaction commits, and it reads the score from
+the committed row — so an LMS never receives a grade before it is stored, nor a stale 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Min, Q, Value, When
+from django.utils import timezone
+
+from attempts.models import ReportWhen
+from attempts.selectors import resource_settings
+from grading import passback, scoring
+from grading import selectors
+from grading.models import Discount, GradeReport, GradeSend, ReportState, SendOutcome
+from lms.models import ResourceMembership
+
+logger = logging.getLogger(__name__)
+
+
+class Trigger:
+    """Why a grade is being looked at again."""
+
+    PROGRESS = "progress"  # the student's exam changed a score
+    COMPLETED = "completed"  # the student completed an attempt
+    RECOMPUTE = "recompute"  # discounts or the grading method changed
+    MANUAL = "manual"  # the instructor asked to report all scores
+
+
+LEASE = timedelta(minutes=2)  # longer than a send can take (connect + read timeouts)
+
+
+def _should_send(*, report_when: str, trigger: str, changed: bool, report: GradeReport) -> bool:
+    """The resource's "when to report" policy. Grades already reported that change through
+    recomputation are always re-sent, whatever the policy."""
+    reported_before = report.state != ReportState.WAITING
+    if trigger == Trigger.MANUAL:
+        return True
+    if not changed and report.state == ReportState.DELIVERED and report.sent_version == report.version:
+        return False  # the LMS has exactly this already
+    if trigger == Trigger.RECOMPUTE:
+        return changed and (reported_before or report_when == ReportWhen.IMMEDIATELY)
+    if report_when == ReportWhen.IMMEDIATELY:
+        return changed or report.state == ReportState.WAITING
+    if report_when == ReportWhen.ON_COMPLETION:
+        return trigger == Trigger.COMPLETED
+    return False
+
+
+def passback_kick() -> None:
+    """Ask for a delivery run soon. At most one run is queued at a time; the queue is only
+    a hint (the sweeper finds due grades even if Redis lost it)."""
+    from grading import tasks
+
+    tasks.passback_deliver_kick()
+
+
+def _can_report(membership: ResourceMembership) -> bool:
+    return bool(membership.lis_result_sourcedid and membership.lis_outcome_service_url)
+
+
+def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeReport | None:
+    """Recompute a student's grade for a resource, in the caller's transaction (one is opened
+    if there is none), and queue it for the LMS when the resource's policy says so."""
+    with transaction.atomic():
+        membership = (
+            ResourceMembership.objects.select_for_update()
+            .filter(resource_id=resource_id, user_id=user_id)
+            .first()
+        )
+        if membership is None:
+            return None
+        settings_ = resource_settings(resource_id=resource_id)
+        discounts = selectors.discounts_for(resource_id=resource_id)
+        attempts = selectors.attempts_for_grade(resource_id=resource_id, user_id=user_id, discounts=discounts)
+        best = scoring.resource_grade(
+            attempts, method=settings_.grading_method, include_incomplete=settings_.include_incomplete
+        )
+        score = None if best is None else round(best.scaled, 6)
+        now = timezone.now()
+        report = GradeReport.objects.filter(membership=membership).first()
+        if report is None:
+            if score is None:
+                return None
+            report = GradeReport(membership=membership, resource_id=resource_id, version=0, updated_at=now)
+        changed = score != report.score
+        fields = {"updated_at"}
+        if changed or report.attempt_number != (best and best.number):
+            report.score, report.attempt_number = score, best and best.number
+            report.version += 1 if changed else 0
+            fields |= {"score", "attempt_number", "version"}
+        if score is not None and _should_send(
+            report_when=settings_.report_when, trigger=trigger, changed=changed, report=report
+        ):
+            if not _can_report(membership):
+                report.state, report.last_error = ReportState.NO_OUTCOME, (
+                    "The LMS did not send an outcome service URL and result id for this student, "
+                    "so it has no gradebook entry to report to."
+                )
+            elif report.state != ReportState.PENDING or trigger == Trigger.MANUAL:
+                report.state, report.due_at, report.failures = ReportState.PENDING, now, 0
+                transaction.on_commit(passback_kick)
+            else:  # already pending: the newer score supersedes the older one when it is sent
+                transaction.on_commit(passback_kick)
+            fields |= {"state", "due_at", "failures", "last_error"}
+        report.updated_at = now
+        if report.pk is None:
+            report.version = max(report.version, 1)
+            report.save()
+        else:
+            report.save(update_fields=sorted(fields))
+        return report
+
+
+def grades_refresh_resource(*, resource_id: int, trigger: str) -> int:
+    """Recompute every student's grade for a resource (after discounts or grading settings
+    change), each in its own transaction. Returns how many grades changed."""
+    from attempts.models import Attempt
+
+    user_ids = list(Attempt.objects.filter(resource_id=resource_id).values_list("user_id", flat=True).distinct())
+    changed = 0
+    for user_id in user_ids:
+        before = GradeReport.objects.filter(resource_id=resource_id, membership__user_id=user_id).values_list(
+            "score", flat=True
+        ).first()
+        report = grade_refresh(resource_id=resource_id, user_id=user_id, trigger=trigger)
+        changed += report is not None and report.score != before
+    return changed
+
+
+def grades_report_all(*, resource_id: int) -> int:
+    """The instructor's "report all scores": queue every student's current grade that the
+    LMS does not have yet (or that failed). Returns how many were queued."""
+    from attempts.models import Attempt
+
+    queued = 0
+    user_ids = Attempt.objects.filter(resource_id=resource_id).values_list("user_id", flat=True).distinct()
+    for user_id in user_ids:
+        with transaction.atomic():
+            existing = GradeReport.objects.filter(resource_id=resource_id, membership__user_id=user_id).first()
+            if existing and existing.state in (ReportState.DELIVERED, ReportState.PENDING) and (
+                existing.sent_version == existing.version or existing.state == ReportState.PENDING
+            ):
+                continue
+            report = grade_refresh(resource_id=resource_id, user_id=user_id, trigger=Trigger.MANUAL)
+            queued += report is not None and report.state == ReportState.PENDING
+    return queued
+
+
+def grade_resend(*, report: GradeReport) -> None:
+    """Send this student's current grade again now (the instructor's "re-send")."""
+    with transaction.atomic():
+        membership = ResourceMembership.objects.get(pk=report.membership_id)
+        now = timezone.now()
+        if not _can_report(membership):
+            GradeReport.objects.filter(pk=report.pk).update(state=ReportState.NO_OUTCOME, updated_at=now)
+            return
+        if report.score is None:
+            return
+        GradeReport.objects.filter(pk=report.pk).update(
+            state=ReportState.PENDING, due_at=now, failures=0, lease_until=None, updated_at=now
+        )
+        transaction.on_commit(passback_kick)
+
+
+# --- discounts ------------------------------------------------------------------------------
+
+
+def discount_set(*, resource_id: int, target: str, behaviour: str | None, user) -> None:
+    """Discount a question or part (behaviour None removes the discount). Grades are then
+    recomputed in the background; changed grades already reported are re-sent."""
+    with transaction.atomic():
+        if behaviour is None:
+            Discount.objects.filter(resource_id=resource_id, target=target).delete()
+        else:
+            Discount.objects.update_or_create(
+                resource_id=resource_id, target=target, defaults={"behaviour": behaviour, "created_by": user}
+            )
+        transaction.on_commit(lambda: _recompute_later(resource_id))
+
+
+def grading_settings_changed(*, resource_id: int) -> None:
+    transaction.on_commit(lambda: _recompute_later(resource_id))
+
+
+def _recompute_later(resource_id: int) -> None:
+    from grading import tasks
+
+    tasks.grades_recompute(resource_id)
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+def retry_delay(failures: int, *, rng: random.Random | None = None) -> float:
+    """Seconds to wait after the n-th consecutive failure: exponential, capped, full jitter."""
+    ceiling = min(settings.PASSBACK_RETRY_MAX_SECONDS, settings.PASSBACK_RETRY_BASE_SECONDS * 2 ** (failures - 1))
+    return (rng or random).uniform(ceiling / 10, ceiling)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    report_id: int
+    version: int
+    failures: int
+    delivery: passback.Delivery
+
+
+def _claim_due(*, now: datetime, limit: int) -> list[_Claimed]:
+    """Lease up to `limit` due grades to this worker (others skip them)."""
+    with transaction.atomic():
+        due = GradeReport.objects.filter(state=ReportState.PENDING, due_at__lte=now).filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True, of=("self",))
+        rows = list(
+            due.order_by("due_at").values_list(
+                "id", "version", "failures", "score",
+                "membership__lis_result_sourcedid", "membership__lis_outcome_service_url",
+                "membership__resource__consumer__key", "membership__resource__consumer__secret",
+            )[:limit]
+        )
+        if rows:
+            GradeReport.objects.filter(id__in=[r[0] for r in rows]).update(lease_until=now + LEASE)
+    return [
+        _Claimed(r[0], r[1], r[2], passback.Delivery(r[4], r[5], r[6], r[7], r[3]))
+        for r in rows
+    ]
+
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    if not hasattr(_local, "session"):
+        _local.session = requests.Session()
+    return _local.session
+
+
+def _send(claimed: _Claimed) -> passback.SendResult:
+    return passback.send(claimed.delivery, session=_session(), timeout=settings.PASSBACK_TIMEOUT_SECONDS)
+
+
+def _record(claimed: _Claimed, result: passback.SendResult, now: datetime) -> None:
+    same_version = Q(version=claimed.version)
+    if result.outcome == SendOutcome.DELIVERED:
+        updates = dict(
+            state=Case(When(same_version, then=Value(ReportState.DELIVERED)), default=Value(ReportState.PENDING)),
+            due_at=now, failures=0, sent_score=claimed.delivery.score, sent_version=claimed.version,
+            delivered_at=now, last_error="",
+        )
+    elif result.outcome == SendOutcome.FAILED:
+        updates = dict(
+            state=Case(When(same_version, then=Value(ReportState.FAILED)), default=Value(ReportState.PENDING)),
+            due_at=now, failures=F("failures") + 1, last_error=result.lms_answer,
+        )
+    else:
+        delay = retry_delay(claimed.failures + 1)
+        updates = dict(due_at=now + timedelta(seconds=delay), failures=F("failures") + 1, last_error=result.lms_answer)
+    GradeReport.objects.filter(pk=claimed.report_id).update(lease_until=None, updated_at=now, **updates)
+
+
+def passback_deliver_due(*, limit: int = 200, budget_seconds: float = 20.0, wait_for_retries: bool = True,
+                         concurrency: int | None = None) -> DeliveryStats:
+    """Send due grades until none are due (or the time budget is spent). With
+    `wait_for_retries`, grades that become due within a couple of seconds are waited for,
+    so short LMS hiccups clear in one run. Returns what happened."""
+    stats = DeliveryStats()
+    deadline = time.monotonic() + budget_seconds
+    concurrency = concurrency or settings.PASSBACK_CONCURRENCY
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="passback") as pool:
+        while time.monotonic() < deadline:
+            claimed = _claim_due(now=timezone.now(), limit=limit)
+            if not claimed:
+                if not wait_for_retries:
+                    break
+                wait = passback_next_due_in()
+                if wait is None or wait > 2.0:
+                    break
+                time.sleep(max(0.05, min(wait, deadline - time.monotonic())))
+                continue
+            results = list(pool.map(_send, claimed))
+            now = timezone.now()
+            sends = [
+                GradeSend(report_id=c.report_id, sent_at=now, score=c.delivery.score, version=c.version,
+                          outcome=r.outcome, http_status=r.http_status, lms_answer=r.lms_answer[:2000],
+                          duration_ms=r.duration_ms)
+                for c, r in zip(claimed, results)
+            ]
+            with transaction.atomic():
+                for c, r in zip(claimed, results):
+                    _record(c, r, now)
+                try:
+                    with transaction.atomic():
+                        GradeSend.objects.bulk_create(sends)
+                except IntegrityError:  # a student removed meanwhile: keep the other records
+                    for send in sends:
+                        if GradeReport.objects.filter(pk=send.report_id).exists():
+                            send.save()
+            for r in results:
+                stats.sent += 1
+                stats.outcomes.append(r.outcome)
+                if r.outcome == SendOutcome.DELIVERED:
+                    stats.delivered += 1
+                elif r.outcome == SendOutcome.FAILED:
+                    stats.failed += 1
+                else:
+                    stats.retrying += 1
+    return stats
+
+
+def passback_next_due_in() -> float | None:
+    """Seconds until the next pending grade is due (0 if one is due now), or None."""
+    next_due = GradeReport.objects.filter(state=ReportState.PENDING).aggregate(m=Min("due_at"))["m"]
+    if next_due is None:
+        return None
+    return max(0.0, (next_due - timezone.now()).total_seconds())
