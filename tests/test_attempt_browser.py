@@ -28,7 +28,7 @@ def test_attempt_answer_reload_end_review(demo_server, page):
     attempt_id = assert_database_equals_exam(page, server)
     stored = database_values(server, attempt_id)
     assert stored["cmi.interactions.0.learner_response"] == "4"
-    assert stored["cmi.interactions.2.result"] == "incorrect"
+    assert stored["cmi.interactions.2.result"] == "0"  # the part's score, as Numbas writes it
     assert stored["cmi.score.raw"] == "1"
     assert '"q0p0":"4"' in stored["cmi.suspend_data"]
 

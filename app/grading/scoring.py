@@ -100,7 +100,7 @@ def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
 
-def _discounted(question: QuestionScore, discounts: Mapping[str, str]) -> QuestionScore | None:
+def discounted_question(question: QuestionScore, discounts: Mapping[str, str]) -> QuestionScore | None:
     """The question as it counts after discounts; None when removed from the total."""
     behaviour = discounts.get(question.id)
     if behaviour == REMOVE:
@@ -127,7 +127,7 @@ def attempt_score(values: Mapping[str, str], discounts: Mapping[str, str] | None
         {q.id for q in questions} | {p.id for q in questions for p in q.parts}
     )
     if applicable:
-        counted = [d for q in questions if (d := _discounted(q, discounts)) is not None]
+        counted = [d for q in questions if (d := discounted_question(q, discounts)) is not None]
         raw = sum(q.raw for q in counted)
         max_ = sum(q.max for q in counted)
         scaled = raw / max_ if max_ > 0 else None

@@ -208,7 +208,7 @@ def _recompute_later(resource_id: int) -> None:
 
 def retry_delay(failures: int, *, rng: random.Random | None = None) -> float:
     """Seconds to wait after the n-th consecutive failure: exponential, capped, full jitter."""
-    ceiling = min(settings.PASSBACK_RETRY_MAX_SECONDS, settings.PASSBACK_RETRY_BASE_SECONDS * 2 ** (failures - 1))
+    ceiling = min(settings.PASSBACK_RETRY_MAX_SECONDS, settings.PASSBACK_RETRY_BASE_SECONDS * 2 ** min(failures - 1, 60))
     return (rng or random).uniform(ceiling / 10, ceiling)
 
 

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "exams",
     "attempts",
     "grading",
+    "reports",
     "testlaunch",
 ]
 

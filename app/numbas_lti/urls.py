@@ -7,6 +7,8 @@ urlpatterns = [
     path("lti/", include("lms.urls")),
     path("resource/", include("portal.urls")),
     path("resource/", include("exams.urls")),
+    path("resource/", include("grading.urls")),
+    path("resource/", include("reports.urls")),
     path("", include("attempts.urls")),
     path("test-launch/", include("testlaunch.urls")),
     path("admin/", admin.site.urls),

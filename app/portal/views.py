@@ -3,6 +3,7 @@ from django.shortcuts import render
 
 from attempts import selectors as attempt_selectors
 from exams import selectors as exam_selectors
+from grading import selectors as grading_selectors
 
 from portal.access import resource_view
 
@@ -22,6 +23,7 @@ def student(request, membership):
             "attempts": attempts,
             "options": attempt_selectors.attempt_options(membership=membership),
             "settings": settings_,
+            "grade": grading_selectors.grade_summary_for_student(membership_id=membership.pk),
         },
     )
 

@@ -7,10 +7,10 @@ from tests.support.lms_page import iframe_launch_html, serve_html
 DEMO_SECRET = "attempt-secret"
 
 
-def launch_student(page, base_url, user_id):
+def launch_student(page, base_url, user_id, **overrides):
     params = test_lms.sign(
         test_lms.launch_params(user_id=user_id, resource_link_id="demo-exam", context_id="demo-course",
-                               lis_person_name_full=f"Student {user_id}"),
+                               lis_person_name_full=f"Student {user_id}", **overrides),
         key="demo", secret=DEMO_SECRET, url=f"{base_url}/lti/launch/",
     )
     html = iframe_launch_html(f"{base_url}/lti/launch/", params).replace('target="tool"', "")

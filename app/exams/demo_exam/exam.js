@@ -72,7 +72,7 @@
     const correct = value === p.answer;
     set(`cmi.interactions.${pi}.learner_response`, value || "0");
     set(`cmi.interactions.${pi}.staged_answer`, value);
-    set(`cmi.interactions.${pi}.result`, correct ? "correct" : "incorrect");
+    set(`cmi.interactions.${pi}.result`, correct ? p.marks : 0);  // like Numbas: the part's score
     const q = QUESTIONS[p.question];
     const qScore = q.parts.reduce((n, qp) => n + (state.answers[qp.id] === qp.answer ? qp.marks : 0), 0);
     const qMax = q.parts.reduce((n, qp) => n + qp.marks, 0);

@@ -1,0 +1,27 @@
+from django import forms
+
+from attempts.models import ResourceSettings
+from grading.models import DiscountBehaviour
+
+
+class GradingSettingsForm(forms.ModelForm):
+    class Meta:
+        model = ResourceSettings
+        fields = ["grading_method", "include_incomplete", "report_when", "email_receipt"]
+        labels = {
+            "grading_method": "A student's grade is their",
+            "include_incomplete": "Count attempts the student has not completed",
+            "report_when": "Send grades to the LMS",
+            "email_receipt": "E-mail students a receipt when they complete an attempt",
+        }
+
+
+class DiscountForm(forms.Form):
+    target = forms.RegexField(
+        regex=r"^q[0-9]{1,4}(p[0-9]{1,4})?$", max_length=20,
+        error_messages={"invalid": "Choose a question (like q0) or a part (like q0p1) of this exam."},
+    )
+    behaviour = forms.ChoiceField(
+        choices=[("", "Counts as normal"), *DiscountBehaviour.choices], required=False,
+        error_messages={"invalid_choice": "Choose how the question counts: as normal, removed, or full marks."},
+    )

@@ -1,0 +1,34 @@
+"""Where report files live: PRIVATE_ROOT/reports/, never under MEDIA_ROOT (no public URL)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+
+REPORTS_DIR = "reports"
+
+
+def reports_dir() -> Path:
+    return Path(settings.PRIVATE_ROOT) / REPORTS_DIR
+
+
+def reports_dir_ensure() -> Path:
+    directory = reports_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
+def relative_path_for(report_id: uuid.UUID) -> str:
+    """The file's path relative to PRIVATE_ROOT (what nginx's internal location appends)."""
+    return f"{REPORTS_DIR}/{report_id}.csv"
+
+
+def absolute_path(relative_path: str) -> Path | None:
+    """The file of a stored relative path, or None if the path would leave the reports folder."""
+    if not relative_path:
+        return None
+    root = reports_dir().resolve()
+    path = (Path(settings.PRIVATE_ROOT) / relative_path).resolve()
+    return path if path.parent == root else None

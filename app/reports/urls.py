@@ -1,0 +1,11 @@
+from django.urls import path
+
+from reports import views
+
+app_name = "reports"
+
+urlpatterns = [
+    path("<int:resource_id>/instructor/reports/", views.reports, name="list"),
+    path("<int:resource_id>/instructor/reports/<uuid:report_id>/status/", views.status, name="status"),
+    path("<int:resource_id>/instructor/reports/<uuid:report_id>/download/", views.download, name="download"),
+]
