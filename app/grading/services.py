@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import requests
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Min, Q, Value, When
@@ -220,6 +218,16 @@ class DeliveryStats:
     failed: int = 0
     outcomes: list[str] = field(default_factory=list)
 
+    def add(self, outcome: str) -> None:
+        self.sent += 1
+        self.outcomes.append(outcome)
+        if outcome == SendOutcome.DELIVERED:
+            self.delivered += 1
+        elif outcome == SendOutcome.FAILED:
+            self.failed += 1
+        else:
+            self.retrying += 1
+
 
 @dataclass(frozen=True)
 class _Claimed:
@@ -252,20 +260,11 @@ def _claim_due(*, now: datetime, limit: int) -> list[_Claimed]:
     ]
 
 
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-    return _local.session
-
-
 def _send(claimed: _Claimed) -> passback.SendResult:
-    return passback.send(claimed.delivery, session=_session(), timeout=settings.PASSBACK_TIMEOUT_SECONDS)
+    return passback.send(claimed.delivery, timeout=settings.PASSBACK_TIMEOUT_SECONDS)
 
 
-def _record(claimed: _Claimed, result: passback.SendResult, now: datetime) -> None:
+def _record_row(claimed: _Claimed, result: passback.SendResult, now: datetime, retry_at: datetime) -> None:
     same_version = Q(version=claimed.version)
     if result.outcome == SendOutcome.DELIVERED:
         updates = dict(
@@ -279,57 +278,101 @@ def _record(claimed: _Claimed, result: passback.SendResult, now: datetime) -> No
             due_at=now, failures=F("failures") + 1, last_error=result.lms_answer,
         )
     else:
-        delay = retry_delay(claimed.failures + 1)
-        updates = dict(due_at=now + timedelta(seconds=delay), failures=F("failures") + 1, last_error=result.lms_answer)
+        updates = dict(due_at=retry_at, failures=F("failures") + 1, last_error=result.lms_answer)
     GradeReport.objects.filter(pk=claimed.report_id).update(lease_until=None, updated_at=now, **updates)
 
 
-def passback_deliver_due(*, limit: int = 200, budget_seconds: float = 20.0, wait_for_retries: bool = True,
+_RECORD_SQL = """
+UPDATE {table} AS r SET
+  lease_until = NULL, updated_at = %s,
+  state = CASE WHEN v.outcome = 'retry' THEN r.state
+               WHEN r.version = v.version THEN (CASE WHEN v.outcome = 'delivered' THEN 'delivered' ELSE 'failed' END)
+               ELSE 'pending' END,
+  due_at = CASE WHEN v.outcome = 'retry' THEN v.retry_at ELSE %s END,
+  failures = CASE WHEN v.outcome = 'delivered' THEN 0 ELSE r.failures + 1 END,
+  sent_score = CASE WHEN v.outcome = 'delivered' THEN v.score ELSE r.sent_score END,
+  sent_version = CASE WHEN v.outcome = 'delivered' THEN v.version ELSE r.sent_version END,
+  delivered_at = CASE WHEN v.outcome = 'delivered' THEN %s ELSE r.delivered_at END,
+  last_error = CASE WHEN v.outcome = 'delivered' THEN '' ELSE v.answer END
+FROM (VALUES {rows}) AS v(id, version, outcome, score, retry_at, answer)
+WHERE r.id = v.id
+"""
+_RECORD_ROW = "(%s::bigint, %s::integer, %s::text, %s::double precision, %s::timestamptz, %s::text)"
+
+
+def _record(done: list[tuple[_Claimed, passback.SendResult]]) -> None:
+    """Record a group of finished sends: each grade's new state (delivered only if its version
+    did not change meanwhile; a retry's next due time) and a GradeSend row per try."""
+    now = timezone.now()
+    retry_at = {c.report_id: now + timedelta(seconds=retry_delay(c.failures + 1)) for c, r in done
+                if r.outcome == SendOutcome.RETRY}
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            params = [now, now, now]
+            for c, r in done:
+                params += [c.report_id, c.version, r.outcome, c.delivery.score, retry_at.get(c.report_id, now),
+                           r.lms_answer]
+            sql = _RECORD_SQL.format(table=GradeReport._meta.db_table, rows=",".join([_RECORD_ROW] * len(done)))
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        else:
+            for c, r in done:
+                _record_row(c, r, now, retry_at.get(c.report_id, now))
+        sends = [
+            GradeSend(report_id=c.report_id, sent_at=now, score=c.delivery.score, version=c.version,
+                      outcome=r.outcome, http_status=r.http_status, lms_answer=r.lms_answer[:2000],
+                      duration_ms=r.duration_ms)
+            for c, r in done
+        ]
+        try:
+            with transaction.atomic():
+                GradeSend.objects.bulk_create(sends)
+        except IntegrityError:  # a student removed meanwhile: keep the other records
+            for send in sends:
+                if GradeReport.objects.filter(pk=send.report_id).exists():
+                    send.save()
+
+
+def passback_deliver_due(*, limit: int | None = None, budget_seconds: float = 20.0, wait_for_retries: bool = True,
                          concurrency: int | None = None) -> DeliveryStats:
-    """Send due grades until none are due (or the time budget is spent). With
-    `wait_for_retries`, grades that become due within a couple of seconds are waited for,
-    so short LMS hiccups clear in one run. Returns what happened."""
+    """Send due grades until none are due (or the time budget is spent). Up to `concurrency`
+    requests are in flight; more due grades are leased as earlier ones finish, and results
+    are recorded in groups. With `wait_for_retries`, grades that become due within a couple
+    of seconds are waited for, so short LMS hiccups clear in one run."""
     stats = DeliveryStats()
     deadline = time.monotonic() + budget_seconds
     concurrency = concurrency or settings.PASSBACK_CONCURRENCY
+    window = limit or concurrency * 4  # leased and not yet recorded
+    in_flight: dict[Future, _Claimed] = {}
+    finished: list[tuple[_Claimed, passback.SendResult]] = []
+
+    def flush():
+        if finished:
+            _record(finished)
+            for _, r in finished:
+                stats.add(r.outcome)
+            finished.clear()
+
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="passback") as pool:
-        while time.monotonic() < deadline:
-            claimed = _claim_due(now=timezone.now(), limit=limit)
-            if not claimed:
-                if not wait_for_retries:
+        while True:
+            in_budget = time.monotonic() < deadline
+            if in_budget and len(in_flight) <= window // 2:
+                for claimed in _claim_due(now=timezone.now(), limit=window - len(in_flight)):
+                    in_flight[pool.submit(_send, claimed)] = claimed
+            if not in_flight:
+                flush()
+                if not in_budget or not wait_for_retries:
                     break
-                wait = passback_next_due_in()
-                if wait is None or wait > 2.0:
+                wait_s = passback_next_due_in()
+                if wait_s is None or wait_s > 2.0:
                     break
-                time.sleep(max(0.05, min(wait, deadline - time.monotonic())))
+                time.sleep(max(0.05, min(wait_s, deadline - time.monotonic())))
                 continue
-            results = list(pool.map(_send, claimed))
-            now = timezone.now()
-            sends = [
-                GradeSend(report_id=c.report_id, sent_at=now, score=c.delivery.score, version=c.version,
-                          outcome=r.outcome, http_status=r.http_status, lms_answer=r.lms_answer[:2000],
-                          duration_ms=r.duration_ms)
-                for c, r in zip(claimed, results)
-            ]
-            with transaction.atomic():
-                for c, r in zip(claimed, results):
-                    _record(c, r, now)
-                try:
-                    with transaction.atomic():
-                        GradeSend.objects.bulk_create(sends)
-                except IntegrityError:  # a student removed meanwhile: keep the other records
-                    for send in sends:
-                        if GradeReport.objects.filter(pk=send.report_id).exists():
-                            send.save()
-            for r in results:
-                stats.sent += 1
-                stats.outcomes.append(r.outcome)
-                if r.outcome == SendOutcome.DELIVERED:
-                    stats.delivered += 1
-                elif r.outcome == SendOutcome.FAILED:
-                    stats.failed += 1
-                else:
-                    stats.retrying += 1
+            done, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished.append((in_flight.pop(future), future.result()))
+            if len(finished) >= concurrency or not in_flight:
+                flush()
     return stats
 
 

@@ -244,7 +244,8 @@ LOGGING = {
         "oauthlib": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
-        "huey": {"level": "INFO"},
+        # run_huey adds its own handler to "huey": without propagate=False every line is logged twice.
+        "huey": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }
 

@@ -133,6 +133,7 @@ class LmsStub:
         self._fail_mode: str | None = None
         self._fail_remaining: int | None = None  # None: until recover()
         self._nonces: dict[tuple[str, str], int] = {}  # (key, nonce) -> oauth_timestamp
+        self._prune_at = 10_000
         self._grades: dict[str, float] = {}
         self._requests: list[OutcomeRequest] = []
         self._by_outcome: Counter[str] = Counter()
@@ -361,10 +362,12 @@ class LmsStub:
                 raise _Rejected("nonce already used")
             self._nonces[nonce_key] = timestamp
             # Entries older than the window can never be replayed successfully
-            # (their timestamps are rejected), so prune them now and then.
-            if len(self._nonces) > 10_000:
+            # (their timestamps are rejected), so prune them now and then: when the dict
+            # has doubled since the last prune, so the cost per request stays constant.
+            if len(self._nonces) > self._prune_at:
                 cutoff = now - 2 * TIMESTAMP_WINDOW
                 self._nonces = {k: t for k, t in self._nonces.items() if t >= cutoff}
+                self._prune_at = max(10_000, 2 * len(self._nonces))
 
     # ---------------------------------------------------------------- handling
 
