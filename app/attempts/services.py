@@ -7,6 +7,7 @@ import logging
 import secrets
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -15,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from attempts import selectors
-from attempts.models import Attempt, Batch, Element, ElementChange
+from attempts.models import Attempt, Batch, Element, ElementChange, ResourceSettings
 from attempts.protocol import ParsedBatch
 from lms.models import ResourceMembership
 
@@ -83,6 +84,12 @@ def attempt_take_over(*, attempt: Attempt) -> str:
     return token
 
 
+class _Stored(NamedTuple):
+    batch_pk: int
+    resource_id: int
+    grade_counts: bool  # this attempt's score counts towards the grade (completed, or incomplete ones count)
+
+
 @dataclass(frozen=True)
 class BatchResult:
     stored: bool  # False: this batch had been stored before (a re-send)
@@ -131,7 +138,12 @@ def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
             completed = ended or any(
                 c.key == "cmi.completion_status" and c.value == "completed" for c in latest
             )
-            _grade_refresh(resource_id=stored[1], user_id=user_id, completed=completed)
+            if not summarised:
+                stored = stored._replace(grade_counts=_grade_counts(cursor, attempt_id))
+            # By default only completed attempts make a grade: the score of one in progress
+            # cannot change it, and most batches skip grading altogether.
+            if completed or stored.grade_counts:
+                _grade_refresh(resource_id=stored.resource_id, user_id=user_id, completed=completed)
             if ended:
                 transaction.on_commit(lambda: _receipt_later(attempt_id))
     if stored is None:
@@ -168,6 +180,7 @@ _T = {
     "attempt": Attempt._meta.db_table,
     "change": ElementChange._meta.db_table,
     "element": Element._meta.db_table,
+    "settings": ResourceSettings._meta.db_table,
 }
 _UPSERT_ELEMENT = (
     "ON CONFLICT (attempt_id, key) DO UPDATE SET value = excluded.value, sequence = excluded.sequence "
@@ -195,8 +208,8 @@ def _summary_from(rows: str) -> str:
 def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
     """PostgreSQL: the whole batch in one statement (so one round trip and its own
     transaction): record the batch if the writer may write, its history, the current values
-    (newer sequence wins) and the attempt's summary. Returns the batch's id and the attempt's resource id, or None
-    if nothing was stored."""
+    (newer sequence wins) and the attempt's summary. Returns what was stored (and whether the attempt's score counts
+    towards the student's grade), or None if nothing was stored."""
     changes = batch.changes
     params = [batch.batch_id, batch.content_hash, len(changes), now, attempt_id, user_id, batch.token]
     sql = (
@@ -225,11 +238,16 @@ def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
         if any(c.key in SUMMARY_KEYS for c in latest):
             summary += ", " + _summary_from("c")
     params += [now]
-    sql += f", u AS (UPDATE {_T['attempt']} a SET {summary} WHERE a.id = (SELECT attempt_id FROM b)) "
-    sql += f"SELECT b.id, a.resource_id FROM b JOIN {_T['attempt']} a ON a.id = b.attempt_id"
+    sql += (
+        f", u AS (UPDATE {_T['attempt']} a SET {summary} WHERE a.id = (SELECT attempt_id FROM b) "
+        "RETURNING a.completion_status) "
+        "SELECT b.id, a.resource_id, COALESCE(s.include_incomplete, false) OR u.completion_status = 'completed' "
+        f"FROM b JOIN {_T['attempt']} a ON a.id = b.attempt_id LEFT JOIN u ON true "
+        f"LEFT JOIN {_T['settings']} s ON s.resource_id = a.resource_id"
+    )
     cursor.execute(sql, params)
     row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
+    return _Stored(row[0], row[1], bool(row[2])) if row else None
 
 
 def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
@@ -265,7 +283,17 @@ def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
             f"VALUES {_placeholders(len(chunk), 4)} {_UPSERT_ELEMENT}",
             params,
         )
-    return batch_pk, resource_id
+    return _Stored(batch_pk, resource_id, False)  # grade_counts: known after the summary update
+
+
+def _grade_counts(cursor, attempt_id: int) -> bool:
+    cursor.execute(
+        f"SELECT a.completion_status = 'completed' OR COALESCE(s.include_incomplete, false) FROM {_T['attempt']} a "
+        f"LEFT JOIN {_T['settings']} s ON s.resource_id = a.resource_id WHERE a.id = %s",
+        [attempt_id],
+    )
+    row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def _not_stored(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchResult:

@@ -6,6 +6,8 @@ import pytest
 from attempts.models import ResourceSettings
 from grading import services
 from grading.models import Discount, GradeReport, ReportState
+from attempts import services as attempt_services
+from attempts.tests.factories import batch
 from grading.tests.helpers import answer, start, student_with_exam
 
 
@@ -128,3 +130,14 @@ def test_settings_defaults_report_on_completion_with_highest_attempt(consumer):
     settings_ = ResourceSettings.objects.get(resource_id=membership.resource_id)
     assert (settings_.report_when, settings_.grading_method, settings_.include_incomplete) == (
         "completion", "highest", False)
+
+
+@pytest.mark.django_db
+def test_a_completed_attempt_still_open_updates_the_grade_when_its_score_changes(consumer):
+    membership = student_with_exam(consumer, report_when="immediately")
+    attempt = start(membership)
+    attempt_services.batch_store(attempt_id=attempt.pk, user_id=attempt.user_id, batch=batch(
+        attempt.writer_token, [("cmi.completion_status", "completed"), ("cmi.score.raw", "1"), ("cmi.score.max", "4")]))
+    assert report_of(membership).score == 0.25
+    answer(attempt, 3)  # not completing again: the completed attempt's new score still counts
+    assert report_of(membership).score == 0.75
