@@ -118,37 +118,50 @@ def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
     """
     now = timezone.now()
     latest = _latest_per_key(batch)
-    affects_grade = batch.terminate or any(c.key in SUMMARY_KEYS for c in latest)
-    ended = False
-    # A batch that changes a score is stored in one transaction with the grade it changes
-    # (and that grade's outbox row); other batches need no transaction of their own on
-    # PostgreSQL, where one statement stores them.
-    atomic = transaction.atomic() if affects_grade or connection.vendor != "postgresql" else nullcontext()
-    with atomic, connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    postgresql = connection.vendor == "postgresql"
+    completes = batch.terminate or any(c.key == "cmi.completion_status" and c.value == "completed" for c in latest)
+    changes_score = completes or any(c.key in SUMMARY_KEYS for c in latest)
+    # A batch whose score change changes the grade is stored in one transaction with the grade
+    # and its outbox row. Most batches cannot change it (by default only completed attempts
+    # count), so on PostgreSQL they are one statement in its own implicit transaction, and the
+    # statement says whether the score counted after all; see _grade_counts_hint.
+    in_transaction = not postgresql or completes or (changes_score and _grade_counts_hint.get(attempt_id, False))
+    ended = follow_up = False
+    with transaction.atomic() if in_transaction else nullcontext(), connection.cursor() as cursor:
+        if postgresql:
             stored = _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now)
         else:
             stored = _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now)
-        if stored is None:
-            pass
-        elif affects_grade:
-            summarised = connection.vendor == "postgresql"  # the one statement updated the summary
-            if batch.terminate or not summarised:
+        if stored is not None and changes_score:
+            if batch.terminate or not postgresql:  # the one statement updated the summary otherwise
                 ended = _attempt_summary_update(cursor, attempt_id=attempt_id, terminate=batch.terminate, now=now)
-            completed = ended or any(
-                c.key == "cmi.completion_status" and c.value == "completed" for c in latest
-            )
-            if not summarised:
-                stored = stored._replace(grade_counts=_grade_counts(cursor, attempt_id))
-            # By default only completed attempts make a grade: the score of one in progress
-            # cannot change it, and most batches skip grading altogether.
-            if completed or stored.grade_counts:
-                _grade_refresh(resource_id=stored.resource_id, user_id=user_id, completed=completed)
+            counts = stored.grade_counts if postgresql else _grade_counts(cursor, attempt_id)
+            _grade_counts_hint_set(attempt_id, counts)
+            if completes or counts:
+                if in_transaction:
+                    _grade_refresh(resource_id=stored.resource_id, user_id=user_id, completed=ended or completes)
+                else:
+                    follow_up = True
             if ended:
                 transaction.on_commit(lambda: _receipt_later(attempt_id))
     if stored is None:
         return _not_stored(attempt_id=attempt_id, user_id=user_id, batch=batch)
+    if follow_up:
+        # Mispredicted (the resource counts incomplete attempts, learnt now): the grade follows
+        # in a transaction of its own; later batches of this attempt take the one-transaction path.
+        _grade_refresh(resource_id=stored.resource_id, user_id=user_id, completed=False)
     return BatchResult(stored=True, ended=ended)
+
+
+# attempt id -> whether its score counted towards the grade at its last batch in this process.
+# Only a hint for choosing the one-transaction path; the statement's answer is authoritative.
+_grade_counts_hint: dict[int, bool] = {}
+
+
+def _grade_counts_hint_set(attempt_id: int, counts: bool) -> None:
+    if len(_grade_counts_hint) > 200_000:
+        _grade_counts_hint.clear()
+    _grade_counts_hint[attempt_id] = counts
 
 
 def _receipt_later(attempt_id: int) -> None:
