@@ -42,36 +42,16 @@ import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app"
 sys.path.insert(0, str(REPO))
+from tests.support.live import fresh_database_url  # noqa: E402
 from tests.support.net import free_port, wait_for_http  # noqa: E402
 
 KEY, SECRET = "bench-passback", "bench-passback-secret"
 POLL_SECONDS = 0.25
-
-
-def fresh_database(base_url: str):
-    """CREATE DATABASE on the bench's PostgreSQL server; returns its URL and a dropper."""
-    import psycopg2
-
-    parts = urlsplit(base_url)
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    name = f"bench_passback_{uuid.uuid4().hex[:10]}"
-
-    def run(sql):
-        conn = psycopg2.connect(admin_url)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
-
-    run(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}")), lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def populate(count: int, outcome_url: str, seed: int) -> None:
@@ -186,7 +166,7 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="bench-passback-") as tmp_name:
         tmp = Path(tmp_name)
-        database_url, drop_database = fresh_database(base_url)
+        database_url, drop_database = fresh_database_url(tmp, prefix="bench_passback")
         env = {
             **os.environ,
             "DATABASE_URL": database_url,

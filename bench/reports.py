@@ -248,11 +248,11 @@ def main():
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("Run it against PostgreSQL: scripts/bench reports")
 
-    from tests.support.live import _fresh_database_url
+    from tests.support.live import fresh_database_url
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        database_url, drop = _fresh_database_url(tmp)
+        database_url, drop = fresh_database_url(tmp)
         try:
             attempts = args.students * args.attempts_per_student
             print(f"setup: {args.students} students x {args.attempts_per_student} attempts = {attempts} attempts, "

@@ -3,18 +3,14 @@ instructor sees it with its history, discounts a question, and the changed grade
 A real Huey worker delivers to a local LMS that verifies every signature."""
 
 import os
-import subprocess
-import sys
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.support import lms as test_lms
-from tests.support.attempt_page import DEMO_SECRET, answer, launch_student, start_attempt, wait_saved
-from tests.support.lms_page import iframe_launch_html, serve_html
+from tests.support.attempt_page import DEMO_SECRET, answer, launch_instructor, launch_student, start_attempt, wait_saved
 from tests.support.lms_stub import LmsStub
-from tests.support.live import APP, start_live_server
+from tests.support.live import start_live_server, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,17 +25,12 @@ def stack(tmp_path):
         extra["REDIS_URL"] = urlunsplit(parts._replace(path="/8"))
     server = start_live_server(tmp_path, extra_env=extra)
     server.manage("ensure_demo_data", "--secret", DEMO_SECRET)
-    worker = subprocess.Popen([sys.executable, "manage.py", "run_huey"], cwd=APP, env=server.env,
-                              stdout=open(tmp_path / "huey.log", "w"), stderr=subprocess.STDOUT)
+    worker = server.start_worker(tmp_path / "huey.log")
     try:
         with LmsStub(consumers={"demo": DEMO_SECRET}) as stub:
             yield server, stub
     finally:
-        worker.terminate()
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker)
         server.stop()
 
 
@@ -72,15 +63,7 @@ def test_grade_reaches_the_lms_and_a_discount_resends_it(stack, page, chromium):
     assert "50%" in page.get_by_test_id("lms-grade").inner_text()
 
     instructor = chromium.new_context().new_page()
-    params = test_lms.sign(
-        test_lms.launch_params(user_id="grader-teacher", roles="Instructor", resource_link_id="demo-exam",
-                               context_id="demo-course"),
-        key="demo", secret=DEMO_SECRET, url=f"{server.url}/lti/launch/",
-    )
-    html = iframe_launch_html(f"{server.url}/lti/launch/", params).replace('target="tool"', "")
-    with serve_html(html) as lms_url:
-        instructor.goto(lms_url)
-        instructor.get_by_test_id("instructor-page").wait_for(timeout=15000)
+    launch_instructor(instructor, server.url, "grader-teacher")
     instructor.get_by_test_id("grades-link").click()
     row = instructor.locator("tr[data-testid^='grade-']").first
     assert "50%" in row.get_by_test_id("grade-score").inner_text()

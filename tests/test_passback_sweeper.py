@@ -2,8 +2,6 @@
 finds and delivers them from the outbox table (its startup sweep and its periodic sweeper)."""
 
 import os
-import subprocess
-import sys
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,7 +11,7 @@ import redis
 from tests.support.attempt_client import Student, batch
 from tests.support.attempt_page import DEMO_SECRET
 from tests.support.lms_stub import LmsStub
-from tests.support.live import APP, start_live_server
+from tests.support.live import start_live_server, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
                                                    reason="needs Redis (scripts/test starts it)")]
@@ -53,8 +51,7 @@ def test_grades_owed_are_delivered_after_the_queue_is_flushed(tmp_path):
             assert pending == 3 and queue.dbsize() > 0  # owed, and a delivery run was queued
             queue.flushdb()  # Redis loses the queue (restart without persistence, failover, ...)
             assert stub.requests == []
-            worker = subprocess.Popen([sys.executable, "manage.py", "run_huey"], cwd=APP, env=server.env,
-                                      stdout=open(tmp_path / "huey.log", "w"), stderr=subprocess.STDOUT)
+            worker = server.start_worker(tmp_path / "huey.log")
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and len(stub.grades) < 3:
                 time.sleep(0.2)
@@ -62,11 +59,6 @@ def test_grades_owed_are_delivered_after_the_queue_is_flushed(tmp_path):
             delivered = server.query("SELECT count(*) FROM grading_gradereport WHERE state = 'delivered'")[0][0]
             assert delivered == 3
     finally:
-        if worker is not None:
-            worker.terminate()
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_process(worker)
         server.stop()
         queue.flushdb()

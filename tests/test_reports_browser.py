@@ -4,18 +4,13 @@ worker, and downloads it."""
 import csv
 import io
 import re
-import signal
-import subprocess
-import sys
 
 import pytest
 import requests
 
-from tests.support import lms as test_lms
 from tests.support.attempt_client import Student
-from tests.support.attempt_page import DEMO_SECRET
-from tests.support.lms_page import iframe_launch_html, serve_html
-from tests.support.live import APP, start_live_server
+from tests.support.attempt_page import DEMO_SECRET, launch_instructor
+from tests.support.live import start_live_server, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,35 +25,11 @@ def reports_server(tmp_path_factory):
     server.stop()
 
 
-def start_worker(server, log_path):
-    with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, "manage.py", "run_huey", "--workers", "1"], cwd=APP, env=server.env,
-                                stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop_worker(process):
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 def test_instructor_downloads_the_scores_csv(reports_server, page, tmp_path):
     server = reports_server
     Student(server.url, key="demo", secret=DEMO_SECRET, user_id="stu-reports").launch().start_attempt()
 
-    params = test_lms.sign(
-        test_lms.launch_params(user_id="teacher-reports", roles="Instructor", resource_link_id="demo-exam",
-                               context_id="demo-course"),
-        key="demo", secret=DEMO_SECRET, url=f"{server.url}/lti/launch/",
-    )
-    html = iframe_launch_html(f"{server.url}/lti/launch/", params).replace('target="tool"', "")
-    with serve_html(html) as lms_url:
-        page.goto(lms_url)
-        page.get_by_test_id("instructor-page").wait_for(timeout=15000)
+    launch_instructor(page, server.url, "teacher-reports")
     resource_id = re.search(r"/resource/(\d+)/instructor/", page.url).group(1)
 
     page.goto(f"{server.url}/resource/{resource_id}/instructor/reports/")
@@ -70,13 +41,13 @@ def test_instructor_downloads_the_scores_csv(reports_server, page, tmp_path):
     assert row.get_attribute("data-state") == "queued"
     assert page.get_by_test_id("report-progress").is_visible()
 
-    worker = start_worker(server, tmp_path / "huey.log")
+    worker = server.start_worker(tmp_path / "huey.log")
     try:
         page.get_by_test_id("report-download").wait_for(timeout=30000)  # the page polls and swaps the link in
     except Exception as error:
         raise AssertionError(f"no download link: {error}\n--- huey log:\n{(tmp_path / 'huey.log').read_text()}")
     finally:
-        stop_worker(worker)
+        stop_process(worker)
     assert row.get_attribute("data-state") == "done"
     assert page.get_by_test_id("report-progress").count() == 0
 

@@ -7,16 +7,26 @@ from tests.support.lms_page import iframe_launch_html, serve_html
 DEMO_SECRET = "attempt-secret"
 
 
-def launch_student(page, base_url, user_id, **overrides):
-    params = test_lms.sign(
-        test_lms.launch_params(user_id=user_id, resource_link_id="demo-exam", context_id="demo-course",
-                               lis_person_name_full=f"Student {user_id}", **overrides),
+def _launch(page, base_url, landing_test_id, **params):
+    """A top-level signed launch into the demo course from a page on another origin."""
+    signed = test_lms.sign(
+        test_lms.launch_params(context_id="demo-course", **params),
         key="demo", secret=DEMO_SECRET, url=f"{base_url}/lti/launch/",
     )
-    html = iframe_launch_html(f"{base_url}/lti/launch/", params).replace('target="tool"', "")
+    html = iframe_launch_html(f"{base_url}/lti/launch/", signed).replace('target="tool"', "")
     with serve_html(html) as lms_url:
         page.goto(lms_url)
-        page.get_by_test_id("student-page").wait_for(timeout=15000)
+        page.get_by_test_id(landing_test_id).wait_for(timeout=15000)
+
+
+def launch_student(page, base_url, user_id, **overrides):
+    _launch(page, base_url, "student-page", user_id=user_id, resource_link_id="demo-exam",
+            lis_person_name_full=f"Student {user_id}", **overrides)
+
+
+def launch_instructor(page, base_url, user_id, *, resource_link_id="demo-exam", **overrides):
+    _launch(page, base_url, "instructor-page", user_id=user_id, roles="Instructor",
+            resource_link_id=resource_link_id, **overrides)
 
 
 def start_attempt(page):

@@ -20,13 +20,15 @@ REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app"
 
 
-def _fresh_database_url(tmp: Path) -> tuple[str, callable]:
+def fresh_database_url(tmp: Path, *, prefix: str = "live") -> tuple[str, callable]:
+    """A new, empty database beside DATABASE_URL's (SQLite under `tmp` without PostgreSQL):
+    its URL and a function that drops it."""
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
         return f"sqlite:///{tmp / 'live.sqlite3'}", lambda: None
     import psycopg2
 
-    name = f"live_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     parts = urlsplit(base)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
 
@@ -78,6 +80,12 @@ class LiveServer:
         finally:
             conn.close()
 
+    def start_worker(self, log_path: Path, *args: str) -> subprocess.Popen:
+        """A Huey worker (manage.py run_huey) for this server's queue; stop it with stop_process."""
+        with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen([sys.executable, "manage.py", "run_huey", *args], cwd=APP, env=self.env,
+                                    stdout=log, stderr=subprocess.STDOUT)
+
     def stop(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -94,7 +102,7 @@ def start_live_server(
 ) -> LiveServer:
     """Migrate a fresh database and start daphne on it. `database_port` reaches the same
     PostgreSQL server through another port (a TcpProxy)."""
-    database_url, drop = _fresh_database_url(tmp)
+    database_url, drop = fresh_database_url(tmp)
     if database_port is not None:
         parts = urlsplit(database_url)
         database_url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{database_port}"))
@@ -133,3 +141,15 @@ def start_live_server(
         server.stop()
         raise RuntimeError(f"daphne did not start:\n{log_path.read_text()}")
     return server
+
+
+def stop_process(process: subprocess.Popen | None, sig=signal.SIGINT) -> None:
+    """Ask a child to stop (SIGINT lets Huey finish its task), then kill it after 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
