@@ -37,6 +37,18 @@ def score_visible(*, settings: ResourceSettings, attempt: Attempt) -> bool:
     return False
 
 
+def grade_visible(*, settings: ResourceSettings) -> bool:
+    """Whether the student may see their grade as a number on the activity's page (the
+    show_score rule applied to the grade, which may come from an attempt in progress)."""
+    if settings.show_score == ShowScore.ALWAYS:
+        return True
+    if settings.show_score == ShowScore.WHEN_COMPLETE:
+        return not settings.include_incomplete
+    if settings.show_score == ShowScore.IN_REVIEW:
+        return settings.allow_review and not settings.include_incomplete
+    return False
+
+
 def attempts_of(*, membership: ResourceMembership) -> list[Attempt]:
     return list(
         Attempt.objects.filter(resource_id=membership.resource_id, user_id=membership.user_id)

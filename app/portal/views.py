@@ -24,6 +24,7 @@ def student(request, membership):
             "options": attempt_selectors.attempt_options(membership=membership),
             "settings": settings_,
             "grade": grading_selectors.grade_summary_for_student(membership_id=membership.pk),
+            "grade_visible": attempt_selectors.grade_visible(settings=settings_),
         },
     )
 

@@ -21,3 +21,21 @@ def test_score_visible_follows_the_resource_rule(rule, allow_review, ended, visi
     settings = ResourceSettings(show_score=rule, allow_review=allow_review)
     attempt = Attempt(ended_at=timezone.now() if ended else None)
     assert score_visible(settings=settings, attempt=attempt) is visible
+
+
+@pytest.mark.parametrize(
+    "show_score, allow_review, include_incomplete, visible",
+    [
+        ("always", True, True, True),
+        ("complete", True, False, True),
+        ("complete", True, True, False),  # the grade may come from an attempt in progress
+        ("review", True, False, True),
+        ("review", False, False, False),
+        ("never", True, False, False),
+    ],
+)
+def test_grade_visibility_follows_the_show_score_rule(show_score, allow_review, include_incomplete, visible):
+    from attempts.selectors import grade_visible
+
+    settings = ResourceSettings(show_score=show_score, allow_review=allow_review, include_incomplete=include_incomplete)
+    assert grade_visible(settings=settings) is visible

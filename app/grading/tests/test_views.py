@@ -86,3 +86,13 @@ def test_a_grade_of_another_resource_cannot_be_resent_from_this_one(course, cons
     assert response.status_code == 404
     assert GradeReport.objects.get(pk=course["report"].pk).state == ReportState.PENDING
     assert other.resource_id == course["resource"].pk
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("show_score, shows_number", [("always", True), ("never", False)])
+def test_the_student_sees_whether_their_grade_is_in_the_gradebook(course, show_score, shows_number):
+    ResourceSettings.objects.filter(resource=course["resource"]).update(show_score=show_score)
+    GradeReport.objects.update(state=ReportState.DELIVERED, sent_score=0.5, sent_version=1)
+    page = course["student"].get(f"/resource/{course['resource'].pk}/").content.decode()
+    assert "It is in your course&#x27;s gradebook" in page or "It is in your course's gradebook" in page
+    assert ("50%" in page) is shows_number
