@@ -198,6 +198,13 @@ STATIC_URL = "/static/"
 # scorm-again (npm, see package.json) provides the SCORM 2004 API of the attempt page.
 STATICFILES_DIRS = [("scorm-again", str(REPO_DIR / "node_modules" / "scorm-again" / "dist"))]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
+# STATIC_MANIFEST=1 (production, after collectstatic): file names carry a hash of their
+# contents, so nginx can cache them for a year and a deploy still reaches every browser.
+if env.bool("STATIC_MANIFEST", default=False):
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    }
 MEDIA_URL = "/media/"
 # Serve /static/ and /media/ from daphne (development, tests). In production nginx does.
 SERVE_FILES = env.bool("SERVE_FILES", default=DEBUG)

@@ -1,0 +1,27 @@
+"""Numbas LTI Provider on Hetzner Cloud: read the stack's config, build the components, export
+what an operator needs. Each concern lives in numbas_infra/ (see its modules)."""
+
+import pulumi
+
+from numbas_infra import config
+from numbas_infra.app_stack import AppStack
+from numbas_infra.hetzner import Dns, Firewall, Server
+
+cfg = config.load()
+firewall = Firewall("firewall", cfg)
+server = Server("server", cfg, firewall=firewall)
+if cfg.dns_zone:
+    Dns("dns", cfg, server=server)
+app = AppStack("app", cfg, server=server)
+
+site = f"https://{cfg.domain}"
+pulumi.export("site_url", site)
+pulumi.export("ipv4", server.ipv4_address)
+pulumi.export("ipv6", server.ipv6_address)
+pulumi.export("ssh", server.ipv4_address.apply(lambda ip: f"ssh root@{ip}"))
+pulumi.export("lti_launch_url", f"{site}/lti/launch/")
+pulumi.export("lti_config_xml", f"{site}/lti/config.xml")
+pulumi.export("admin_url", f"{site}/admin/")
+pulumi.export("dns_records", "managed in Hetzner DNS" if cfg.dns_zone else
+              server.ipv4_address.apply(lambda ip: f"create A {cfg.domain} -> {ip} (and AAAA) at your DNS provider"))
+pulumi.export("database_password", app.database_password)  # secret: shown only with --show-secrets

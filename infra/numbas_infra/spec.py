@@ -1,0 +1,166 @@
+"""What runs where, in plain Python (no Pulumi): the containers, their commands, environment,
+mounts and health checks. The Pulumi program deploys exactly this, and the local full-stack
+tests start the same commands with the same environment, so both read it from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PROJECT = "numbas-lti"
+NETWORK = f"{PROJECT}"
+
+# Paths inside the containers (nginx mounts the same ones read-only).
+STATIC_ROOT = "/srv/static"
+MEDIA_ROOT = "/srv/media"
+PRIVATE_ROOT = "/srv/private"
+ACME_WEBROOT = "/var/www/acme"
+CERT_DIR = "/etc/letsencrypt"
+PRIVATE_X_ACCEL_PREFIX = "/_private"
+
+# Paths on the server: the Hetzner volumes are mounted here by cloud-init.
+DATA_MOUNT = "/mnt/data"  # PostgreSQL data, Redis append-only file
+FILES_MOUNT = "/mnt/files"  # media (exams) and private files (reports)
+
+DAPHNE_PORT = 8700
+APP_IMAGE = f"{PROJECT}-app"
+
+# Third-party images: pinned, never "latest".
+POSTGRES_IMAGE = "postgres:15.10-bookworm"
+REDIS_IMAGE = "redis:7.4.2-bookworm"
+NGINX_IMAGE = "nginx:1.27.4-bookworm"
+CERTBOT_IMAGE = "certbot/certbot:v3.1.0"
+
+
+def container_name(role: str, index: int | None = None) -> str:
+    return f"{PROJECT}-{role}" if index is None else f"{PROJECT}-{role}-{index}"
+
+
+def daphne_names(replicas: int) -> list[str]:
+    return [container_name("daphne", i) for i in range(1, replicas + 1)]
+
+
+def huey_names(replicas: int) -> list[str]:
+    return [container_name("huey", i) for i in range(1, replicas + 1)]
+
+
+def daphne_upstreams(replicas: int) -> list[str]:
+    """host:port of every daphne, as nginx's upstream lists them."""
+    return [f"{name}:{DAPHNE_PORT}" for name in daphne_names(replicas)]
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The non-secret settings of the app containers."""
+
+    domain: str
+    instance_name: str = "Numbas LTI"
+    from_email: str = ""
+    admin_emails: tuple[str, ...] = ()
+    huey_workers: int = 2
+    max_upload_mb: int = 100
+
+
+def app_environment(settings: AppSettings, *, database_url_host: str = container_name("postgres"),
+                    redis_host: str = container_name("redis")) -> dict[str, str]:
+    """The app containers' environment without secrets (DATABASE_URL, SECRET_KEY and
+    EMAIL_URL are added as secrets by the deployer)."""
+    env = {
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": settings.domain,
+        "CSRF_TRUSTED_ORIGINS": f"https://{settings.domain}",
+        "BEHIND_TLS_PROXY": "1",
+        "COOKIES_SECURE": "1",
+        "REDIS_URL": f"redis://{redis_host}:6379/0",
+        "STATIC_ROOT": STATIC_ROOT,
+        "MEDIA_ROOT": MEDIA_ROOT,
+        "PRIVATE_ROOT": PRIVATE_ROOT,
+        "PRIVATE_X_ACCEL_PREFIX": PRIVATE_X_ACCEL_PREFIX,
+        "SERVE_FILES": "0",
+        "STATIC_MANIFEST": "1",  # hashed static names: nginx caches them for a year
+        "INSTANCE_NAME": settings.instance_name,
+        "HUEY_WORKERS": str(settings.huey_workers),
+        "EXAM_MAX_UPLOAD_BYTES": str(settings.max_upload_mb * 1024 * 1024),
+        "VAR_DIR": "/srv/var",
+    }
+    if settings.from_email:
+        env["DEFAULT_FROM_EMAIL"] = settings.from_email
+    if settings.admin_emails:
+        env["ADMIN_EMAILS"] = ",".join(settings.admin_emails)
+    return env
+
+
+def database_url(password: str, *, host: str = container_name("postgres"), name: str = "numbas_lti",
+                 user: str = "numbas_lti") -> str:
+    return f"postgres://{user}:{password}@{host}:5432/{name}"
+
+
+# Commands, as argv lists (app/ is the working directory in the image).
+MIGRATE_COMMAND = ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput"]
+DAPHNE_COMMAND = ["daphne", "-b", "0.0.0.0", "-p", str(DAPHNE_PORT), "--proxy-headers", "numbas_lti.asgi:application"]
+HUEY_COMMAND = ["python", "manage.py", "run_huey"]
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    test: list[str]
+    interval_s: int = 15
+    timeout_s: int = 5
+    retries: int = 5
+    start_period_s: int = 20
+
+
+# Django only answers its ALLOWED_HOSTS: the check sends the site's host name, as nginx would.
+DAPHNE_HEALTH = HealthCheck(["CMD", "python", "-c",
+                             "import os, urllib.request; urllib.request.urlopen(urllib.request.Request("
+                             f"'http://127.0.0.1:{DAPHNE_PORT}/health/', headers={{'Host': "
+                             "os.environ['ALLOWED_HOSTS'].split(',')[0], 'X-Forwarded-Proto': 'https'}), timeout=4)"])
+# The worker is PID 1 (its container stops with it); healthy means it can reach its queue.
+HUEY_HEALTH = HealthCheck(["CMD", "python", "-c",
+                           "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=3).ping()"])
+POSTGRES_HEALTH = HealthCheck(["CMD-SHELL", "pg_isready -U numbas_lti -d numbas_lti"])
+REDIS_HEALTH = HealthCheck(["CMD", "redis-cli", "ping"])
+# Not `nginx -t`: that resolves every upstream name, so one daphne being replaced would
+# mark nginx unhealthy.
+NGINX_HEALTH = HealthCheck(["CMD-SHELL", "kill -0 \"$(cat /var/run/nginx.pid)\""])
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # a host path or a Docker volume name
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    role: str
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    ports: tuple[tuple[int, int], ...] = ()  # (host, container): only nginx publishes any
+    health: HealthCheck | None = None
+    one_shot: bool = False
+
+
+STATIC_VOLUME = f"{PROJECT}-static"
+CERTS_VOLUME = f"{PROJECT}-certs"
+ACME_VOLUME = f"{PROJECT}-acme"
+
+APP_MOUNTS = (
+    Mount(STATIC_VOLUME, STATIC_ROOT),
+    Mount(f"{FILES_MOUNT}/media", MEDIA_ROOT),
+    Mount(f"{FILES_MOUNT}/private", PRIVATE_ROOT),
+)
+
+
+def app_containers(settings: AppSettings, *, daphne_replicas: int, huey_replicas: int) -> list[ContainerSpec]:
+    """The migrate step, daphne × N and huey × M, with the non-secret environment."""
+    env = app_environment(settings)
+    specs = [ContainerSpec(container_name("migrate"), "migrate", MIGRATE_COMMAND, env, APP_MOUNTS, one_shot=True)]
+    specs += [ContainerSpec(name, "daphne", DAPHNE_COMMAND, env, APP_MOUNTS, health=DAPHNE_HEALTH)
+              for name in daphne_names(daphne_replicas)]
+    specs += [ContainerSpec(name, "huey", HUEY_COMMAND, env, APP_MOUNTS, health=HUEY_HEALTH)
+              for name in huey_names(huey_replicas)]
+    return specs

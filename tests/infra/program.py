@@ -1,0 +1,113 @@
+"""Run the Pulumi program under pulumi.runtime.set_mocks (no CLI, no cloud) and record every
+resource it declares, with its inputs, for the infra tests."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "numbas-lti"
+
+
+@dataclass
+class Declared:
+    type: str
+    name: str
+    inputs: dict
+    provider: str
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.resources: list[Declared] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(Declared(args.typ, args.name, dict(args.inputs), args.provider or ""))
+        outputs = dict(args.inputs)
+        if args.typ == "hcloud:index/primaryIp:PrimaryIp":
+            outputs["ipAddress"] = "203.0.113.10" if args.inputs.get("type") == "ipv4" else "2001:db8:1234::/64"
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            outputs |= {"privateKeyOpenssh": f"-----PRIVATE {args.name}-----", "publicKeyOpenssh": f"ssh-ed25519 AAAA{args.name}\n",
+                        "privateKeyPem": f"-----PEM {args.name}-----"}
+        elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            outputs["certPem"] = "-----BEGIN CERTIFICATE-----"
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = f"generated-{args.name}"
+        elif args.typ.startswith("command:"):
+            outputs["stdout"] = "/root/.ssh/numbas-lti-test" if "ssh-files" in args.name else ""
+        elif args.typ == "docker:index/image:Image":
+            outputs["imageName"] = args.inputs.get("imageName")
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            outputs["imageId"] = f"sha256:{args.name}"
+        return f"{args.name}-id" if not args.typ.startswith("hcloud") else "4242", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+    def of_type(self, type_: str) -> list[Declared]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Declared:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, (name, [r.name for r in self.resources])
+        return matches[0]
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """The example stack file's config, as pulumi passes it to a program (JSON for lists)."""
+    values = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+
+@dataclass
+class Run:
+    mocks: RecordingMocks
+    namespace: dict = field(default_factory=dict)
+
+
+def run_program(stack: str, overrides: dict[str, object] | None = None) -> Run:
+    config = stack_config(stack)
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = value if isinstance(value, str) else json.dumps(value)
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(config)
+    run = Run(mocks)
+
+    @pulumi.runtime.test
+    def program():
+        run.namespace = runpy.run_path(str(REPO / "infra" / "__main__.py"), run_name="__pulumi__")
+
+    program()
+    return run
+
+
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how the engine wraps secret values
+
+
+def plain(value):
+    """A mocked input with any secret wrapper removed."""
+    if isinstance(value, dict) and SECRET_SIGNATURE in value:
+        return value["value"]
+    return value
+
+
+def was_secret(value) -> bool:
+    return isinstance(value, dict) and SECRET_SIGNATURE in value
+
+
+def is_secret(output: pulumi.Output) -> bool:
+    """Whether an output of a finished run is marked secret."""
+    from pulumi.runtime.sync_await import _sync_await
+
+    return _sync_await(output.is_secret())

@@ -1,0 +1,157 @@
+"""The Pulumi program under mocks, for the example prod and staging stacks: every resource
+with the right properties, exact firewall rules, the Docker provider waiting for cloud-init,
+replicas, secrets kept secret, only nginx publishing ports, and config errors that say what
+to set."""
+
+import pytest
+
+import json
+
+from tests.infra.program import is_secret, plain, run_program, was_secret
+
+HETZNER = "hcloud:index/"
+CONTAINER = "docker:index/container:Container"
+
+
+@pytest.fixture(scope="module", params=["prod", "staging"])
+def run(request):
+    return run_program(request.param)
+
+
+def containers(run):
+    return {r.inputs["name"]: r for r in run.mocks.of_type(CONTAINER)}
+
+
+def test_hetzner_resources_exist_with_their_properties(run):
+    m = run.mocks
+    prod = run.namespace["cfg"].stack == "prod"
+    server = m.of_type(HETZNER + "server:Server")
+    assert len(server) == 1
+    s = server[0].inputs
+    assert s["image"] == "debian-12" and s["location"] == "nbg1" and s["labels"]["app"] == "numbas-lti"
+    assert s["deleteProtection"] is prod and s["rebuildProtection"] is prod and s["backups"] is prod
+    assert len(s["sshKeys"]) == 2  # the admin's and the deploy key
+    assert s["publicNets"][0]["ipv4Enabled"] and s["publicNets"][0]["ipv6Enabled"]
+    ips = m.of_type(HETZNER + "primaryIp:PrimaryIp")
+    assert sorted(i.inputs["type"] for i in ips) == ["ipv4", "ipv6"]
+    assert all(i.inputs["autoDelete"] is False and i.inputs["assigneeType"] == "server" for i in ips)
+    volumes = m.of_type(HETZNER + "volume:Volume")
+    assert len(volumes) == 2 and all(v.inputs["format"] == "ext4" and v.inputs["automount"] is False for v in volumes)
+    assert all(v.inputs["deleteProtection"] is prod for v in volumes)
+    assert len(m.of_type(HETZNER + "volumeAttachment:VolumeAttachment")) == 2
+    rdns = m.of_type(HETZNER + "rdns:Rdns")
+    assert {r.inputs["dnsPtr"] for r in rdns} == {run.namespace["cfg"].domain} and len(rdns) == 2
+    records = m.of_type(HETZNER + "zoneRrset:ZoneRrset")
+    assert sorted(r.inputs["type"] for r in records) == ["A", "AAAA"]
+    assert all(r.inputs["zone"] == "example.ac.uk" for r in records)
+    assert [r.inputs["records"][0]["value"] for r in records if r.inputs["type"] == "A"] == ["203.0.113.10"]
+
+
+def test_the_firewall_opens_80_443_everywhere_22_to_admins_and_icmp_only(run):
+    (firewall,) = run.mocks.of_type(HETZNER + "firewall:Firewall")
+    rules = {(r["protocol"], r.get("port"), tuple(r["sourceIps"])) for r in firewall.inputs["rules"]}
+    everywhere = ("0.0.0.0/0", "::/0")
+    assert rules == {("tcp", "80", everywhere), ("tcp", "443", everywhere), ("tcp", "22", ("203.0.113.0/24",)),
+                     ("icmp", None, everywhere)}
+    assert all(r["direction"] == "in" for r in firewall.inputs["rules"])
+
+
+def test_the_docker_provider_waits_for_cloud_init_over_a_pinned_host_key(run):
+    m = run.mocks
+    wait = m.named("app-cloud-init-wait")
+    assert "cloud-init status --wait" in wait.inputs["create"]
+    assert was_secret(wait.inputs["connection"])  # it carries the deploy key
+    assert plain(wait.inputs["connection"])["hostKey"].startswith("ssh-ed25519 ")
+    app = run.namespace["app"]
+    # The provider's host is computed from the wait command's output: it cannot exist before.
+    assert app.provider._name == "app-docker"
+    provider = m.named("app-docker")
+    assert provider.inputs["host"] == "ssh://root@203.0.113.10"
+    ssh_opts = json.loads(provider.inputs["sshOpts"])
+    assert "StrictHostKeyChecking=yes" in ssh_opts and any(o.startswith("UserKnownHostsFile=") for o in ssh_opts)
+    assert not any("StrictHostKeyChecking=no" in o for o in ssh_opts)
+    from pulumi.runtime.sync_await import _sync_await
+
+    assert wait.name in {r._name for r in _sync_await(app.docker_host.resources())}
+    assert all(c.provider.startswith("urn:") and "app-docker" in c.provider for c in m.of_type(CONTAINER))
+
+
+def test_replicas_give_containers_and_an_upstream_of_that_size():
+    run = run_program("prod", {"daphneReplicas": 8, "hueyReplicas": 2})
+    names = containers(run)
+    daphnes = [n for n in names if n.startswith("numbas-lti-daphne-")]
+    assert len(daphnes) == 8 and len([n for n in names if n.startswith("numbas-lti-huey-")]) == 2
+    conf = run.namespace["app"].nginx_conf
+    assert all(f"server {n}:8700" in conf for n in daphnes)
+    upstream = conf[conf.index("upstream daphne"):].split("}", 1)[0]
+    assert upstream.count("server ") == 8
+
+
+def test_only_nginx_publishes_ports_and_images_are_pinned(run):
+    named = containers(run)
+    published = {n for n, c in named.items() if c.inputs.get("ports")}
+    assert published == {"numbas-lti-nginx"}
+    assert sorted((p["external"], p["internal"]) for p in named["numbas-lti-nginx"].inputs["ports"]) == [(80, 80), (443, 443)]
+    for image in run.mocks.of_type("docker:index/remoteImage:RemoteImage"):
+        name = image.inputs["name"]
+        assert ":" in name and not name.endswith(":latest"), name
+    (app_image,) = run.mocks.of_type("docker:index/image:Image")
+    assert app_image.inputs["build"]["dockerfile"].endswith("app/Dockerfile")
+    assert not app_image.inputs["imageName"].endswith(":latest")
+
+
+def test_every_long_running_container_restarts_and_has_a_health_check(run):
+    for name, c in containers(run).items():
+        if name in ("numbas-lti-migrate", "numbas-lti-certbot"):
+            continue
+        assert c.inputs["restart"] == "unless-stopped" and c.inputs.get("healthcheck"), name
+    migrate = containers(run)["numbas-lti-migrate"]
+    assert migrate.inputs["mustRun"] is False and migrate.inputs["attach"] is True
+    assert "migrate" in " ".join(migrate.inputs["command"]) and "collectstatic" in " ".join(migrate.inputs["command"])
+
+
+def test_the_app_is_replaced_only_after_the_migration_succeeds(run):
+    deps = run.namespace["app"].dependencies
+    assert set(deps["numbas-lti-migrate"]) == {"app-postgres", "app-redis"}
+    app_names = [n for n in deps if n.startswith(("numbas-lti-daphne-", "numbas-lti-huey-"))]
+    assert app_names and all(deps[n] == ["app-migrate"] for n in app_names)
+    assert set(deps["numbas-lti-nginx"]) == {f"app-{n.removeprefix('numbas-lti-')}" for n in app_names if "daphne" in n}
+
+
+def test_secrets_are_secret(run):
+    app, server = run.namespace["app"], run.namespace["server"]
+    assert is_secret(app.database_password) and is_secret(app.django_secret_key)
+    for container in [app.migrate, *app.daphnes, *app.hueys, app.postgres]:
+        assert is_secret(container.envs), container._name
+    assert is_secret(server.server.user_data)  # it carries the SSH host's private key
+    named = containers(run)
+    for name in ["numbas-lti-migrate", "numbas-lti-daphne-1", "numbas-lti-huey-1", "numbas-lti-postgres"]:
+        assert was_secret(named[name].inputs["envs"]), name  # what the engine stores is the secret wrapper
+    assert "SECRET_KEY=generated-app-secret-key" in plain(named["numbas-lti-daphne-1"].inputs["envs"])
+    assert any(e.startswith("DATABASE_URL=postgres://numbas_lti:generated-app-db-password@")
+               for e in plain(named["numbas-lti-huey-1"].inputs["envs"]))
+    assert not was_secret(named["numbas-lti-nginx"].inputs["envs"])  # nothing secret in it
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"domain": None}, "pulumi config set domain"),
+        ({"domain": "not a host"}, "not a host name"),
+        ({"adminCidrs": None}, "pulumi config set --path 'adminCidrs[0]'"),
+        ({"adminCidrs": ["0.0.0.0/0"]}, "must not be open to the whole internet"),
+        ({"sshPublicKeys": ["hello"]}, "not an OpenSSH public key"),
+        ({"acmeEmail": "nobody"}, "not an e-mail address"),
+        ({"daphneReplicas": 0}, "between 1 and 32"),
+        ({"dnsZone": "other.org"}, "not inside"),
+    ],
+)
+def test_missing_or_invalid_config_fails_with_the_key_and_the_command(overrides, message):
+    from numbas_infra.config import ConfigError
+
+    with pytest.raises(Exception) as error:
+        run_program("staging", overrides)
+    chain = [error.value, *([error.value.__cause__] if error.value.__cause__ else [])]
+    text = " ".join(str(e) for e in chain)
+    assert message in text, text
+    assert any(isinstance(e, ConfigError) for e in chain) or "ConfigError" in text
