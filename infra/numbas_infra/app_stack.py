@@ -138,6 +138,9 @@ class AppStack(pulumi.ComponentResource):
         self.provider = docker.Provider(
             f"{name}-docker",
             host=self.docker_host,
+            # Previews (CI, outside the admins' networks) diff against the state without
+            # reaching the server; `pulumi up` connects as soon as it changes something.
+            disable_docker_daemon_check=True,
             ssh_opts=self.ssh_files.stdout.apply(lambda d: [
                 "-i", f"{d.strip()}/deploy_key", "-o", f"UserKnownHostsFile={d.strip()}/known_hosts",
                 "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
@@ -277,6 +280,7 @@ class AppStack(pulumi.ComponentResource):
             spec.container_name("certbot"), "certbot",
             [CERTBOT_LOOP.format(webroot=spec.ACME_WEBROOT, staging="--staging " if cfg.acme_staging else "")],
             {}, (spec.Mount(spec.CERTS_VOLUME, spec.CERT_DIR), spec.Mount(spec.ACME_VOLUME, spec.ACME_WEBROOT)),
+            health=spec.CERTBOT_HEALTH,
         )
         self.certbot = container(
             certbot, remote["certbot"].image_id, envs=[f"DOMAIN={cfg.domain}", f"ACME_EMAIL={cfg.acme_email}"],

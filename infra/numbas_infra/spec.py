@@ -120,6 +120,9 @@ HUEY_HEALTH = HealthCheck(["CMD", "python", "-c",
                            "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=3).ping()"])
 POSTGRES_HEALTH = HealthCheck(["CMD-SHELL", "pg_isready -U numbas_lti -d numbas_lti"])
 REDIS_HEALTH = HealthCheck(["CMD", "redis-cli", "ping"])
+# Healthy once the site has its Let's Encrypt certificate (unhealthy says: issuance is failing).
+CERTBOT_HEALTH = HealthCheck(["CMD-SHELL", 'test -s "/etc/letsencrypt/live/$DOMAIN/fullchain.pem"'],
+                             interval_s=300, start_period_s=900)
 # Not `nginx -t`: that resolves every upstream name, so one daphne being replaced would
 # mark nginx unhealthy.
 NGINX_HEALTH = HealthCheck(["CMD-SHELL", "kill -0 \"$(cat /var/run/nginx.pid)\""])
