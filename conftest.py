@@ -41,6 +41,21 @@ def demo_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def prod_stack(tmp_path_factory):
+    """The production-shaped stack (tests/support/stack.py): nginx TLS → daphne × 4 → PostgreSQL
+    and Redis → Huey, from the deploy's own definitions, with the demo data."""
+    from tests.support.attempt_page import DEMO_SECRET
+    from tests.support.stack import LocalStack
+
+    stack = LocalStack(tmp_path_factory.mktemp("stack")).start()
+    try:
+        stack.manage("ensure_demo_data", "--secret", DEMO_SECRET)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
 def chromium():
     import os
 

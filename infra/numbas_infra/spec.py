@@ -90,14 +90,19 @@ def app_environment(settings: AppSettings, *, database_url_host: str = container
     return env
 
 
-def database_url(password: str, *, host: str = container_name("postgres"), name: str = "numbas_lti",
-                 user: str = "numbas_lti") -> str:
-    return f"postgres://{user}:{password}@{host}:5432/{name}"
+def database_url(password: str, *, host: str = container_name("postgres"), port: int = 5432,
+                 name: str = "numbas_lti", user: str = "numbas_lti") -> str:
+    return f"postgres://{user}:{password}@{host}:{port}/{name}"
 
 
 # Commands, as argv lists (app/ is the working directory in the image).
 MIGRATE_COMMAND = ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput"]
-DAPHNE_COMMAND = ["daphne", "-b", "0.0.0.0", "-p", str(DAPHNE_PORT), "--proxy-headers", "numbas_lti.asgi:application"]
+def daphne_command(*, bind: str = "0.0.0.0", port: int = DAPHNE_PORT) -> list[str]:
+    """daphne behind nginx (which sets X-Forwarded-For/-Proto); the local stack binds loopback ports."""
+    return ["daphne", "-b", bind, "-p", str(port), "--proxy-headers", "numbas_lti.asgi:application"]
+
+
+DAPHNE_COMMAND = daphne_command()
 HUEY_COMMAND = ["python", "manage.py", "run_huey"]
 
 
