@@ -61,10 +61,14 @@ def _should_send(*, report_when: str, trigger: str, changed: bool, report: Grade
 
 def passback_kick() -> None:
     """Ask for a delivery run soon. At most one run is queued at a time; the queue is only
-    a hint (the sweeper finds due grades even if Redis lost it)."""
+    a hint (the sweeper finds due grades even if Redis lost it), so a queue that cannot be
+    reached is logged, never an error for the student whose answer was just saved."""
     from grading import tasks
 
-    tasks.passback_deliver_kick()
+    try:
+        tasks.passback_deliver_kick()
+    except Exception:
+        logger.warning("Could not queue a grade delivery run; the sweeper will deliver", exc_info=True)
 
 
 def _can_report(membership: ResourceMembership) -> bool:

@@ -124,7 +124,7 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "core.channel_layers.ResilientRedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": "nlti:channels"},
         }
     }

@@ -56,8 +56,11 @@ class Student:
         return self.base_url.replace("http", "ws", 1) + f"{config['socketPath']}?token={config['token']}"
 
     def post_batch(self, attempt_id: int, message: dict) -> requests.Response:
+        # As the attempt page's fetch does: same-origin, so Origin and Referer (Django's CSRF
+        # check over HTTPS needs them) name this site.
         return self.http.post(f"{self.base_url}/attempt/{attempt_id}/batches/", data=json.dumps(message),
-                              headers={"Content-Type": "application/json", "X-CSRFToken": self.http.cookies.get("csrftoken", "")})
+                              headers={"Content-Type": "application/json", "X-CSRFToken": self.http.cookies.get("csrftoken", ""),
+                                       "Origin": self.base_url, "Referer": f"{self.base_url}/attempt/{attempt_id}/"})
 
 
 def batch(token: str, changes: list[tuple[str, str]], first_sequence: int, *, terminate=False) -> dict:

@@ -22,3 +22,13 @@ def test_only_one_delivery_run_is_queued_at_a_time(monkeypatch):
     HUEY.get(tasks.KICK_KEY)  # a run starts: the next change queues another
     tasks.passback_deliver_kick()
     assert runs == [1, 1]
+
+
+def test_an_unreachable_queue_never_fails_the_save(monkeypatch):
+    from grading import services
+
+    def redis_down():
+        raise ConnectionError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(tasks, "passback_deliver_kick", redis_down)
+    services.passback_kick()  # logged; the sweeper delivers once the queue is back

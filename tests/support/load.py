@@ -1,0 +1,116 @@
+"""Students on flaky connections, for fault tests: each keeps sending batches of attempt data
+over the websocket (through nginx), keeps every unacknowledged batch and re-sends it after a
+reconnect or when it waits too long — as the attempt page does with localStorage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import aiohttp
+
+
+@dataclass
+class LoadSession:
+    url: str
+    cookie: str
+    origin: str
+    token: str
+    attempt: int
+    sequence: int = 1
+    batches: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (message, changes)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    acked: set = field(default_factory=set)
+    ack_times: list[float] = field(default_factory=list)
+    reconnects: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def unacked(self) -> list[str]:
+        return [b for b in self.batches if b not in self.acked]
+
+    @property
+    def changes_sent(self) -> int:
+        return sum(size for _, size in self.batches.values())
+
+    def new_batch(self, size: int) -> str:
+        batch_id = uuid.uuid4().hex
+        changes = [{"seq": self.sequence + i, "key": f"cmi.interactions.{i % 20}.learner_response",
+                    "value": str(random.randint(0, 10**6)), "t": int(time.time() * 1000)} for i in range(size)]
+        self.sequence += size
+        message = json.dumps({"type": "batch", "batch": batch_id, "token": self.token, "changes": changes,
+                              "terminate": False})
+        self.batches[batch_id] = (message, size)
+        return batch_id
+
+    async def run(self, http: aiohttp.ClientSession, *, stop: asyncio.Event, interval: float, size: int,
+                  drain_seconds: float = 120) -> None:
+        await asyncio.sleep(random.uniform(0, interval))
+        next_batch = time.monotonic()
+        drain_until = None
+        while True:
+            if stop.is_set():
+                drain_until = drain_until or time.monotonic() + drain_seconds
+                if not self.unacked or time.monotonic() > drain_until:
+                    return
+            try:
+                async with http.ws_connect(self.url, headers={"Cookie": self.cookie, "Origin": self.origin},
+                                           ssl=False, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
+                    ready = await ws.receive(timeout=30)
+                    if ready.type != aiohttp.WSMsgType.TEXT or json.loads(ready.data).get("type") != "ready":
+                        raise ConnectionError(f"not ready: {ready.type} {ready.data!r}"[:200])
+                    for batch_id in self.unacked:  # what the page kept in localStorage
+                        await self._send(ws, batch_id)
+                    reader = asyncio.ensure_future(self._read(ws))
+                    try:
+                        while not reader.done():
+                            now = time.monotonic()
+                            if stop.is_set():
+                                drain_until = drain_until or now + drain_seconds
+                                if not self.unacked or now > drain_until:
+                                    return
+                            elif now >= next_batch:
+                                await self._send(ws, self.new_batch(size))
+                                next_batch = now + interval
+                            for batch_id in self.unacked:  # no answer for a while: send again
+                                if now - self.sent_at.get(batch_id, now) > 10:
+                                    await self._send(ws, batch_id)
+                            await asyncio.sleep(0.2)
+                    finally:
+                        reader.cancel()
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError) as error:
+                self.errors.append(type(error).__name__)
+            self.reconnects += 1
+            while not stop.is_set() and time.monotonic() >= next_batch:  # answers keep coming offline
+                self.new_batch(size)
+                next_batch += interval
+            await asyncio.sleep(random.uniform(0.5, 2.0))
+
+    async def _send(self, ws, batch_id: str) -> None:
+        self.sent_at[batch_id] = time.monotonic()
+        await ws.send_str(self.batches[batch_id][0])
+
+    async def _read(self, ws) -> None:
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = json.loads(message.data)
+            if data.get("type") == "ack":
+                if data["batch"] not in self.acked:
+                    self.acked.add(data["batch"])
+                    self.ack_times.append(time.monotonic())
+            elif data.get("type") == "error":
+                self.errors.append(data.get("code", "error"))
+
+
+def ack_gaps(sessions: list[LoadSession], start: float, end: float) -> float:
+    """The longest time without any acknowledgement (across all sessions) between start and end."""
+    times = sorted(t for s in sessions for t in s.ack_times if start <= t <= end)
+    if not times:
+        return end - start
+    edges = [start, *times, end]
+    return max(b - a for a, b in zip(edges, edges[1:]))
