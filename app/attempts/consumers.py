@@ -82,6 +82,8 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
+        if getattr(self, "token", None) is None:
+            return  # refused at connect: frames that arrive before the close are ignored
         try:
             batch = parse_batch(content)
         except ProtocolError as error:

@@ -56,7 +56,7 @@ def test_production_with_redis_postgres_and_proxy(tmp_path):
     got = json.loads(result.stdout)
     assert got["engine"] == "dj_db_conn_pool.backends.postgresql"
     assert got["cache"] == "django.core.cache.backends.redis.RedisCache"
-    assert got["channels"] == "channels_redis.core.RedisChannelLayer"
+    assert got["channels"] == "core.channel_layers.ResilientRedisChannelLayer"
     assert got["huey"] == "huey.RedisHuey"
     assert got["secure_cookies"] == [True, "None", "None"]
     assert got["proxy"] == ["HTTP_X_FORWARDED_PROTO", "https"]
