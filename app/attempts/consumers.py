@@ -106,10 +106,17 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
             f'"ended": {str(result.ended).lower()}}}'
         )
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if not text_data:  # an empty or binary frame: not a batch
+            if getattr(self, "token", None) is not None:
+                await self.send_json({"type": "error", "code": "invalid", "message": "A batch must be a JSON text message."})
+            return
+        await super().receive(text_data=text_data, **kwargs)
+
     async def decode_json(self, text_data):
         try:
             return json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None  # parse_batch answers "must be a JSON object"
 
     async def attempt_taken_over(self, event):

@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 
 from django.conf import settings
 
-BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-KEY = re.compile(r"^(cmi|adl|numbas)\.[A-Za-z0-9_.{}=:-]{1,240}$")
+BATCH_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # used with fullmatch: "$" would also match before "\n"
+KEY = re.compile(r"(cmi|adl|numbas)\.[A-Za-z0-9_.{}=:-]{1,240}")
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_SEQUENCE = 2**53
 
 
@@ -60,11 +61,13 @@ def _client_ms(raw) -> int | float | None:
 def parse_batch(message) -> ParsedBatch:
     if not isinstance(message, dict):
         raise ProtocolError("invalid", "A batch must be a JSON object.")
+    if message.get("type", "batch") != "batch":
+        raise ProtocolError("invalid", 'Only messages of type "batch" are accepted.')
     batch_id = message.get("batch")
-    if not isinstance(batch_id, str) or not BATCH_ID.match(batch_id):
+    if not isinstance(batch_id, str) or not BATCH_ID.fullmatch(batch_id):
         raise ProtocolError("invalid", "The batch id must be 8 to 64 letters, digits, - or _.")
     token = message.get("token")
-    if not isinstance(token, str) or len(token) > 64:
+    if not isinstance(token, str) or not TOKEN.fullmatch(token):
         raise ProtocolError("invalid", "The batch has no valid writer token.", batch_id)
     changes = message.get("changes")
     if not isinstance(changes, list):
@@ -84,12 +87,17 @@ def parse_batch(message) -> ParsedBatch:
             sequence, key, value = change.get("seq"), change.get("key"), change.get("value")
             if isinstance(sequence, bool) or not isinstance(sequence, int) or not (0 <= sequence < MAX_SEQUENCE):
                 raise ValueError("seq must be a whole number")
-            if not isinstance(key, str) or not KEY.match(key):
+            if not isinstance(key, str) or not KEY.fullmatch(key):
                 raise ValueError("key must be a SCORM data model element name")
             if not isinstance(value, str):
                 raise ValueError("value must be a string")
             if "\x00" in value:
                 raise ValueError("value must not contain NUL characters")
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:  # a lone surrogate: not text any database can store
+                    raise ValueError("value must be valid Unicode text") from None
             if len(value) > settings.ATTEMPT_MAX_VALUE_CHARS:
                 raise ValueError(f"value is longer than {settings.ATTEMPT_MAX_VALUE_CHARS} characters")
             total += len(value)

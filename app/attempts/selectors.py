@@ -84,7 +84,7 @@ def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptio
 
 def attempt_for_user(*, attempt_id: int, user) -> tuple[Attempt | None, str]:
     """The attempt and how this user may open it: "owner", "instructor" (read only) or ""."""
-    if not user.is_authenticated:
+    if not user.is_authenticated or not 0 < attempt_id < 2**63:  # beyond a row id: no such attempt
         return None, ""
     try:
         attempt = Attempt.objects.select_related("exam", "user").get(pk=attempt_id)

@@ -3,6 +3,8 @@ instructor of its resource, read-only)."""
 
 import json
 
+from django.core.exceptions import RequestDataTooBig
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import JsonResponse
@@ -82,15 +84,28 @@ def state(request, attempt_id: int):
     )
 
 
+MAX_ID = 2**63 - 1  # the largest id a database row can have
+
+
 @require_POST
 def batches(request, attempt_id: int):
     """HTTP fallback for the websocket: store one batch, answer after it is committed."""
     if not request.user.is_authenticated:
         return JsonResponse({"error": {"code": "not_authenticated", "message": "Please open the exam from your course again."}}, status=401)
-    if len(request.body) > settings.ATTEMPT_MAX_BATCH_CHARS * 2:
-        return JsonResponse({"error": {"code": "too_large", "message": "The batch is too large."}}, status=413)
+    if attempt_id > MAX_ID:
+        return JsonResponse({"error": {"code": "forbidden", "message": "This attempt is not yours."}}, status=403)
+    too_large = JsonResponse({"error": {"code": "too_large", "message": "The batch is too large; send it in smaller pieces."}},
+                             status=413)
     try:
-        batch = parse_batch(json.loads(request.body or b"null"))
+        body = request.body
+    except RequestDataTooBig:  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+        return too_large
+    if len(body) > settings.ATTEMPT_MAX_BATCH_CHARS * 2:
+        return too_large
+    try:
+        batch = parse_batch(json.loads(body or b"null"))
+    except RecursionError:  # nesting deeper than any batch
+        return JsonResponse({"error": {"code": "invalid", "message": "The batch is not valid JSON."}}, status=400)
     except ValueError as error:  # ProtocolError is a ValueError; so is invalid JSON
         code = error.code if isinstance(error, ProtocolError) else "invalid"
         message = error.message if isinstance(error, ProtocolError) else "The batch is not valid JSON."

@@ -11,6 +11,7 @@ import json
 import posixpath
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -61,7 +62,7 @@ def _members(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
     infos = archive.infolist()
     if len(infos) > max_files:
         raise PackageRejected(f"The package has {len(infos)} entries; at most {max_files} are allowed.")
-    members, total = [], 0
+    members, total, seen = [], 0, set()
     for info in infos:
         name = _safe_name(info.filename)
         mode = info.external_attr >> 16
@@ -77,7 +78,16 @@ def _members(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
                 f"The file {name[:80]!r} expands {info.file_size // max(info.compress_size, 1)} times its compressed "
                 "size; this looks like a zip bomb."
             )
+        if name in seen:
+            raise PackageRejected(f"The package holds {name[:80]!r} twice; a zip from the Numbas editor never does.")
+        if any(len(part.encode("utf-8")) > 255 for part in name.split("/")):
+            raise PackageRejected(f"The package has a file name longer than 255 bytes ({name[:80]!r}…).")
+        seen.add(name)
         members.append((info, name))
+    folders = {"/".join(name.split("/")[:i]) for name in seen for i in range(1, name.count("/") + 1)}
+    clash = sorted(folders & seen)
+    if clash:
+        raise PackageRejected(f"The package has {clash[0][:80]!r} both as a file and as a folder.")
     if total > max_bytes:
         raise PackageRejected(
             f"The package expands to {total // (1024 * 1024)} MB; at most {max_bytes // (1024 * 1024)} MB are allowed."
@@ -167,10 +177,19 @@ def inspect_package(upload: BinaryIO, *, size: int) -> PackageInfo:
         )
 
 
+# What reading a damaged or exotic zip raises (bad CRC, corrupt deflate data, unknown method).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, ValueError)
+_DAMAGED_MESSAGE = ("The zip is damaged or uses a compression this server cannot read ({}). "
+                    "Download the SCORM package from the Numbas editor again and upload that.")
+
+
 def _read(archive: zipfile.ZipFile, name: str, limit: int = 20 * 1024 * 1024) -> bytes:
     info = next(i for i in archive.infolist() if _safe_name(i.filename) == name)
-    with archive.open(info) as handle:
-        data = handle.read(limit + 1)
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(limit + 1)
+    except _DAMAGED as error:
+        raise PackageRejected(_DAMAGED_MESSAGE.format(f"{name}: {type(error).__name__}")) from None
     if len(data) > limit:
         raise PackageRejected(f"{name} is larger than {limit // (1024 * 1024)} MB.")
     return data
@@ -186,9 +205,12 @@ def extract_package(upload: BinaryIO, destination: Path) -> None:
         for info, name in _members(archive):
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as source, open(target, "wb") as sink:
-                while chunk := source.read(1024 * 1024):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise PackageRejected("The package expands to more than is allowed.")
-                    sink.write(chunk)
+            try:
+                with archive.open(info) as source, open(target, "wb") as sink:
+                    while chunk := source.read(1024 * 1024):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise PackageRejected("The package expands to more than is allowed.")
+                        sink.write(chunk)
+            except _DAMAGED as error:
+                raise PackageRejected(_DAMAGED_MESSAGE.format(f"{name[:80]}: {type(error).__name__}")) from None

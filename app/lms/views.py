@@ -2,6 +2,8 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+
 from django.contrib.auth import login
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
@@ -19,7 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def _rejected(request, error: LaunchRejected):
-    key = request.POST.get("oauth_consumer_key", "")[:64] if request.method == "POST" else ""
+    try:
+        key = request.POST.get("oauth_consumer_key", "")[:64] if request.method == "POST" else ""
+    except (RequestDataTooBig, TooManyFieldsSent):
+        key = ""
     logger.warning("LTI launch rejected: %s (consumer key %r)", error.code, key)
     response = render(request, "lms/launch_error.html", {"error": error}, status=error.status)
     if error.status == 405:
@@ -31,10 +36,18 @@ def _rejected(request, error: LaunchRejected):
 @never_cache
 def launch(request):
     try:
+        params = request.POST.dict() if request.method == "POST" else {}
+    except (RequestDataTooBig, TooManyFieldsSent):
+        return _rejected(request, LaunchRejected(
+            status=413, code="too_large", title="This launch is far larger than any LMS sends",
+            detail="The request carried more data or more fields than a launch can have, so it was not read.",
+            admin_checks=["Check what the LMS adds to the launch (custom parameters)."],
+        ))
+    try:
         consumer, data = launch_authenticate(
             method=request.method,
             url=request.build_absolute_uri(request.path),
-            params=request.POST.dict() if request.method == "POST" else {},
+            params=params,
             headers={"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {},
         )
         log, token = services.launch_record(
