@@ -3,8 +3,10 @@ resource it declares, with its inputs, for the infra tests."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +73,24 @@ class Run:
     namespace: dict = field(default_factory=dict)
 
 
+# Everything Pulumi runs on one thread with an event loop of its own: the test process's main
+# thread may have none (after asyncio.run) or a running one (Playwright's).
+_pulumi_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pulumi-mocks",
+                                    initializer=lambda: asyncio.set_event_loop(asyncio.new_event_loop()))
+
+
+def resolve(awaitable_factory):
+    """Await something of a finished run (e.g. output.is_secret) on the Pulumi thread."""
+    from pulumi.runtime.sync_await import _sync_await
+
+    return _pulumi_thread.submit(lambda: _sync_await(awaitable_factory())).result(timeout=120)
+
+
 def run_program(stack: str, overrides: dict[str, object] | None = None) -> Run:
+    return _pulumi_thread.submit(_run_program, stack, overrides).result(timeout=300)
+
+
+def _run_program(stack: str, overrides: dict[str, object] | None = None) -> Run:
     config = stack_config(stack)
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
@@ -108,6 +127,4 @@ def was_secret(value) -> bool:
 
 def is_secret(output: pulumi.Output) -> bool:
     """Whether an output of a finished run is marked secret."""
-    from pulumi.runtime.sync_await import _sync_await
-
-    return _sync_await(output.is_secret())
+    return resolve(output.is_secret)

@@ -7,7 +7,7 @@ import pytest
 
 import json
 
-from tests.infra.program import is_secret, plain, run_program, was_secret
+from tests.infra.program import is_secret, plain, resolve, run_program, was_secret
 
 HETZNER = "hcloud:index/"
 CONTAINER = "docker:index/container:Container"
@@ -70,9 +70,7 @@ def test_the_docker_provider_waits_for_cloud_init_over_a_pinned_host_key(run):
     ssh_opts = json.loads(provider.inputs["sshOpts"])
     assert "StrictHostKeyChecking=yes" in ssh_opts and any(o.startswith("UserKnownHostsFile=") for o in ssh_opts)
     assert not any("StrictHostKeyChecking=no" in o for o in ssh_opts)
-    from pulumi.runtime.sync_await import _sync_await
-
-    assert wait.name in {r._name for r in _sync_await(app.docker_host.resources())}
+    assert wait.name in {r._name for r in resolve(app.docker_host.resources)}
     assert all(c.provider.startswith("urn:") and "app-docker" in c.provider for c in m.of_type(CONTAINER))
 
 
