@@ -313,7 +313,7 @@ def main() -> int:
     stack.manage("ensure_demo_data")
     print(f"Numbas LTI, production-shaped, at {stack.url}/ (self-signed certificate)\n"
           f"  test launches: {stack.url}/test-launch/ needs a staff login: "
-          f"create one with DATABASE_URL={stack.database_url} .venv/bin/python app/manage.py createsuperuser\n"
+          f"create one with DEBUG=1 DATABASE_URL={stack.database_url} .venv/bin/python app/manage.py createsuperuser\n"
           f"  logs: {stack.logs}\n  Ctrl-C stops everything.", flush=True)
     try:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
