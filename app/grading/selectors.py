@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 
 from attempts.models import Attempt, CompletionStatus, Element
 from grading import scoring
@@ -69,16 +69,17 @@ def grade_report_for(*, membership_id: int) -> GradeReport | None:
     return GradeReport.objects.filter(membership_id=membership_id).first()
 
 
-def grade_reports_for_resource(*, resource_id: int):
+def grade_reports_for_resource(*, resource_id: int, recent_sends: int = 10):
+    """Every student's grade report, each with its latest tries as `recent_sends` (one query
+    for all of them, not one per student)."""
     return (
         GradeReport.objects.filter(resource_id=resource_id)
         .select_related("membership__user")
+        .prefetch_related(Prefetch("sends", queryset=GradeSend.objects.order_by("-sent_at", "-id")[:recent_sends],
+                                   to_attr="recent_sends"))
         .order_by("membership__user__last_name", "membership__user__first_name", "membership__user__username")
     )
 
-
-def grade_sends(*, report_id: int, limit: int = 50) -> list[GradeSend]:
-    return list(GradeSend.objects.filter(report_id=report_id)[:limit])
 
 
 def discount_targets(*, structure: list[dict], discounts: dict[str, str]) -> list[dict]:

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Min, Q, Value, When
 from django.utils import timezone
 
-from attempts.models import ReportWhen
+from attempts.models import Attempt, ReportWhen
 from attempts.selectors import resource_settings
 from grading import passback, scoring
 from grading import selectors
@@ -131,8 +131,6 @@ def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeRepor
 def grades_refresh_resource(*, resource_id: int, trigger: str) -> int:
     """Recompute every student's grade for a resource (after discounts or grading settings
     change), each in its own transaction. Returns how many grades changed."""
-    from attempts.models import Attempt
-
     user_ids = list(Attempt.objects.filter(resource_id=resource_id).values_list("user_id", flat=True).distinct())
     changed = 0
     for user_id in user_ids:
@@ -147,16 +145,16 @@ def grades_refresh_resource(*, resource_id: int, trigger: str) -> int:
 def grades_report_all(*, resource_id: int) -> int:
     """The instructor's "report all scores": queue every student's current grade that the
     LMS does not have yet (or that failed). Returns how many were queued."""
-    from attempts.models import Attempt
-
     queued = 0
     user_ids = Attempt.objects.filter(resource_id=resource_id).values_list("user_id", flat=True).distinct()
     for user_id in user_ids:
         with transaction.atomic():
             existing = GradeReport.objects.filter(resource_id=resource_id, membership__user_id=user_id).first()
-            if existing and existing.state in (ReportState.DELIVERED, ReportState.PENDING) and (
-                existing.sent_version == existing.version or existing.state == ReportState.PENDING
-            ):
+            already_owed_or_in_lms = existing is not None and (
+                existing.state == ReportState.PENDING
+                or (existing.state == ReportState.DELIVERED and existing.sent_version == existing.version)
+            )
+            if already_owed_or_in_lms:
                 continue
             report = grade_refresh(resource_id=resource_id, user_id=user_id, trigger=Trigger.MANUAL)
             queued += report is not None and report.state == ReportState.PENDING

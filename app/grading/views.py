@@ -20,8 +20,6 @@ def _page(request, membership, *, settings_form=None, discount_error="", status=
     exam = exam_current(resource_id=resource_id)
     settings_ = attempt_selectors.resource_settings(resource_id=resource_id)
     reports = list(selectors.grade_reports_for_resource(resource_id=resource_id))
-    for report in reports:
-        report.recent_sends = selectors.grade_sends(report_id=report.pk, limit=10)
     return render(
         request,
         "grading/grades.html",
