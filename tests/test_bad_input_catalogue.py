@@ -223,10 +223,13 @@ async def ws_probe(url, cookie, origin, before, body):
                 assert ack and ack.get("type") == "ack" and ack.get("stored"), ack
             if body is None:
                 return replies, ws.close_code
-            if isinstance(body, bytes):
-                await ws.send_bytes(body)
-            else:
-                await ws.send_str(as_text(body))
+            try:
+                if isinstance(body, bytes):
+                    await ws.send_bytes(body)
+                else:
+                    await ws.send_str(as_text(body))
+            except ConnectionError:  # refused mid-message (too big): the close frame is already waiting
+                pass
             await receive()
             return replies, ws.close_code
 
@@ -259,15 +262,11 @@ def test_malformed_batch_over_the_websocket_is_refused_with_a_message_and_writes
         assert len(refusal.get("message", "")) > 15, refusal
     else:
         assert not [r for r in replies if r.get("type") != "ready"], replies
-    assert close_code == expect.close, (close_code, replies)
+    assert close_code in (expect.close if isinstance(expect.close, tuple) else (expect.close,)), (close_code, replies)
     assert live_rows(live.server) == before
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "daphne's websocket_max_message_size (default 1 MiB; neither scripts/dev nor infra's daphne command raises it) is "
-    "below the protocol's limits (values up to 4 MB, batches up to 8 MB): a valid batch over 1 MiB gets no reply, the "
-    "connection is dropped (the test client sees 1006), and the page must reconnect and fall back to HTTP for it."))
 def test_a_valid_batch_over_a_megabyte_is_acknowledged_over_the_websocket(live):
     suspend_data = "x" * (MB + MB // 10)
     message = live_batch(live.tokens.own, [("cmi.suspend_data", suspend_data)], 10**6)

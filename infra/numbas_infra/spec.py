@@ -97,9 +97,19 @@ def database_url(password: str, *, host: str = container_name("postgres"), port:
 
 # Commands, as argv lists (app/ is the working directory in the image).
 MIGRATE_COMMAND = ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput"]
+# One websocket message carries one batch of attempt data. The app accepts a batch of up to
+# ATTEMPT_MAX_BATCH_CHARS (8 M characters) and, over HTTP, a body of twice that to leave room for
+# JSON escaping; daphne's own default (1 MiB) would cut the connection long before the app could
+# answer "too_large". Messages above this limit are closed by daphne with code 1009.
+WEBSOCKET_MAX_MESSAGE_BYTES = 2 * 8 * 1024 * 1024 + 64 * 1024
+
+
 def daphne_command(*, bind: str = "0.0.0.0", port: int = DAPHNE_PORT) -> list[str]:
     """daphne behind nginx (which sets X-Forwarded-For/-Proto); the local stack binds loopback ports."""
-    return ["daphne", "-b", bind, "-p", str(port), "--proxy-headers", "numbas_lti.asgi:application"]
+    limit = str(WEBSOCKET_MAX_MESSAGE_BYTES)
+    return ["daphne", "-b", bind, "-p", str(port), "--proxy-headers",
+            "--websocket-max-message-size", limit, "--websocket-max-frame-size", limit,
+            "numbas_lti.asgi:application"]
 
 
 DAPHNE_COMMAND = daphne_command()

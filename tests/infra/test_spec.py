@@ -61,3 +61,14 @@ def test_the_migrate_step_runs_as_deployed_and_leaves_hashed_static_files(tmp_pa
     assert (tmp_path / "static" / "staticfiles.json").exists()
     assert any(p.name.startswith("runtime.") and p.name != "runtime.js" for p in (tmp_path / "static" / "attempts").iterdir())
     assert (tmp_path / "db.sqlite3").stat().st_size > 0
+
+
+def test_daphne_accepts_every_batch_the_app_accepts_over_the_websocket():
+    from django.conf import settings
+
+    command = spec.daphne_command()
+    for option in ("--websocket-max-message-size", "--websocket-max-frame-size"):
+        limit = int(command[command.index(option) + 1])
+        # as for HTTP bodies: twice the batch limit in characters, for JSON escaping
+        assert limit >= 2 * settings.ATTEMPT_MAX_BATCH_CHARS, option
+        assert limit < 64 * 1024 * 1024, f"{option}: an unbounded message lets anyone exhaust memory"

@@ -224,7 +224,7 @@ class BatchProbe:
 @dataclass(frozen=True)
 class WsExpect:
     code: str | None  # the "code" of the error reply (None: no reply is sent)
-    close: int | None = None  # the close code (None: the connection stays open)
+    close: int | tuple[int, ...] | None = None  # the close code(s) (None: the connection stays open)
 
 
 @dataclass(frozen=True)
@@ -352,10 +352,17 @@ BATCHES: list[BatchCase] = [
     BatchCase("t_negative", _one_change(t=-1), (400, "invalid"), INVALID),
     BatchCase("t_a_string", _one_change(t="2025-11-25T10:00:00Z"), (400, "invalid"), INVALID),
     BatchCase("t_infinite", _one_change(t=float("inf")), (400, "invalid"), INVALID),
-    # sizes (the websocket's frame limit is daphne's: see the test of a large valid batch)
-    BatchCase("value_over_4_mb", lambda t: _values(t, [4 * MB + 1]), (400, "invalid"), None),
-    BatchCase("batch_over_8_mb", lambda t: _values(t, [3 * MB, 3 * MB, 2 * MB + 1]), (413, "too_large"), None),
-    BatchCase("body_over_10_mb", lambda t: _values(t, [4 * MB, 4 * MB, 3 * MB]), (413, "too_large"), None),
+    # sizes: the app answers up to daphne's message limit (infra spec.WEBSOCKET_MAX_MESSAGE_BYTES, twice
+    # the batch limit, as for HTTP bodies); beyond it daphne closes the connection with 1009
+    BatchCase("value_over_4_mb", lambda t: _values(t, [4 * MB + 1]), (400, "invalid"), INVALID),
+    BatchCase("batch_over_8_mb", lambda t: _values(t, [3 * MB, 3 * MB, 2 * MB + 1]), (413, "too_large"),
+              WsExpect("too_large")),
+    BatchCase("body_over_10_mb", lambda t: _values(t, [4 * MB, 4 * MB, 3 * MB]), (413, "too_large"),
+              WsExpect("too_large")),
+    BatchCase("message_over_the_websocket_limit", lambda t: _values(t, [4 * MB] * 4 + [MB + 1]), (413, "too_large"),
+              # 1009 "too big"; or 1006 when the server's TCP reset overtakes its close frame while
+              # the client is still sending the rest of the message
+              WsExpect(None, (1009, 1006))),
     # whose attempt, and in which state
     BatchCase("not_authenticated", lambda t: BatchProbe(_batch(t.own), who="anonymous"), (401, "not_authenticated"),
               WsExpect(None, 4401)),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from numbas_infra import spec
 from tests.support.net import free_port, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,7 +130,7 @@ def start_live_server(
     server.manage("migrate", "--noinput", "-v", "0")
     log = open(log_path, "w")
     server.process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "numbas_lti.asgi:application"],
+        [sys.executable, "-m", *spec.daphne_command(bind="127.0.0.1", port=port)],  # as deployed
         cwd=APP,
         env=env,
         stdout=log,
