@@ -1,8 +1,13 @@
 """Attempt-data write path: simulated students (no browser) speaking the real websocket
-protocol to two daphne processes (no nginx in front: sessions alternate between the two
-ports) on PostgreSQL with the Redis channel layer.
+protocol, on the production-shaped local stack (tests/support/stack.py: PostgreSQL, Redis channel
+layer, daphne × N, Huey and nginx, from the deploy's own definitions).
 
-    scripts/bench attempt_data [--saturating-sessions 50] [--live-sessions 2000] ...
+    scripts/bench attempt_data [--daphnes 2] [--nginx] [--saturating-sessions 50] [--live-sessions 2000] ...
+
+By default it measures what issue 3's targets are about: two daphne processes, the websockets
+going to them directly (sessions alternate between the two). --nginx sends every websocket
+through nginx over TLS instead (--daphnes 4 is production's count). On a 2-core machine the
+load generator's own TLS work then competes with the server for the same CPUs.
 
 (a) saturating: S sessions, each sending batches of 50 elements, the next after the ack.
 (b) live load: N sessions, connecting over the first --ramp seconds, each then sending a
@@ -18,7 +23,6 @@ import gc
 import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,13 +31,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
+import urllib3
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "infra")]
 from tests.support.attempt_client import Student  # noqa: E402
-from tests.support.live import APP, start_live_server  # noqa: E402
-from tests.support.net import free_port, wait_for_http  # noqa: E402
+from tests.support.stack import LocalStack  # noqa: E402
 
 SECRET = "bench-secret"
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
 def percentile(values, p):
@@ -41,26 +47,22 @@ def percentile(values, p):
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def start_second_daphne(server, log_dir: Path):
-    port = free_port()
-    log = open(log_dir / "daphne-2.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "numbas_lti.asgi:application"],
-        cwd=APP, env=server.env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    wait_for_http(f"http://127.0.0.1:{port}/health/", timeout=60, process=process)
-    return process, f"http://127.0.0.1:{port}"
-
-
-def prepare(urls: list[str], count: int, prefix: str):
-    """Launch `count` students (alternating servers), start and open an attempt for each."""
+def prepare(stack: LocalStack, count: int, prefix: str, *, through_nginx: bool):
+    """Launch `count` students through nginx, start and open an attempt for each; their
+    websockets go through nginx or straight to a daphne (alternating)."""
+    base = stack.url
 
     def one(i):
-        base = urls[i % len(urls)]
-        student = Student(base, key="demo", secret=SECRET, user_id=f"{prefix}-{i}").launch()
+        student = Student(base, key="demo", secret=SECRET, user_id=f"{prefix}-{i}")
+        student.http.verify, student.http.trust_env = False, False  # the stack's throwaway certificate
+        student.launch()
         attempt_id = student.start_attempt()
         config = student.open_attempt(attempt_id)
-        return {"url": student.websocket_url(config), "cookie": student.cookie_header, "origin": base,
+        url = student.websocket_url(config)
+        if not through_nginx:
+            port = stack.daphne_ports[i % len(stack.daphne_ports)]
+            url = url.replace(base.replace("https", "wss", 1), f"ws://127.0.0.1:{port}", 1)
+        return {"url": url, "cookie": student.cookie_header, "origin": base,
                 "token": config["token"], "attempt": attempt_id}
 
     with ThreadPoolExecutor(8) as pool:
@@ -90,7 +92,7 @@ class Session:
     async def run(self, http: aiohttp.ClientSession, body, connect_within: float = 0):
         await asyncio.sleep(random.uniform(0, connect_within))  # students arrive over time, not all at once
         async with http.ws_connect(self.spec["url"], headers={"Cookie": self.spec["cookie"], "Origin": self.spec["origin"]},
-                                   max_msg_size=0, heartbeat=None) as ws:
+                                   max_msg_size=0, heartbeat=None, ssl=False) as ws:
             ready = json.loads((await ws.receive(timeout=30)).data)
             assert ready["type"] == "ready", ready
             reader = asyncio.create_task(self.read(ws))
@@ -160,17 +162,17 @@ async def live(specs, seconds, interval, ramp):
     return sessions, elapsed, failures
 
 
-def stored(server, attempts):
+def stored(stack, attempts):
     placeholders = ",".join(["%s"] * len(attempts))
-    return server.query(f"SELECT count(*) FROM attempts_elementchange WHERE attempt_id IN ({placeholders})", tuple(attempts))[0][0]
+    return stack.query(f"SELECT count(*) FROM attempts_elementchange WHERE attempt_id IN ({placeholders})", tuple(attempts))[0][0]
 
 
-def report(name, sessions, elapsed, server, failures=(), steady_from=None):
+def report(name, sessions, elapsed, stack, failures=(), steady_from=None):
     latencies = [x * 1000 for s in sessions for x in s.latencies]
     steady = [x * 1000 for s in sessions for x, at in zip(s.latencies, s.sent_at) if steady_from and at >= steady_from]
     sent = sum(s.sent for s in sessions)
     acked = sum(s.acked for s in sessions)
-    in_db = stored(server, [s.spec["attempt"] for s in sessions])
+    in_db = stored(stack, [s.spec["attempt"] for s in sessions])
     print(f"{name}: {len(sessions)} sessions for {elapsed:.1f} s")
     print(f"  elements committed/s   {acked / elapsed:,.0f}")
     print(f"  ack latency p50/p99    {statistics.median(latencies):.1f} / {percentile(latencies, 99):.1f} ms "
@@ -195,38 +197,37 @@ def main():
     parser.add_argument("--live-seconds", type=float, default=30)
     parser.add_argument("--interval", type=float, default=5)
     parser.add_argument("--ramp", type=float, default=20, help="seconds over which live sessions connect")
+    parser.add_argument("--daphnes", type=int, default=2, help="daphne processes (production: 4)")
+    parser.add_argument("--nginx", action="store_true", help="websockets through nginx over TLS, not to daphne directly")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_live_server(Path(tmp), host="127.0.0.1")
-        second = None
+    with tempfile.TemporaryDirectory(prefix="bench-attempt-data-") as tmp:
+        print("setup: starting the production-shaped stack …", flush=True)
+        stack = LocalStack(Path(tmp) / "stack", daphne_replicas=args.daphnes).start()
         try:
-            server.manage("ensure_demo_data", "--secret", SECRET)
-            second, second_url = start_second_daphne(server, Path(tmp))
-            urls = [server.url, second_url]
-            print("setup: launching students and opening attempts …", flush=True)
+            stack.manage("ensure_demo_data", "--secret", SECRET)
+            route = (f"websockets through nginx (TLS) to daphne × {args.daphnes}" if args.nginx
+                     else f"websockets straight to daphne × {args.daphnes}, alternating")
+            print(f"setup: {stack.url}; {route}; launching students and opening attempts …", flush=True)
             t0 = time.perf_counter()
-            sat_specs = prepare(urls, args.saturating_sessions, "sat")
-            live_specs = prepare(urls, args.live_sessions, "live") if args.live_sessions else []
+            sat_specs = prepare(stack, args.saturating_sessions, "sat", through_nginx=args.nginx)
+            live_specs = prepare(stack, args.live_sessions, "live", through_nginx=args.nginx) if args.live_sessions else []
             print(f"setup: {len(sat_specs) + len(live_specs)} students ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
             try:
                 sessions, elapsed = asyncio.run(saturating(sat_specs, args.saturating_seconds))
             except BaseException:
-                for log in sorted(Path(tmp).glob("daphne*.log")):
+                for log in sorted(stack.logs.glob("daphne*.log")):
                     print(f"--- {log.name}", "".join(log.read_text().splitlines(True)[-40:]), file=sys.stderr)
                 raise
-            report("(a) saturating, batches of 50", sessions, elapsed, server)
+            report("(a) saturating, batches of 50", sessions, elapsed, stack)
             if live_specs:
                 began = time.perf_counter()
                 sessions, elapsed, failures = asyncio.run(live(live_specs, args.live_seconds, args.interval, args.ramp))
-                report(f"(b) live load, 20 elements (one 5 KB) every {args.interval:.0f} s", sessions, elapsed, server,
+                report(f"(b) live load, 20 elements (one 5 KB) every {args.interval:.0f} s", sessions, elapsed, stack,
                        failures, steady_from=began + args.ramp + args.interval)
         finally:
-            if second is not None:
-                second.terminate()
-                second.wait(timeout=10)
-            server.stop()
+            stack.stop()
 
 
 if __name__ == "__main__":

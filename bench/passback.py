@@ -3,11 +3,15 @@ fails a fraction of requests at random (HTTP 500).
 
     scripts/bench passback [--grades 10000] [--fail-rate 0.2] [--seed 1] [--max-seconds 180]
 
-Setup (not timed): a fresh PostgreSQL database, migrated; one consumer, context and resource;
+It runs on the production-shaped local stack (tests/support/stack.py: PostgreSQL, Redis, the
+migrate step, daphne × 4 and nginx, from the deploy's own definitions), with its Huey consumer
+(spec.HUEY_COMMAND) started by the benchmark.
+
+Setup (not timed): the stack; one consumer, context and resource;
 N students (user, LTI identity, membership with its own lis_result_sourcedid and the stub's
 outcome service URL) and N GradeReport rows, pending, due now, score random (4 dp), version 1.
 The stub is tests/support/lms_stub.py's CLI (it verifies every OAuth1 signature and body hash);
-the worker is one `manage.py run_huey` process with the default consumer settings.
+the worker is the stack's one Huey consumer with the deployed settings.
 
 The consumer is started first and its start-up delivery runs (Huey runs periodic tasks once
 when it starts, and grading kicks a run on start-up) are let finish on the empty outbox, then
@@ -18,7 +22,8 @@ own sweep once a minute. --worker-after-grades starts the consumer after the gra
 
 The clock starts at the kick and stops when the database shows every grade delivered (polled
 every 0.25 s). The PASSBACK_* and HUEY_WORKERS environment variables pass through to the
-consumer, e.g. `PASSBACK_CONCURRENCY=32 scripts/bench passback`.
+consumer, e.g. `PASSBACK_CONCURRENCY=32 scripts/bench passback`. scripts/bench's own PostgreSQL and
+Redis are not used.
 
 Target: all 10,000 delivered in < 60 s.
 """
@@ -42,13 +47,13 @@ import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "app"
-sys.path.insert(0, str(REPO))
-from tests.support.live import fresh_database_url  # noqa: E402
+sys.path[:0] = [str(REPO), str(REPO / "infra")]
 from tests.support.net import free_port, wait_for_http  # noqa: E402
+from tests.support.stack import LocalStack  # noqa: E402
+from numbas_infra import spec  # noqa: E402
 
 KEY, SECRET = "bench-passback", "bench-passback-secret"
 POLL_SECONDS = 0.25
@@ -158,49 +163,37 @@ def main():
     parser.add_argument("--dump-batches", type=Path, help="write one CSV line per claim batch here (for analysis)")
     args = parser.parse_args()
 
-    base_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("TEST_REDIS_URL", "")
-    if not base_url.startswith("postgres") or not redis_url:
-        sys.exit("run me with scripts/bench passback (needs PostgreSQL in DATABASE_URL and Redis in TEST_REDIS_URL)")
-    if urlsplit(redis_url).hostname not in ("127.0.0.1", "localhost"):
-        sys.exit("TEST_REDIS_URL must be a local Redis (its database is flushed)")
-
     with tempfile.TemporaryDirectory(prefix="bench-passback-") as tmp_name:
         tmp = Path(tmp_name)
-        database_url, drop_database = fresh_database_url(tmp, prefix="bench_passback")
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-            "DEBUG": "0",
-            "ALLOWED_HOSTS": "localhost,127.0.0.1",
-            "VAR_DIR": str(tmp / "var"),
-            "DJANGO_SETTINGS_MODULE": "numbas_lti.settings",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("HUEY_IMMEDIATE", None)
-        os.environ.clear()
-        os.environ.update(env)  # this process's Django (setup, kick, polling) sees the same settings
-        sys.path.insert(0, str(APP))
+        passthrough = {k: v for k, v in os.environ.items() if k.startswith("PASSBACK_") or k == "HUEY_WORKERS"}
+        print("setup: starting the production-shaped stack …", flush=True)
+        began = time.perf_counter()
+        stack = LocalStack(tmp / "stack", huey_replicas=0, extra_env=passthrough).start()
+        print(f"setup: stack up in {time.perf_counter() - began:.1f} s (logs in {stack.logs})", flush=True)
         try:
-            run(args, env, tmp, redis_url)
-        finally:
+            env = {**stack.env, "DJANGO_SETTINGS_MODULE": "numbas_lti.settings"}
+            os.environ.clear()
+            os.environ.update(env)  # this process's Django (setup, kick, polling) sees the same settings
+            sys.path.insert(0, str(APP))
             try:
-                from django.db import connections
+                run(args, stack, tmp)
+            finally:
+                try:
+                    from django.db import connections
 
-                connections.close_all()
-            except Exception:  # noqa: BLE001 — Django may not have started
-                pass
-            drop_database()
+                    connections.close_all()
+                except Exception:  # noqa: BLE001 — Django may not have started
+                    pass
+        finally:
+            stack.stop()
 
 
-def run(args, env: dict, tmp: Path, redis_url: str) -> None:
+def run(args, stack: LocalStack, tmp: Path) -> None:
     import django
     import redis
 
     django.setup()
     from django.conf import settings
-    from django.core.management import call_command
     from django.db.models import Count, F, Max, Min, Q
 
     from grading import services
@@ -208,7 +201,8 @@ def run(args, env: dict, tmp: Path, redis_url: str) -> None:
 
     stub_port = free_port()
     stub_base = f"http://127.0.0.1:{stub_port}"
-    stub_log, worker_log = tmp / "stub.log", tmp / "huey.log"
+    env, redis_url = stack.env, stack.env["REDIS_URL"]
+    stub_log, worker_log = tmp / "stub.log", stack.logs / "huey-1.log"
     stub = worker = None
     setup_seconds = 0.0
 
@@ -220,15 +214,11 @@ def run(args, env: dict, tmp: Path, redis_url: str) -> None:
         setup_seconds += time.perf_counter() - began
 
     def start_worker():
-        process = subprocess.Popen([sys.executable, "manage.py", "run_huey"], cwd=APP, env=env,
-                                   stdout=open(worker_log, "w"), stderr=subprocess.STDOUT)
-        wait_for_log(worker_log, "Huey consumer started", timeout=60, process=process)
-        return process
+        service = stack.add_huey()
+        wait_for_log(worker_log, "Huey consumer started", timeout=60, process=service.process)
+        return service.process
 
     try:
-        began = time.perf_counter()
-        call_command("migrate", "--noinput", verbosity=0)
-        setup_seconds += time.perf_counter() - began
         redis.Redis.from_url(redis_url).flushdb()
         stub = subprocess.Popen(
             [sys.executable, "-m", "tests.support.lms_stub", "--host", "127.0.0.1", "--port", str(stub_port),
@@ -245,7 +235,7 @@ def run(args, env: dict, tmp: Path, redis_url: str) -> None:
             # let that sweep find the outbox empty.
             wait_for_log(worker_log, r"passback_sweep: \S+ executed in", timeout=30, process=worker)
             write_grades()
-        print(f"setup: migrate + grades {setup_seconds:.1f} s; stub on {stub_base}, consumer PID {worker.pid}; "
+        print(f"setup: grades {setup_seconds:.1f} s; stub on {stub_base}, consumer PID {worker.pid}; "
               f"1-min load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (includes this setup; "
               f"other work on the machine skews the figures)",
               flush=True)
@@ -281,6 +271,8 @@ def run(args, env: dict, tmp: Path, redis_url: str) -> None:
                 print(f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-4000:]}", file=sys.stderr)
         raise
     finally:
+        if "huey-1" in stack.services:
+            stack.services["huey-1"].restart = False  # stopped on purpose: not for the supervisor
         stop(worker)
         stop(stub)
         if args.keep_logs:
@@ -325,7 +317,8 @@ def run(args, env: dict, tmp: Path, redis_url: str) -> None:
     print()
     print(f"passback benchmark: {args.grades:,} pending grades, LMS stub failing {args.fail_rate:.0%} of requests "
           f"at random (seed {args.seed}), PostgreSQL, Redis, {os.cpu_count()} CPUs")
-    print(f"  Huey consumer        1 process (manage.py run_huey), {consumer['workers']} "
+    print(f"  stack                {stack.url}: nginx, daphne × {stack.daphne_replicas} (idle), PostgreSQL, Redis")
+    print(f"  Huey consumer        1 process ({' '.join(spec.HUEY_COMMAND)}), {consumer['workers']} "
           f"{consumer.get('worker_type', 'thread')} workers (HUEY_WORKERS, default 2); "
           f"started {'after' if args.worker_after_grades else 'before'} the grades were written")
     print(f"  passback settings    PASSBACK_CONCURRENCY={settings.PASSBACK_CONCURRENCY}, "

@@ -1,4 +1,8 @@
-from django.http import JsonResponse
+import logging
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -15,3 +19,31 @@ def health(request):
 
 def home(request):
     return render(request, "core/home.html")
+
+
+_UNAVAILABLE = ("The service cannot reach its database just now. Nothing you sent was lost: "
+                "try again in a few seconds (an open exam does this by itself).")
+
+
+def server_error(request):
+    """Django's handler500. While the database is down or restarting (a connection that broke,
+    a server that refuses connections) the answer is 503 with Retry-After — something to wait
+    for, not a bug — and a page that says so. It touches neither the database nor templates
+    that might."""
+    error = sys.exc_info()[1]
+    if isinstance(error, (OperationalError, InterfaceError)):
+        logging.getLogger("numbas_lti.availability").warning("database unavailable: %s", error)
+        status, message = 503, _UNAVAILABLE
+    else:
+        status, message = 500, "Something went wrong on our side. It has been logged; please try again later."
+    wants_json = "application/json" in request.headers.get("Accept", "") or \
+        request.content_type == "application/json"
+    if wants_json:
+        response = JsonResponse({"error": "unavailable" if status == 503 else "server_error", "message": message},
+                                status=status)
+    else:
+        response = HttpResponse(f"<!doctype html><title>Please try again</title><h1>Please try again</h1>"
+                                f"<p>{message}</p>", status=status, content_type="text/html; charset=utf-8")
+    if status == 503:
+        response["Retry-After"] = "5"
+    return response

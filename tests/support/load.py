@@ -47,8 +47,12 @@ class LoadSession:
         self.batches[batch_id] = (message, size)
         return batch_id
 
-    async def run(self, http: aiohttp.ClientSession, *, stop: asyncio.Event, interval: float, size: int,
-                  drain_seconds: float = 120) -> None:
+    async def run(self, http: aiohttp.ClientSession, *, stop, interval: float, size: int,
+                  drain_seconds: float = 120, pause=None) -> None:
+        """Until `stop` is set (then until everything is acknowledged, within drain_seconds).
+        While `pause` is set no new answers are made, but unacknowledged ones are still sent:
+        the fault test uses it to let every session catch up before it counts."""
+        paused = (lambda: pause.is_set()) if pause is not None else (lambda: False)
         await asyncio.sleep(random.uniform(0, interval))
         next_batch = time.monotonic()
         drain_until = None
@@ -73,6 +77,8 @@ class LoadSession:
                                 drain_until = drain_until or now + drain_seconds
                                 if not self.unacked or now > drain_until:
                                     return
+                            elif paused():
+                                next_batch = now + random.uniform(0, interval)
                             elif now >= next_batch:
                                 await self._send(ws, self.new_batch(size))
                                 next_batch = now + interval
@@ -85,7 +91,7 @@ class LoadSession:
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError) as error:
                 self.errors.append(type(error).__name__)
             self.reconnects += 1
-            while not stop.is_set() and time.monotonic() >= next_batch:  # answers keep coming offline
+            while not stop.is_set() and not paused() and time.monotonic() >= next_batch:  # answers keep coming offline
                 self.new_batch(size)
                 next_batch += interval
             await asyncio.sleep(random.uniform(0.5, 2.0))

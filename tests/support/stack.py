@@ -131,8 +131,8 @@ class LocalStack:
             self._migrate()
             for i, port in enumerate(self.daphne_ports, start=1):
                 self._add(f"daphne-{i}", spec.daphne_command(bind="127.0.0.1", port=port), self.env, APP)
-            for i in range(1, self.huey_replicas + 1):
-                self._add(f"huey-{i}", spec.HUEY_COMMAND, self.env, APP)
+            for _ in range(self.huey_replicas):
+                self.add_huey()
             for port in self.daphne_ports:
                 wait_for_http(f"http://127.0.0.1:{port}/health/", timeout=TIMEOUT)
             self._start_nginx()
@@ -142,6 +142,11 @@ class LocalStack:
             self.stop()
             raise
         return self
+
+    def add_huey(self) -> "Service":
+        """One more Huey consumer (benchmarks start theirs when their data is ready)."""
+        number = 1 + sum(1 for name in self.services if name.startswith("huey-"))
+        return self._add(f"huey-{number}", spec.HUEY_COMMAND, self.env, APP)
 
     def _add(self, name: str, argv: list[str], env: dict, cwd: Path, *, restart: bool = True) -> Service:
         argv = [sys.executable, "-m", "daphne", *argv[1:]] if argv[0] == "daphne" else argv
