@@ -142,6 +142,7 @@ B = lambda w: w.resource_b.pk  # noqa: E731
 OPEN_ATTEMPT = lambda w: w.attempt_open.pk  # noqa: E731
 GRADE = lambda w: w.grade_report.pk  # noqa: E731
 REPORT = lambda w: w.report.pk  # noqa: E731
+S1 = lambda w: w.memberships["student"].pk  # noqa: E731
 
 
 def to_path(name: str, **kwargs: Callable[[World], object]) -> Callable[[World, str], str]:
@@ -188,6 +189,12 @@ def check_settings(world, actor, response):
 
 def check_discount(world, actor, response):
     assert _models().Discount.objects.filter(resource=world.resource_a, target="q1", behaviour="remove").exists()
+
+
+def check_access_change(world, actor, response):
+    from attempts.models import AccessChange
+
+    assert AccessChange.objects.filter(resource=world.resource_a, user=world.users["student"], extra_attempts=2).exists()
 
 
 def check_grade_pending(world, actor, response):
@@ -331,6 +338,24 @@ HTTP_TABLE: dict[str, Route] = {
         Probe("POST", to_path("grading:resend", resource_id=B, report_id=GRADE), {"other_instructor": refuse(404)},
               label="via-own-resource"),
     )),
+    "insights:statistics": Route("instructor", "Score, completion and per-question statistics of the resource.", (
+        Probe("GET", to_path("insights:statistics", resource_id=A), instructor_of_a(allow(200))),)),
+    # the students pages
+    "dashboard:students": Route("instructor", "Everyone who opened the resource, with grades and activity.", (
+        Probe("GET", to_path("dashboard:students", resource_id=A), instructor_of_a(allow(200))),)),
+    "dashboard:student": Route("instructor", "One person's attempts and access; the person must be of this resource.", (
+        Probe("GET", to_path("dashboard:student", resource_id=A, membership_id=S1), instructor_of_a(allow(200))),
+        Probe("GET", to_path("dashboard:student", resource_id=B, membership_id=S1), {"other_instructor": refuse(404)},
+              label="via-own-resource"),
+    )),
+    "dashboard:access": Route("instructor", "Changes one student's attempts, closing time and exam time.", (
+        Probe("POST", to_path("dashboard:access", resource_id=A, membership_id=S1),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("dashboard:student",
+                                                                  args=[w.resource_a.pk, w.memberships["student"].pk]))),
+              data=lambda w, a: {"extra_attempts": "2"}, check=check_access_change),
+        Probe("POST", to_path("dashboard:access", resource_id=B, membership_id=S1), {"other_instructor": refuse(404)},
+              data=lambda w, a: {"extra_attempts": "2"}, label="via-own-resource"),
+    )),
     # reports
     "reports:list": Route("instructor", "Lists and asks for the resource's CSV reports.", (
         Probe("GET", to_path("reports:list", resource_id=A), instructor_of_a(allow(200))),
@@ -419,6 +444,11 @@ HTTP_TABLE: dict[str, Route] = {
     "admin:auth_user_password_change": Route("staff", "Set another user's password (UserAdmin's own URL).", (
         Probe("GET", lambda w, a: reverse("admin:auth_user_password_change", args=[w.users["student"].pk]),
               staff_only(allow(200))),)),
+    # staff dashboard (staff_member_required: the admin's login for everyone else)
+    "staff:dashboard": Route("staff", "The operators' dashboard: health, grade delivery, activity, consumers.", (
+        Probe("GET", to_path("staff:dashboard"), staff_only(allow(200))),)),
+    "staff:health": Route("staff", "The dashboard's health checks and grade backlog as JSON, for monitoring.", (
+        Probe("GET", to_path("staff:health"), staff_only(allow(200))),)),
 }
 
 

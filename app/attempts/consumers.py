@@ -123,3 +123,7 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
         if event["token"] != self.token:
             await self.send_json({"type": "taken_over", "message": "This attempt was opened in another window."})
             await self.close(code=CLOSE_TAKEN_OVER)
+
+    async def attempt_access(self, event):
+        """An instructor changed this student's access: the page passes the new values to the exam."""
+        await self.send_json({"type": "access", "numbas": event["numbas"]})

@@ -144,3 +144,34 @@ class Element(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["attempt", "key"], name="element_unique_per_attempt")]
+
+
+class AccessChange(models.Model):
+    """What an instructor changed for one student of a resource: extra attempts, their own
+    closing time and extra exam time. Applied at once, also to an attempt that is open."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="access_changes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_changes")
+    extra_attempts = models.PositiveIntegerField(default=0)
+    available_until = models.DateTimeField(
+        null=True, blank=True, help_text="This student's closing time, instead of the activity's."
+    )
+    extra_minutes = models.PositiveIntegerField(default=0, help_text="Added to the exam's duration.")
+    reason = models.CharField(max_length=500, blank=True)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "user"], name="access_change_unique_per_student"),
+            models.CheckConstraint(condition=Q(extra_attempts__lte=1000), name="access_change_attempts_bounded"),
+            models.CheckConstraint(condition=Q(extra_minutes__lte=100000), name="access_change_minutes_bounded"),
+        ]
+
+    def __str__(self):
+        return f"Access change for {self.user} at {self.resource}"
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.extra_attempts or self.available_until or self.extra_minutes)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Max
 from django.utils import timezone
 
-from attempts.models import Attempt, Element, ElementChange, ResourceSettings, ShowScore
+from attempts.models import AccessChange, Attempt, Element, ElementChange, ResourceSettings, ShowScore
 from exams.models import ExamPackage
 from exams.selectors import exam_current
 from lms.models import ResourceMembership
@@ -57,29 +57,57 @@ def attempts_of(*, membership: ResourceMembership) -> list[Attempt]:
     )
 
 
+def access_change_of(*, resource_id: int, user_id: int) -> AccessChange | None:
+    return AccessChange.objects.filter(resource_id=resource_id, user_id=user_id).first()
+
+
+@dataclass(frozen=True)
+class StudentAccess:
+    """A student's effective access: the activity's settings with their access change applied."""
+
+    attempts_allowed: int  # 0: unlimited
+    available_until: object  # datetime | None
+    extra_minutes: int
+
+
+def student_access(*, settings: ResourceSettings, change: AccessChange | None) -> StudentAccess:
+    if change is None:
+        return StudentAccess(settings.max_attempts, settings.available_until, 0)
+    allowed = settings.max_attempts + change.extra_attempts if settings.max_attempts else 0
+    return StudentAccess(allowed, change.available_until or settings.available_until, change.extra_minutes)
+
+
+def numbas_keys(*, extra_minutes: int) -> dict[str, str]:
+    """The non-standard keys a Numbas exam reads for a time extension (it re-reads them when
+    told "exam duration extension" through a window message)."""
+    return {"duration_extension.amount": str(extra_minutes), "duration_extension.units": "minutes"}
+
+
 def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptions:
     now = now or timezone.now()
     settings = resource_settings(resource_id=membership.resource_id)
+    access = student_access(settings=settings,
+                            change=access_change_of(resource_id=membership.resource_id, user_id=membership.user_id))
     exam = exam_current(resource_id=membership.resource_id)
     attempts = attempts_of(membership=membership)
     used = len(attempts)
 
     def refuse(reason):
-        return AttemptOptions(False, reason, exam, used, settings.max_attempts)
+        return AttemptOptions(False, reason, exam, used, access.attempts_allowed)
 
     if exam is None:
         return refuse("There is no exam in this activity yet. Your instructor has to add one first.")
     if settings.available_from and now < settings.available_from:
         return refuse(f"This exam opens on {timezone.localtime(settings.available_from):%-d %B %Y at %H:%M}.")
-    if settings.available_until and now >= settings.available_until:
-        return refuse(f"This exam closed on {timezone.localtime(settings.available_until):%-d %B %Y at %H:%M}.")
+    if access.available_until and now >= access.available_until:
+        return refuse(f"This exam closed on {timezone.localtime(access.available_until):%-d %B %Y at %H:%M}.")
     if any(not a.is_ended for a in attempts):
         return refuse("You have an attempt in progress: resume it instead of starting a new one.")
-    if settings.max_attempts and used >= settings.max_attempts:
+    if access.attempts_allowed and used >= access.attempts_allowed:
         return refuse(
-            f"You have used all {settings.max_attempts} attempt{'s' if settings.max_attempts != 1 else ''} allowed."
+            f"You have used all {access.attempts_allowed} attempt{'s' if access.attempts_allowed != 1 else ''} allowed."
         )
-    return AttemptOptions(True, "", exam, used, settings.max_attempts)
+    return AttemptOptions(True, "", exam, used, access.attempts_allowed)
 
 
 def attempt_for_user(*, attempt_id: int, user) -> tuple[Attempt | None, str]:

@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from attempts import selectors
-from attempts.models import Attempt, Batch, Element, ElementChange, ResourceSettings
+from attempts.models import AccessChange, Attempt, Batch, Element, ElementChange, ResourceSettings
 from attempts.protocol import ParsedBatch
 from lms.models import ResourceMembership
 
@@ -82,6 +82,63 @@ def attempt_take_over(*, attempt: Attempt) -> str:
         except Exception:  # the other window also learns it on its next write
             logger.warning("Could not notify other windows of attempt %s", attempt.pk, exc_info=True)
     return token
+
+
+MAX_EXTRA_ATTEMPTS, MAX_EXTRA_MINUTES = 1000, 100000
+
+
+class AccessChangeInvalid(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@transaction.atomic
+def access_change_set(*, resource_id: int, user_id: int, changed_by, extra_attempts: int = 0,
+                      available_until=None, extra_minutes: int = 0, reason: str = "") -> AccessChange | None:
+    """Give one student of a resource extra attempts, their own closing time and extra exam
+    time (all zero/None removes the change). It applies at once: the next start checks it, and
+    an attempt open right now is told its new duration over the websocket after commit."""
+    if not ResourceMembership.objects.filter(resource_id=resource_id, user_id=user_id).exists():
+        raise AccessChangeInvalid("This person has not opened this activity.")
+    if not 0 <= extra_attempts <= MAX_EXTRA_ATTEMPTS:
+        raise AccessChangeInvalid(f"Extra attempts must be a whole number from 0 to {MAX_EXTRA_ATTEMPTS}.")
+    if not 0 <= extra_minutes <= MAX_EXTRA_MINUTES:
+        raise AccessChangeInvalid(f"Extra time must be a whole number of minutes from 0 to {MAX_EXTRA_MINUTES}.")
+    if available_until is not None and timezone.is_naive(available_until):
+        raise AccessChangeInvalid("The closing time needs a time zone.")
+    if len(reason) > 500:
+        raise AccessChangeInvalid("The reason can be at most 500 characters.")
+    existing = AccessChange.objects.select_for_update().filter(resource_id=resource_id, user_id=user_id).first()
+    previous_minutes = existing.extra_minutes if existing else 0
+    if not (extra_attempts or available_until or extra_minutes):
+        if existing:
+            existing.delete()
+        change = None
+    else:
+        change, _ = AccessChange.objects.update_or_create(
+            resource_id=resource_id, user_id=user_id,
+            defaults={"extra_attempts": extra_attempts, "available_until": available_until,
+                      "extra_minutes": extra_minutes, "reason": reason, "changed_by": changed_by,
+                      "changed_at": timezone.now()},
+        )
+    if extra_minutes != previous_minutes:
+        open_attempts = list(Attempt.objects.filter(resource_id=resource_id, user_id=user_id, ended_at__isnull=True)
+                             .values_list("pk", flat=True))
+        keys = selectors.numbas_keys(extra_minutes=extra_minutes)
+        transaction.on_commit(lambda: _tell_open_attempts(open_attempts, keys))
+    return change
+
+
+def _tell_open_attempts(attempt_ids: list[int], numbas: dict[str, str]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for attempt_id in attempt_ids:
+        try:
+            async_to_sync(layer.group_send)(attempt_group(attempt_id), {"type": "attempt.access", "numbas": numbas})
+        except Exception:  # the exam reads the keys again whenever it is reopened
+            logger.warning("Could not tell attempt %s of its new access", attempt_id, exc_info=True)
 
 
 class _Stored(NamedTuple):

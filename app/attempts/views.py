@@ -79,7 +79,10 @@ def state(request, attempt_id: int):
             "mode": "review" if review else "normal",
             "learner_id": str(user.pk),
             "learner_name": user.get_full_name() or user.get_username(),
-            "numbas": {"user_role": "instructor" if access == "instructor" else "learner", "review_allowed": "true"},
+            "numbas": {"user_role": "instructor" if access == "instructor" else "learner", "review_allowed": "true",
+                       **selectors.numbas_keys(extra_minutes=getattr(
+                           selectors.access_change_of(resource_id=attempt.resource_id, user_id=attempt.user_id),
+                           "extra_minutes", 0))},
         }
     )
 

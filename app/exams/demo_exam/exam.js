@@ -39,7 +39,21 @@
     try { state = Object.assign(state, JSON.parse(get("cmi.suspend_data") || "{}")); } catch (e) { /* fresh */ }
   }
   get("numbas.user_role");
-  get("numbas.duration_extension.amount");
+  // Time allowed, with any extension the instructor gave, read again when the page says it
+  // changed — as Numbas does (Exam.updateDurationExtension on "numbas change" messages).
+  const DURATION_MINUTES = 30;
+  function showDuration() {
+    const amount = parseFloat(get("numbas.duration_extension.amount")) || 0;
+    const units = get("numbas.duration_extension.units");
+    const extra = units === "minutes" ? amount : units === "percent" ? amount / 100 * DURATION_MINUTES : 0;
+    document.getElementById("duration").textContent = String(DURATION_MINUTES + extra);
+  }
+  showDuration();
+  window.addEventListener("message", (event) => {
+    if (event.source === window.parent && event.data && event.data["numbas change"] === "exam duration extension") {
+      showDuration();
+    }
+  });
   document.getElementById("welcome").textContent = `Hello, ${get("cmi.learner_name")}.`;
   document.getElementById("max").textContent = String(maxScore);
   document.getElementById("mode-note").hidden = !review;

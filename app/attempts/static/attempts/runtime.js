@@ -185,6 +185,7 @@
       if (message.type === "ready") { socketReady = true; reconnectDelay = 500; inFlight.clear(); retryPending(); }
       else if (message.type === "ack") acknowledged(message.batch, message);
       else if (message.type === "taken_over") takenOver();
+      else if (message.type === "access") accessChanged(message.numbas || {});
       else if (message.type === "error" && message.batch) refused(message.batch, message);
       else if (message.type === "error" && message.code === "ended") { ended = true; stopped = true; showStatus(); }
     });
@@ -197,6 +198,19 @@
       reconnectDelay = Math.min(reconnectDelay * 2, 15000);
       retryPending(); // over HTTP while the socket is down
     });
+  }
+
+  // An instructor changed this student's access (e.g. extra time) while the exam is open: the
+  // new numbas.* values replace the old, and the exam is told to read them again — the window
+  // message a Numbas exam listens for ("numbas change": "exam duration extension").
+  let extraValues = null;
+  function accessChanged(numbas) {
+    if (!extraValues) return;
+    for (const [key, value] of Object.entries(numbas)) extraValues[`numbas.${key}`] = String(value);
+    const frame = document.getElementById("exam-frame");
+    if (frame && frame.contentWindow) {
+      frame.contentWindow.postMessage({ "numbas change": "exam duration extension" }, location.origin);
+    }
   }
 
   // --- the SCORM API ---------------------------------------------------------------------------
@@ -214,6 +228,7 @@
       else if (!WRITE_ONLY.has(key)) flat[key] = value;
     }
     for (const [key, value] of Object.entries(state.numbas || {})) extra[`numbas.${key}`] = value;
+    if (keep) extraValues = extra;
     if (Object.keys(flat).length) api.loadFromFlattenedJSON(flat, "");
     api.cmi.learner_id = state.learner_id;
     api.cmi.learner_name = state.learner_name;

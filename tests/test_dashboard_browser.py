@@ -1,0 +1,59 @@
+"""In Chromium: an instructor finds a student on the students page while the student's exam is
+open, gives them 15 minutes of extra time, and the open exam shows the longer duration at once
+(the page passes the new numbas.* keys to the exam over the websocket, as Numbas expects).
+Screenshots of the main pages are kept under test-artifacts/screenshots/."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support.attempt_page import launch_instructor, launch_student, start_attempt
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+
+
+def test_extra_time_reaches_an_open_exam(demo_server, chromium, page):
+    server = demo_server
+    launch_student(page, server.url, "dash-student", lis_person_name_full="Dana Student",
+                   lis_person_contact_email_primary="dana@example.edu")
+    exam = start_attempt(page)
+    duration = exam.locator("#duration")
+    assert duration.inner_text() == "30"
+
+    teacher = chromium.new_context().new_page()
+    try:
+        launch_instructor(teacher, server.url, "dash-teacher")
+        teacher.get_by_test_id("students-link").click()
+        teacher.get_by_test_id("students").wait_for()
+        teacher.get_by_label("Search by name, e-mail or LMS user id").fill("dana@")
+        teacher.get_by_role("button", name="Search").click()
+        rows = teacher.get_by_test_id("student-row")
+        assert rows.count() == 1
+        assert "1 open" in rows.first.inner_text()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        teacher.screenshot(path=str(SCREENSHOTS / "students.png"), full_page=True)
+
+        rows.first.get_by_role("link", name="Dana Student").click()
+        teacher.get_by_test_id("access-form").wait_for()
+        teacher.get_by_label("Extra exam time (minutes)").fill("15")
+        teacher.get_by_label("Reason (for your records)").fill("Extra time arrangement")
+        teacher.get_by_test_id("save-access").click()
+        assert "applies now" in teacher.get_by_test_id("message").inner_text()
+        assert "15 extra minutes" in teacher.get_by_test_id("effective-access").inner_text()
+        teacher.screenshot(path=str(SCREENSHOTS / "student.png"), full_page=True)
+
+        # The student's open exam, untouched, now allows 45 minutes.
+        page.wait_for_function(
+            "document.getElementById('exam-frame').contentDocument.getElementById('duration').textContent === '45'",
+            timeout=10000)
+
+        # A bad value is refused with a message, and nothing changes.
+        teacher.get_by_label("Extra exam time (minutes)").fill("-5")
+        teacher.get_by_test_id("save-access").click()
+        assert "greater than or equal to 0" in teacher.get_by_test_id("access-error").first.inner_text()
+        assert re.search(r"15 extra minutes", teacher.get_by_test_id("effective-access").inner_text())
+        assert duration.inner_text() == "45"
+    finally:
+        teacher.context.close()
