@@ -191,6 +191,10 @@ def check_discount(world, actor, response):
     assert _models().Discount.objects.filter(resource=world.resource_a, target="q1", behaviour="remove").exists()
 
 
+def check_resource_settings(world, actor, response):
+    assert _models().ResourceSettings.objects.get(resource=world.resource_a).max_attempts == 7
+
+
 def check_access_change(world, actor, response):
     from attempts.models import AccessChange
 
@@ -340,6 +344,11 @@ HTTP_TABLE: dict[str, Route] = {
     )),
     "insights:statistics": Route("instructor", "Score, completion and per-question statistics of the resource.", (
         Probe("GET", to_path("insights:statistics", resource_id=A), instructor_of_a(allow(200))),)),
+    "portal:settings": Route("instructor", "Changes how students take the activity.", (
+        Probe("POST", to_path("portal:settings", resource_id=A),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("portal:instructor", args=[w.resource_a.pk]))),
+              data=lambda w, a: {"max_attempts": "7", "show_score": "always", "grading_method": "highest",
+                                 "report_when": "completion"}, check=check_resource_settings),)),
     # the students pages
     "dashboard:students": Route("instructor", "Everyone who opened the resource, with grades and activity.", (
         Probe("GET", to_path("dashboard:students", resource_id=A), instructor_of_a(allow(200))),)),

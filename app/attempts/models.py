@@ -41,6 +41,9 @@ class ResourceSettings(models.Model):
     available_until = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
     allow_review = models.BooleanField(default=True)
+    review_from = models.DateTimeField(
+        null=True, blank=True, help_text="Students may review their ended attempts from then on (empty: at once)."
+    )
     show_score = models.CharField(max_length=20, choices=ShowScore.choices, default=ShowScore.ALWAYS)
     grading_method = models.CharField(max_length=20, choices=GradingMethod.choices, default=GradingMethod.HIGHEST)
     include_incomplete = models.BooleanField(
@@ -59,6 +62,7 @@ class ResourceSettings(models.Model):
                 name="settings_window_ordered",
             ),
             models.CheckConstraint(condition=Q(grading_method__in=GradingMethod.values), name="settings_grading_method_valid"),
+            models.CheckConstraint(condition=Q(max_attempts__lte=1000), name="settings_max_attempts_bounded"),
             models.CheckConstraint(condition=Q(report_when__in=ReportWhen.values), name="settings_report_when_valid"),
         ]
 

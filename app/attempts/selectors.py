@@ -26,6 +26,11 @@ def resource_settings(*, resource_id: int) -> ResourceSettings:
     return ResourceSettings.objects.filter(resource_id=resource_id).first() or ResourceSettings(resource_id=resource_id)
 
 
+def review_open(*, settings: ResourceSettings, now=None) -> bool:
+    """Whether students may review their ended attempts now."""
+    return settings.allow_review and (settings.review_from is None or (now or timezone.now()) >= settings.review_from)
+
+
 def score_visible(*, settings: ResourceSettings, attempt: Attempt) -> bool:
     """Whether the student may see this attempt's score, by the resource's show_score rule."""
     if settings.show_score == ShowScore.ALWAYS:
@@ -33,7 +38,7 @@ def score_visible(*, settings: ResourceSettings, attempt: Attempt) -> bool:
     if settings.show_score == ShowScore.WHEN_COMPLETE:
         return attempt.is_ended
     if settings.show_score == ShowScore.IN_REVIEW:
-        return attempt.is_ended and settings.allow_review
+        return attempt.is_ended and review_open(settings=settings)
     return False
 
 
@@ -45,7 +50,7 @@ def grade_visible(*, settings: ResourceSettings) -> bool:
     if settings.show_score == ShowScore.WHEN_COMPLETE:
         return not settings.include_incomplete
     if settings.show_score == ShowScore.IN_REVIEW:
-        return settings.allow_review and not settings.include_incomplete
+        return review_open(settings=settings) and not settings.include_incomplete
     return False
 
 

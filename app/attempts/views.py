@@ -42,8 +42,10 @@ def run(request, attempt_id: int):
     if attempt is None:
         return _not_yours(request, 401 if not request.user.is_authenticated else 403)
     review = access != "owner" or attempt.is_ended
-    if review and access == "owner" and not selectors.resource_settings(resource_id=attempt.resource_id).allow_review:
-        return render(request, "attempts/no_review.html", {"attempt": attempt}, status=403)
+    if review and access == "owner":
+        settings_ = selectors.resource_settings(resource_id=attempt.resource_id)
+        if not selectors.review_open(settings=settings_):
+            return render(request, "attempts/no_review.html", {"attempt": attempt, "settings": settings_}, status=403)
     token = "" if review else services.attempt_take_over(attempt=attempt)
     config = {
         "attemptId": attempt.pk,

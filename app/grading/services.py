@@ -193,6 +193,16 @@ def discount_set(*, resource_id: int, target: str, behaviour: str | None, user) 
         transaction.on_commit(lambda: _recompute_later(resource_id))
 
 
+@transaction.atomic
+def resource_settings_save(*, form) -> None:
+    """Save a valid settings form of a resource; if how grades are computed changed, every
+    grade of the resource is recomputed (and changed grades the LMS has are sent again)."""
+    before = (form.initial.get("grading_method"), form.initial.get("include_incomplete"))
+    saved = form.save()
+    if (saved.grading_method, saved.include_incomplete) != before:
+        grading_settings_changed(resource_id=saved.resource_id)
+
+
 def grading_settings_changed(*, resource_id: int) -> None:
     transaction.on_commit(lambda: _recompute_later(resource_id))
 

@@ -7,4 +7,5 @@ app_name = "portal"
 urlpatterns = [
     path("<int:resource_id>/", views.student, name="student"),
     path("<int:resource_id>/instructor/", views.instructor, name="instructor"),
+    path("<int:resource_id>/instructor/settings/", views.settings_update, name="settings"),
 ]

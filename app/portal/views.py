@@ -1,9 +1,15 @@
 from django.conf import settings
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from attempts import selectors as attempt_selectors
 from exams import selectors as exam_selectors
 from grading import selectors as grading_selectors
+from grading import services as grading_services
+from portal.forms import ResourceSettingsForm
 
 from portal.access import resource_view
 
@@ -25,12 +31,15 @@ def student(request, membership):
             "settings": settings_,
             "grade": grading_selectors.grade_summary_for_student(membership_id=membership.pk),
             "grade_visible": attempt_selectors.grade_visible(settings=settings_),
+            "review_open": attempt_selectors.review_open(settings=settings_),
         },
     )
 
 
-@resource_view(instructor=True)
-def instructor(request, membership):
+def _instructor_page(request, membership, *, form=None, status=200):
+    if form is None:
+        current = attempt_selectors.resource_settings(resource_id=membership.resource_id)
+        form = ResourceSettingsForm(instance=current)
     return render(
         request,
         "portal/instructor.html",
@@ -39,5 +48,25 @@ def instructor(request, membership):
             "resource": membership.resource,
             "exam_versions": exam_selectors.exam_versions(resource_id=membership.resource_id),
             "max_upload_mb": settings.EXAM_MAX_UPLOAD_BYTES // (1024 * 1024),
+            "settings_form": form,
+            "time_zone": timezone.get_current_timezone_name(),
         },
+        status=status,
     )
+
+
+@resource_view(instructor=True)
+def instructor(request, membership):
+    return _instructor_page(request, membership)
+
+
+@require_POST
+@resource_view(instructor=True)
+def settings_update(request, membership):
+    current = attempt_selectors.resource_settings(resource_id=membership.resource_id)
+    form = ResourceSettingsForm(request.POST, instance=current)
+    if not form.is_valid():
+        return _instructor_page(request, membership, form=form, status=400)
+    grading_services.resource_settings_save(form=form)
+    messages.success(request, _("Settings saved. They apply to students from now on."))
+    return redirect("portal:instructor", resource_id=membership.resource_id)

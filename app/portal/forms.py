@@ -1,0 +1,49 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from attempts.models import ResourceSettings
+
+_WHEN = {"type": "datetime-local"}
+_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+
+
+def _when(label, help_text):
+    return forms.DateTimeField(label=label, help_text=help_text, required=False, input_formats=_FORMATS,
+                               widget=forms.DateTimeInput(attrs=_WHEN, format="%Y-%m-%dT%H:%M"))
+
+
+class ResourceSettingsForm(forms.ModelForm):
+    """Everything about how students take the activity, checked together."""
+
+    available_from = _when(_("Opens at"), _("Empty: open as soon as there is an exam."))
+    available_until = _when(_("Closes at"), _("Empty: never closes. Attempts cannot be started after this."))
+    due_at = _when(_("Due at"), _("Shown to students; attempts ended later are still accepted."))
+    review_from = _when(_("Review allowed from"), _("Empty: as soon as an attempt ends."))
+    max_attempts = forms.IntegerField(label=_("Attempts allowed"), min_value=0, max_value=1000,
+                                      help_text=_("0 means unlimited."))
+
+    class Meta:
+        model = ResourceSettings
+        fields = ["available_from", "available_until", "due_at", "max_attempts", "allow_review", "review_from",
+                  "show_score", "grading_method", "include_incomplete", "report_when", "email_receipt"]
+        labels = {
+            "allow_review": _("Students may review their finished attempts"),
+            "show_score": _("Show students their marks"),
+            "grading_method": _("A student's grade is their"),
+            "include_incomplete": _("Count attempts the student has not completed"),
+            "report_when": _("Send grades to the LMS"),
+            "email_receipt": _("E-mail students a receipt when they complete an attempt"),
+        }
+
+    def clean(self):
+        data = super().clean()
+        opens, closes, due = data.get("available_from"), data.get("available_until"), data.get("due_at")
+        if opens and closes and opens >= closes:
+            self.add_error("available_until", _("The closing time must be after the opening time."))
+        if due and opens and due <= opens:
+            self.add_error("due_at", _("The due time must be after the opening time."))
+        if due and closes and due > closes:
+            self.add_error("due_at", _("The due time cannot be after the closing time: students could not start by then."))
+        if data.get("review_from") and not data.get("allow_review"):
+            self.add_error("review_from", _("Allow review first, or leave this empty."))
+        return data
