@@ -143,6 +143,8 @@ OPEN_ATTEMPT = lambda w: w.attempt_open.pk  # noqa: E731
 GRADE = lambda w: w.grade_report.pk  # noqa: E731
 REPORT = lambda w: w.report.pk  # noqa: E731
 S1 = lambda w: w.memberships["student"].pk  # noqa: E731
+ATTEMPT_DONE = lambda w: w.attempt_done.pk  # noqa: E731
+TO_ATTEMPT = lambda w, a: reverse("dashboard:attempt", args=[w.resource_a.pk, w.attempt_done.pk])  # noqa: E731
 
 
 def to_path(name: str, **kwargs: Callable[[World], object]) -> Callable[[World, str], str]:
@@ -193,6 +195,20 @@ def check_discount(world, actor, response):
 
 def check_resource_settings(world, actor, response):
     assert _models().ResourceSettings.objects.get(resource=world.resource_a).max_attempts == 7
+
+
+def check_remark(world, actor, response):
+    from attempts.models import PartOverride
+
+    assert PartOverride.objects.filter(attempt=world.attempt_done, part_id="q1p0", score=1).exists()
+
+
+def check_attempt_deleted(world, actor, response):
+    assert _models().Attempt.all_objects.get(pk=world.attempt_done.pk).deleted_at is not None
+
+
+def check_attempt_reopened(world, actor, response):
+    assert _models().Attempt.objects.get(pk=world.attempt_done.pk).ended_at is None
 
 
 def check_access_change(world, actor, response):
@@ -364,6 +380,37 @@ HTTP_TABLE: dict[str, Route] = {
               data=lambda w, a: {"extra_attempts": "2"}, check=check_access_change),
         Probe("POST", to_path("dashboard:access", resource_id=B, membership_id=S1), {"other_instructor": refuse(404)},
               data=lambda w, a: {"extra_attempts": "2"}, label="via-own-resource"),
+    )),
+    "dashboard:attempt": Route("instructor", "One attempt: marks, timeline, state as at; it must be of this resource.", (
+        Probe("GET", to_path("dashboard:attempt", resource_id=A, attempt_id=ATTEMPT_DONE), instructor_of_a(allow(200))),
+        Probe("GET", to_path("dashboard:attempt", resource_id=B, attempt_id=ATTEMPT_DONE),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
+    )),
+    "dashboard:remark": Route("instructor", "Re-marks a part of an attempt (audited).", (
+        Probe("POST", to_path("dashboard:remark", resource_id=A, attempt_id=ATTEMPT_DONE),
+              instructor_of_a(allow(302, to=TO_ATTEMPT)), data=lambda w, a: {"part": "q1p0", "score": "1"},
+              check=check_remark),
+        Probe("POST", to_path("dashboard:remark", resource_id=B, attempt_id=ATTEMPT_DONE),
+              {"other_instructor": refuse(404)}, data=lambda w, a: {"part": "q1p0", "score": "1"},
+              label="via-own-resource"),
+    )),
+    "dashboard:delete": Route("instructor", "Soft-deletes an attempt (audited).", (
+        Probe("POST", to_path("dashboard:delete", resource_id=A, attempt_id=ATTEMPT_DONE),
+              instructor_of_a(allow(302, to=TO_ATTEMPT)), check=check_attempt_deleted),
+        Probe("POST", to_path("dashboard:delete", resource_id=B, attempt_id=ATTEMPT_DONE),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
+    )),
+    "dashboard:restore": Route("instructor", "Restores a deleted attempt; refused (400) when it is not deleted.", (
+        Probe("POST", to_path("dashboard:restore", resource_id=A, attempt_id=ATTEMPT_DONE),
+              instructor_of_a(refuse(400))),
+        Probe("POST", to_path("dashboard:restore", resource_id=B, attempt_id=ATTEMPT_DONE),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
+    )),
+    "dashboard:reopen": Route("instructor", "Reopens an ended attempt so the student can carry on (audited).", (
+        Probe("POST", to_path("dashboard:reopen", resource_id=A, attempt_id=ATTEMPT_DONE),
+              instructor_of_a(allow(302, to=TO_ATTEMPT)), check=check_attempt_reopened),
+        Probe("POST", to_path("dashboard:reopen", resource_id=B, attempt_id=ATTEMPT_DONE),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
     )),
     # reports
     "reports:list": Route("instructor", "Lists and asks for the resource's CSV reports.", (
@@ -657,9 +704,9 @@ def test_http(world, key, probe: Probe, actor, expect: Expect):
             assert response["Location"].startswith(target), (response["Location"], target)
         if expect.kind == "refuse":
             assert response.status_code in REFUSED_STATUSES or (
-                key.startswith("admin") and response.status_code == 302
+                (key.startswith("admin") or TABLE[key].access == "staff") and response.status_code == 302
                 and (response["Location"].startswith("/admin/login/") or response["Location"] == "/admin/")
-            ), "only the admin refuses with a redirect (to its login page)"
+            ), "only the admin and staff pages refuse with a redirect (to the admin's login page)"
             changed = snapshot_diff(before, snapshot())
             assert not changed, f"a refused {probe.method} by {actor} wrote to the database: {changed}"
         elif probe.check is not None:

@@ -74,6 +74,13 @@ class CompletionStatus(models.TextChoices):
     UNKNOWN = "unknown"
 
 
+class LiveAttempts(models.Manager):
+    """Attempts that have not been deleted (deleting is soft: see attempt_delete)."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
 class Attempt(models.Model):
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="attempts")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attempts")
@@ -90,8 +97,14 @@ class Attempt(models.Model):
     # The window allowed to write: opening the attempt elsewhere takes over (see services).
     writer_token = models.CharField(max_length=64, blank=True)
     last_saved_at = models.DateTimeField(null=True, blank=True)
+    # Soft delete: the row, its data and its history stay; it no longer counts anywhere.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LiveAttempts()
+    all_objects = models.Manager()
 
     class Meta:
+        base_manager_name = "all_objects"
         constraints = [
             models.UniqueConstraint(fields=["resource", "user", "number"], name="attempt_number_unique"),
         ]
@@ -179,3 +192,42 @@ class AccessChange(models.Model):
     @property
     def is_empty(self) -> bool:
         return not (self.extra_attempts or self.available_until or self.extra_minutes)
+
+
+class AttemptEventKind(models.TextChoices):
+    REMARKED = "remarked", "Part re-marked"
+    DELETED = "deleted", "Deleted"
+    RESTORED = "restored", "Restored"
+    REOPENED = "reopened", "Reopened"
+
+
+class AttemptEvent(models.Model):
+    """The audit trail of what instructors did to an attempt."""
+
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=AttemptEventKind.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    at = models.DateTimeField()
+    reason = models.CharField(max_length=500, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [models.CheckConstraint(condition=Q(kind__in=AttemptEventKind.values), name="attempt_event_kind_valid")]
+
+
+class PartOverride(models.Model):
+    """An instructor's mark for one part of one attempt, replacing what the exam gave."""
+
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="overrides")
+    part_id = models.CharField(max_length=20)
+    score = models.FloatField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["attempt", "part_id"], name="override_unique_per_part"),
+            models.CheckConstraint(condition=Q(part_id__regex=r"^q[0-9]+p[0-9]+$"), name="override_part_form"),
+            models.CheckConstraint(condition=Q(score__gte=0), name="override_score_not_negative"),
+        ]

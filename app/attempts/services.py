@@ -16,7 +16,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from attempts import selectors
-from attempts.models import AccessChange, Attempt, Batch, Element, ElementChange, ResourceSettings
+from attempts.models import (
+    AccessChange, Attempt, AttemptEvent, AttemptEventKind, Batch, Element, ElementChange, ResourceSettings,
+)
 from attempts.protocol import ParsedBatch
 from lms.models import ResourceMembership
 
@@ -60,7 +62,8 @@ def attempt_start(*, membership: ResourceMembership) -> Attempt:
     options = selectors.attempt_options(membership=membership)
     if not options.can_start:
         raise AttemptRefused(options.reason)
-    last = Attempt.objects.filter(resource_id=membership.resource_id, user_id=membership.user_id).aggregate(
+    # Deleted attempts keep their numbers: count them too.
+    last = Attempt.all_objects.filter(resource_id=membership.resource_id, user_id=membership.user_id).aggregate(
         n=Max("number")
     )["n"]
     return Attempt.objects.create(
@@ -139,6 +142,83 @@ def _tell_open_attempts(attempt_ids: list[int], numbas: dict[str, str]) -> None:
             async_to_sync(layer.group_send)(attempt_group(attempt_id), {"type": "attempt.access", "numbas": numbas})
         except Exception:  # the exam reads the keys again whenever it is reopened
             logger.warning("Could not tell attempt %s of its new access", attempt_id, exc_info=True)
+
+
+# --- what instructors do to an attempt (each audited) --------------------------------------
+
+
+class AttemptActionRefused(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _audit(attempt: Attempt, kind: str, by, reason: str, **detail) -> AttemptEvent:
+    return AttemptEvent.objects.create(attempt=attempt, kind=kind, by=by, at=timezone.now(), reason=reason[:500],
+                                       detail=detail)
+
+
+def _refresh_grade_later(attempt: Attempt) -> None:
+    from grading import services as grading_services  # grading depends on attempts, not the reverse
+
+    grading_services.grade_refresh(resource_id=attempt.resource_id, user_id=attempt.user_id,
+                                   trigger=grading_services.Trigger.RECOMPUTE)
+
+
+@transaction.atomic
+def attempt_delete(*, attempt: Attempt, by, reason: str = "") -> Attempt:
+    """Soft-delete: the attempt, its data and history stay, but it no longer counts — not for
+    the grade, the attempts allowed, reports or statistics — and no window may write to it."""
+    attempt = Attempt.all_objects.select_for_update().get(pk=attempt.pk)
+    if attempt.deleted_at is not None:
+        raise AttemptActionRefused("This attempt is already deleted.")
+    attempt.deleted_at = timezone.now()
+    attempt.writer_token = ""  # an open window's writes are refused from now on
+    attempt.save(update_fields=["deleted_at", "writer_token"])
+    _audit(attempt, AttemptEventKind.DELETED, by, reason)
+    _refresh_grade_later(attempt)
+    return attempt
+
+
+@transaction.atomic
+def attempt_restore(*, attempt: Attempt, by, reason: str = "") -> Attempt:
+    attempt = Attempt.all_objects.select_for_update().get(pk=attempt.pk)
+    if attempt.deleted_at is None:
+        raise AttemptActionRefused("This attempt is not deleted.")
+    attempt.deleted_at = None
+    attempt.save(update_fields=["deleted_at"])
+    _audit(attempt, AttemptEventKind.RESTORED, by, reason)
+    _refresh_grade_later(attempt)
+    return attempt
+
+
+REOPEN_VALUES = (("cmi.completion_status", "incomplete"), ("cmi.exit", "suspend"))
+
+
+@transaction.atomic
+def attempt_reopen(*, attempt: Attempt, by, reason: str = "") -> Attempt:
+    """Let the student carry on with an ended attempt: it is open again, and the exam resumes
+    where it was (its values say incomplete and suspended, written to the history like any change)."""
+    attempt = Attempt.all_objects.select_for_update().get(pk=attempt.pk)
+    if attempt.deleted_at is not None:
+        raise AttemptActionRefused("Restore this attempt before reopening it.")
+    if attempt.ended_at is None:
+        raise AttemptActionRefused("This attempt is still open.")
+    now = timezone.now()
+    sequence = (ElementChange.objects.filter(attempt=attempt).aggregate(m=Max("sequence"))["m"] or 0) + 1
+    batch = Batch.objects.create(attempt=attempt, batch_id=f"reopen-{secrets.token_hex(8)}", content_hash="",
+                                 element_count=len(REOPEN_VALUES), received_at=now)
+    for offset, (key, value) in enumerate(REOPEN_VALUES):
+        ElementChange.objects.create(attempt=attempt, batch=batch, key=key, value=value, sequence=sequence + offset,
+                                     client_time=now)
+        Element.objects.update_or_create(attempt=attempt, key=key,
+                                         defaults={"value": value, "sequence": sequence + offset})
+    attempt.ended_at = None
+    attempt.completion_status = "incomplete"
+    attempt.save(update_fields=["ended_at", "completion_status"])
+    _audit(attempt, AttemptEventKind.REOPENED, by, reason)
+    _refresh_grade_later(attempt)
+    return attempt
 
 
 class _Stored(NamedTuple):

@@ -23,3 +23,15 @@ class AccessChangeForm(forms.Form):
 
     def clean_extra_minutes(self):
         return self.cleaned_data["extra_minutes"] or 0
+
+
+class RemarkForm(forms.Form):
+    part = forms.RegexField(regex=r"^q[0-9]{1,4}p[0-9]{1,4}$", max_length=20,
+                            error_messages={"invalid": _("Choose a part of this exam (like q0p1).")})
+    score = forms.FloatField(label=_("New mark"), required=False, min_value=0,
+                             help_text=_("Empty: go back to the exam's own mark."))
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)

@@ -9,9 +9,10 @@ from django.core.paginator import Paginator
 from django.db.models import (
     Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value,
 )
-from django.db.models.functions import Coalesce, Concat, Greatest, Lower, NullIf, Trim
+from django.db import connection
+from django.db.models.functions import Coalesce, Concat, Greatest, Left, Length, Lower, NullIf, Trim
 
-from attempts.models import AccessChange, Attempt
+from attempts.models import AccessChange, Attempt, AttemptEvent, ElementChange
 from lms.models import ResourceMembership
 
 PER_PAGE = 50
@@ -107,4 +108,59 @@ def student_of_resource(*, resource_id: int, membership_id: int) -> dict | None:
 
 def attempts_of_student(*, resource_id: int, user_id: int) -> list[Attempt]:
     return list(Attempt.objects.filter(resource_id=resource_id, user_id=user_id).select_related("exam")
+                .order_by("number"))
+
+
+# --- one attempt, for its instructor ------------------------------------------------------------
+
+TIMELINE_PER_PAGE = 200
+VALUE_PREVIEW = 300
+
+
+def attempt_of_resource(*, resource_id: int, attempt_id: int) -> Attempt | None:
+    """The attempt (deleted ones too), if it belongs to this resource."""
+    if not 0 < attempt_id < 2**63:
+        return None
+    return (Attempt.all_objects.filter(pk=attempt_id, resource_id=resource_id)
+            .select_related("user", "user__lti_identity", "exam").first())
+
+
+def attempt_timeline(*, attempt_id: int, page: int = 1, key_contains: str = ""):
+    """Every change the exam made, in order, with when the server received it."""
+    rows = ElementChange.objects.filter(attempt_id=attempt_id)
+    if key_contains:
+        rows = rows.filter(key__contains=key_contains[:100])
+    rows = (rows.order_by("sequence", "id")
+            .annotate(received_at=F("batch__received_at"), preview=Left("value", VALUE_PREVIEW),
+                      length=Length("value"))
+            .values("sequence", "key", "preview", "length", "client_time", "received_at"))
+    return Paginator(rows, TIMELINE_PER_PAGE).get_page(page)
+
+
+def sequence_at(*, attempt_id: int, moment) -> int:
+    """The last change the server had received at `moment` (0: none yet)."""
+    return (ElementChange.objects.filter(attempt_id=attempt_id, batch__received_at__lte=moment)
+            .aggregate(m=Max("sequence"))["m"] or 0)
+
+
+def attempt_state_at(*, attempt_id: int, sequence: int) -> dict[str, str]:
+    """Every key's value as it was once the change numbered `sequence` had been made."""
+    rows = ElementChange.objects.filter(attempt_id=attempt_id, sequence__lte=sequence)
+    if connection.vendor == "postgresql":
+        latest = rows.order_by("key", "-sequence", "-id").distinct("key").values_list("key", "value")
+        return dict(latest)
+    state: dict[str, tuple[int, str]] = {}
+    for key, value, seq in rows.values_list("key", "value", "sequence").iterator():
+        if key not in state or state[key][0] <= seq:
+            state[key] = (seq, value)
+    return {key: value for key, (_, value) in sorted(state.items())}
+
+
+def attempt_events(*, attempt_id: int):
+    return list(AttemptEvent.objects.filter(attempt_id=attempt_id).select_related("by"))
+
+
+def attempts_of_student_all(*, resource_id: int, user_id: int) -> list[Attempt]:
+    """Deleted ones too (marked), for the instructor."""
+    return list(Attempt.all_objects.filter(resource_id=resource_id, user_id=user_id).select_related("exam")
                 .order_by("number"))

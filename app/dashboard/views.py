@@ -1,6 +1,9 @@
 """The instructor's students pages: everyone who opened the activity, one person's attempts,
-and access changes (extra attempts, their own closing time, extra exam time). Thin: the
-selectors read and attempts.services writes."""
+access changes (extra attempts, their own closing time, extra exam time), and one attempt —
+its timeline, its state at any moment, re-marking a part, deleting, restoring and reopening
+it. Thin: the selectors read, attempts.services and grading.services write."""
+
+from datetime import datetime
 
 from django.contrib import messages
 from django.http import Http404
@@ -12,7 +15,10 @@ from django.views.decorators.http import require_POST
 from attempts import selectors as attempt_selectors
 from attempts import services as attempt_services
 from dashboard import selectors
-from dashboard.forms import AccessChangeForm
+from dashboard.forms import AccessChangeForm, ReasonForm, RemarkForm
+from grading import scoring
+from grading import selectors as grading_selectors
+from grading import services as grading_services
 from portal.access import resource_view
 
 
@@ -42,7 +48,7 @@ def _student_page(request, membership, person, *, form=None, status=200):
     return render(request, "dashboard/student.html", {
         "membership": membership, "resource": membership.resource, "person": person, "change": change,
         "settings": settings_, "access": access, "form": form,
-        "attempts": selectors.attempts_of_student(resource_id=resource_id, user_id=person["user_id"]),
+        "attempts": selectors.attempts_of_student_all(resource_id=resource_id, user_id=person["user_id"]),
     }, status=status)
 
 
@@ -77,3 +83,100 @@ def access_change(request, membership, membership_id: int):
     messages.success(request, _("Access for %(name)s saved. It applies now, also to an exam they have open.")
                      % {"name": person["display_name"]})
     return redirect("dashboard:student", membership.resource_id, membership_id)
+
+
+def _attempt(membership, attempt_id):
+    attempt = selectors.attempt_of_resource(resource_id=membership.resource_id, attempt_id=attempt_id)
+    if attempt is None:
+        raise Http404("This activity has no such attempt.")
+    return attempt
+
+
+def _attempt_page(request, membership, attempt, *, error="", status=200):
+    values = grading_selectors.scoring_values(attempt_ids=[attempt.pk]).get(attempt.pk, {})
+    overrides = grading_selectors.overrides_for(attempt_ids=[attempt.pk]).get(attempt.pk, {})
+    discounts = grading_selectors.discounts_for(resource_id=attempt.resource_id)
+    score = scoring.attempt_score(values, discounts, overrides)
+    exam_marks = {p.id: p.raw for q in scoring.questions_from(values) for p in q.parts}
+    try:
+        page_number = int(request.GET.get("page", "1"))
+    except ValueError:
+        page_number = 1
+    key_contains = request.GET.get("key", "").strip()[:100]
+    timeline = selectors.attempt_timeline(attempt_id=attempt.pk, page=page_number, key_contains=key_contains)
+    as_at, as_at_sequence, as_at_error = None, None, ""
+    if "seq" in request.GET or "at" in request.GET:
+        try:
+            if request.GET.get("at"):
+                moment = timezone.make_aware(datetime.strptime(request.GET["at"], "%Y-%m-%dT%H:%M"))
+                as_at_sequence = selectors.sequence_at(attempt_id=attempt.pk, moment=moment)
+            else:
+                as_at_sequence = max(0, min(int(request.GET["seq"]), 2**62))
+            as_at = selectors.attempt_state_at(attempt_id=attempt.pk, sequence=as_at_sequence)
+        except (ValueError, OverflowError):
+            as_at_error = _("Give a time like 2026-11-25T14:30, or a change number.")
+            status = 400
+    return render(request, "dashboard/attempt.html", {
+        "membership": membership, "resource": membership.resource, "attempt": attempt, "score": score,
+        "exam_marks": exam_marks, "overrides": overrides, "discounts": discounts, "timeline": timeline,
+        "key_contains": key_contains, "as_at": as_at, "as_at_sequence": as_at_sequence, "as_at_error": as_at_error,
+        "events": selectors.attempt_events(attempt_id=attempt.pk), "error": error,
+        "person": selectors.student_of_resource(resource_id=membership.resource_id,
+                                                membership_id=_membership_id(attempt)),
+    }, status=status)
+
+
+def _membership_id(attempt):
+    from lms.models import ResourceMembership
+
+    return ResourceMembership.objects.filter(resource_id=attempt.resource_id, user_id=attempt.user_id) \
+        .values_list("pk", flat=True).first() or 0
+
+
+@resource_view(instructor=True)
+def attempt(request, membership, attempt_id: int):
+    return _attempt_page(request, membership, _attempt(membership, attempt_id))
+
+
+@require_POST
+@resource_view(instructor=True)
+def remark(request, membership, attempt_id: int):
+    attempt_ = _attempt(membership, attempt_id)
+    form = RemarkForm(request.POST)
+    if not form.is_valid():
+        message = " ".join(e for errors in form.errors.values() for e in errors)
+        return _attempt_page(request, membership, attempt_, error=message, status=400)
+    try:
+        grading_services.part_remark(attempt=attempt_, part_id=form.cleaned_data["part"],
+                                     score=form.cleaned_data["score"], by=request.user,
+                                     reason=form.cleaned_data["reason"])
+    except grading_services.RemarkRefused as refused:
+        return _attempt_page(request, membership, attempt_, error=refused.message, status=400)
+    messages.success(request, _("Mark saved; the student's grade has been recomputed."))
+    return redirect("dashboard:attempt", membership.resource_id, attempt_.pk)
+
+
+def _action(action, done_message):
+    @require_POST
+    @resource_view(instructor=True)
+    def view(request, membership, attempt_id: int):
+        attempt_ = _attempt(membership, attempt_id)
+        form = ReasonForm(request.POST)
+        if not form.is_valid():
+            return _attempt_page(request, membership, attempt_, error=" ".join(form.errors["reason"]), status=400)
+        try:
+            action(attempt=attempt_, by=request.user, reason=form.cleaned_data["reason"])
+        except attempt_services.AttemptActionRefused as refused:
+            return _attempt_page(request, membership, attempt_, error=refused.message, status=400)
+        messages.success(request, done_message())
+        return redirect("dashboard:attempt", membership.resource_id, attempt_.pk)
+
+    view.__name__ = view.__qualname__ = action.__name__.replace("attempt_", "")
+    return view
+
+
+delete = _action(attempt_services.attempt_delete,
+                 lambda: _("Attempt deleted. It no longer counts; you can restore it."))
+restore = _action(attempt_services.attempt_restore, lambda: _("Attempt restored."))
+reopen = _action(attempt_services.attempt_reopen,
+                 lambda: _("Attempt reopened: the student can carry on where they were."))

@@ -106,5 +106,6 @@ class GradeSend(models.Model):
 
     class Meta:
         ordering = ["-sent_at", "-id"]
-        indexes = [models.Index(fields=["report", "-sent_at"])]
+        # the staff dashboard reads the latest tries of every grade (recent errors, the last hour)
+        indexes = [models.Index(fields=["report", "-sent_at"]), models.Index(fields=["-sent_at"], name="gradesend_recent")]
         constraints = [models.CheckConstraint(condition=Q(outcome__in=SendOutcome.values), name="send_outcome_valid")]

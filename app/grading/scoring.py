@@ -118,15 +118,34 @@ def discounted_question(question: QuestionScore, discounts: Mapping[str, str]) -
     return QuestionScore(question.id, _clamp(raw, 0.0, max_), max_, question.parts)
 
 
-def attempt_score(values: Mapping[str, str], discounts: Mapping[str, str] | None = None) -> AttemptScore:
-    """An attempt's score. Without discounts it is what the exam said (cmi.score.scaled, or
-    raw / max); with discounts it is recomputed from the questions they touch."""
+def overridden(questions: list[QuestionScore], overrides: Mapping[str, float]) -> list[QuestionScore]:
+    """The questions with instructors' marks for parts in place of the exam's (a part's mark is
+    kept within 0..its marks; the question's score moves by the difference)."""
+    result = []
+    for question in questions:
+        parts, raw = [], question.raw
+        for part in question.parts:
+            if part.id in overrides:
+                score = _clamp(overrides[part.id], 0.0, part.max) if part.max > 0 else max(overrides[part.id], 0.0)
+                raw += score - part.raw
+                part = PartScore(part.id, score, part.max)
+            parts.append(part)
+        result.append(QuestionScore(question.id, _clamp(raw, 0.0, question.max), question.max, parts))
+    return result
+
+
+def attempt_score(values: Mapping[str, str], discounts: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, float] | None = None) -> AttemptScore:
+    """An attempt's score. Without discounts or re-marked parts it is what the exam said
+    (cmi.score.scaled, or raw / max); otherwise it is recomputed from the questions."""
     questions = questions_from(values) if any(k.startswith("cmi.objectives.") for k in values) else []
     raw, max_ = _number(values.get("cmi.score.raw")), _number(values.get("cmi.score.max"))
-    applicable = {target for target in (discounts or {})} & (
-        {q.id for q in questions} | {p.id for q in questions for p in q.parts}
-    )
-    if applicable:
+    part_ids = {p.id for q in questions for p in q.parts}
+    if overrides and set(overrides) & part_ids:
+        questions = overridden(questions, overrides)
+        discounts = discounts or {}
+    applicable = {target for target in (discounts or {})} & ({q.id for q in questions} | part_ids)
+    if applicable or (overrides and set(overrides) & part_ids):
         counted = [d for q in questions if (d := discounted_question(q, discounts)) is not None]
         raw = sum(q.raw for q in counted)
         max_ = sum(q.max for q in counted)

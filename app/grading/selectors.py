@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from django.db.models import Prefetch, Q
 
-from attempts.models import Attempt, CompletionStatus, Element
+from attempts.models import Attempt, CompletionStatus, Element, PartOverride
 from grading import scoring
 from grading.models import Discount, GradeReport, GradeSend
 
@@ -47,6 +47,15 @@ def _summary_score(attempt: Attempt) -> float | None:
     return None
 
 
+def overrides_for(*, attempt_ids: list[int]) -> dict[int, dict[str, float]]:
+    """Instructors' marks for parts: attempt id -> part id -> score."""
+    result: dict[int, dict[str, float]] = {}
+    for attempt_id, part_id, score in PartOverride.objects.filter(attempt_id__in=attempt_ids).values_list(
+            "attempt_id", "part_id", "score"):
+        result.setdefault(attempt_id, {})[part_id] = score
+    return result
+
+
 def attempts_for_grade(*, resource_id: int, user_id: int, discounts: dict[str, str]) -> list[scoring.AttemptForGrade]:
     """The student's attempts with their scores as they count now (discounts applied)."""
     attempts = list(
@@ -54,11 +63,13 @@ def attempts_for_grade(*, resource_id: int, user_id: int, discounts: dict[str, s
             "id", "number", "completion_status", "score_raw", "score_max", "score_scaled"
         )
     )
-    values = scoring_values(attempt_ids=[a.id for a in attempts]) if discounts else {}
+    overrides = overrides_for(attempt_ids=[a.id for a in attempts])
+    recompute = {a.id for a in attempts} if discounts else set(overrides)
+    values = scoring_values(attempt_ids=sorted(recompute)) if recompute else {}
     result = []
     for a in attempts:
-        if discounts:
-            scaled = scoring.attempt_score(values.get(a.id, {}), discounts).scaled
+        if a.id in recompute:
+            scaled = scoring.attempt_score(values.get(a.id, {}), discounts, overrides.get(a.id)).scaled
         else:
             scaled = _summary_score(a)
         result.append(scoring.AttemptForGrade(a.number, a.completion_status == CompletionStatus.COMPLETED, scaled))

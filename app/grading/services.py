@@ -193,6 +193,39 @@ def discount_set(*, resource_id: int, target: str, behaviour: str | None, user) 
         transaction.on_commit(lambda: _recompute_later(resource_id))
 
 
+class RemarkRefused(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@transaction.atomic
+def part_remark(*, attempt: Attempt, part_id: str, score: float | None, by, reason: str = "") -> None:
+    """An instructor's mark for one part of an attempt (None: back to the exam's mark). The
+    student's grade is recomputed at once and re-sent if it changed; the change is audited."""
+    from attempts.models import AttemptEvent, AttemptEventKind, PartOverride
+
+    values = selectors.scoring_values(attempt_ids=[attempt.pk]).get(attempt.pk, {})
+    parts = {p.id: p for q in scoring.questions_from(values) for p in q.parts}
+    part = parts.get(part_id)
+    if part is None:
+        raise RemarkRefused(f"This attempt has no part {part_id}.")
+    if score is not None and not 0 <= score <= part.max:
+        raise RemarkRefused(f"The mark for {part_id} must be between 0 and {part.max:g}.")
+    existing = PartOverride.objects.select_for_update().filter(attempt=attempt, part_id=part_id).first()
+    before = existing.score if existing else None
+    if score is None:
+        if existing:
+            existing.delete()
+    else:
+        PartOverride.objects.update_or_create(attempt=attempt, part_id=part_id,
+                                              defaults={"score": score, "by": by, "at": timezone.now()})
+    AttemptEvent.objects.create(attempt=attempt, kind=AttemptEventKind.REMARKED, by=by, at=timezone.now(),
+                                reason=reason[:500], detail={"part": part_id, "exam_mark": part.raw,
+                                                             "before": before, "after": score})
+    grade_refresh(resource_id=attempt.resource_id, user_id=attempt.user_id, trigger=Trigger.RECOMPUTE)
+
+
 @transaction.atomic
 def resource_settings_save(*, form) -> None:
     """Save a valid settings form of a resource; if how grades are computed changed, every

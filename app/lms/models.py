@@ -145,6 +145,7 @@ class LaunchLog(models.Model):
 
     class Meta:
         ordering = ["-launched_at"]
+        indexes = [models.Index(fields=["-launched_at"], name="launchlog_recent")]  # launches in the last 24 h
 
     def __str__(self):
         return f"{self.membership} at {self.launched_at:%Y-%m-%d %H:%M:%S}"

@@ -50,6 +50,9 @@ INSTALLED_APPS = [
     "attempts",
     "grading",
     "reports",
+    "dashboard",
+    "insights",
+    "staff",
     "testlaunch",
 ]
 

@@ -116,7 +116,13 @@ def _write_attempts(*, report: ReportFile, out: TextIO, progress_for: Callable[[
     writer.writerow(tables.attempts_header(questions))
     progress = progress_for(selectors.attempts_count(resource_id=report.resource_id))
     for chunk, values in selectors.attempt_chunks(resource_id=report.resource_id, discounts=discounts):
-        writer.writerows(tables.attempts_row(a, values.get(a.id, {}), discounts, question_ids) for a in chunk)
+        # Re-marked parts (rare): those attempts' scores are recomputed from all their parts.
+        overrides = grading_selectors.overrides_for(attempt_ids=[a.id for a in chunk])
+        if overrides:
+            for attempt_id, more in grading_selectors.scoring_values(attempt_ids=sorted(overrides)).items():
+                values.setdefault(attempt_id, {}).update(more)
+        writer.writerows(tables.attempts_row(a, values.get(a.id, {}), discounts, question_ids, overrides.get(a.id))
+                         for a in chunk)
         progress.add(len(chunk))
     return progress.rows
 

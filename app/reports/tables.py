@@ -87,11 +87,12 @@ def attempts_header(questions: Sequence[tuple[str, str]]) -> list[str]:
     return [*ATTEMPTS_HEADER, *(text(f"{qid} {name}".strip()) for qid, name in questions)]
 
 
-def attempts_row(attempt, values: Mapping[str, str], discounts: Mapping[str, str], question_ids: Sequence[str]) -> list[str]:
+def attempts_row(attempt, values: Mapping[str, str], discounts: Mapping[str, str], question_ids: Sequence[str],
+                 overrides: Mapping[str, float] | None = None) -> list[str]:
     """`attempt` is a selectors.AttemptRow; `values` its scoring values (cmi.score.*, objectives,
-    interactions). With discounts, the totals and each question's score are as they count now;
-    a question removed from the total has an empty cell."""
-    score = scoring.attempt_score(values, discounts)
+    interactions). With discounts or re-marked parts, the totals and each question's score are
+    as they count now; a question removed from the total has an empty cell."""
+    score = scoring.attempt_score(values, discounts, overrides)
     by_id = {q.id: q for q in score.questions}
     cells = []
     for qid in question_ids:

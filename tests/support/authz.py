@@ -141,6 +141,20 @@ def lti_launch(consumer, *, user_id: str, resource_link_id: str, context_id: str
     return client.post("/lti/launch/", test_lms.sign(params, key=consumer.key, secret=consumer.secret))
 
 
+def _parts(attempt, parts) -> None:
+    """The attempt's parts as Numbas reports them (interactions: id, question, marks, score)."""
+    from attempts import services as attempt_services
+    from attempts.tests.factories import batch
+
+    changes = []
+    for index, (part_id, question_id, score, marks) in enumerate(parts):
+        prefix = f"cmi.interactions.{index}."
+        changes += [(prefix + "id", part_id), (prefix + "objectives.0.id", question_id),
+                    (prefix + "weighting", str(marks)), (prefix + "result", str(score))]
+    attempt_services.batch_store(attempt_id=attempt.pk, user_id=attempt.user_id,
+                                 batch=batch(attempt.writer_token, changes))
+
+
 def build_world() -> World:
     """Create and commit the world (call with the database unblocked and not in a transaction)."""
     from attempts.tests.factories import with_exam
@@ -190,6 +204,7 @@ def build_world() -> World:
     with_exam(resource_a, max_attempts=0, report_when="manual", email_receipt=False)
 
     attempt_done = start(memberships["student"])
+    _parts(attempt_done, [("q0p0", "q0", 1, 1), ("q0p1", "q0", 0, 1), ("q1p0", "q1", 2, 2)])
     answer(attempt_done, 3, complete=True, questions=[("q0", 1, 2), ("q1", 2, 2)])
     attempt_open = start(memberships["student"])
     answer(attempt_open, 1, questions=[("q0", 1, 2)])

@@ -151,3 +151,17 @@ def test_formula_guard():
     assert [text(v) for v in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "plain", "", None]] == [
         "'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "plain", "", ""]
     assert [number(v) for v in [None, 3.0, 0.75, -1.5, 1 / 3, float("nan")]] == ["", "3", "0.75", "-1.5", "0.333333", ""]
+
+
+@pytest.mark.django_db
+def test_attempts_csv_counts_remarked_parts_and_leaves_out_deleted_attempts(known, django_capture_on_commit_callbacks):
+    from attempts.models import Attempt, PartOverride
+    from attempts.services import attempt_delete
+
+    first, second = Attempt.objects.filter(user=known.ada.membership.user).order_by("number")
+    PartOverride.objects.create(attempt=first, part_id="q0p1", score=0.5, at=first.started_at)  # 0 -> 0.5
+    attempt_delete(attempt=second, by=None)
+    _, rows = generate(known, "attempts", django_capture_on_commit_callbacks)
+    ada = [r for r in rows if r[1] == "s1"]
+    assert len(ada) == 1
+    assert ada[0][6:] == ["3.5", "4", "0.875", "1.5", "2"]
