@@ -57,3 +57,54 @@ def test_extra_time_reaches_an_open_exam(demo_server, chromium, page):
         assert duration.inner_text() == "45"
     finally:
         teacher.context.close()
+
+
+def test_instructor_remarks_a_part_and_reads_the_timeline(demo_server, chromium, page):
+    from tests.support.attempt_page import answer, wait_saved
+
+    server = demo_server
+    launch_student(page, server.url, "remark-student", lis_person_name_full="Rhea Marked")
+    exam = start_attempt(page)
+    answer(exam, "q0p0", "4")
+    answer(exam, "q0p1", "42")
+    answer(exam, "q1p0", "12")  # wrong: 0 of 2
+    wait_saved(page)
+    exam.locator("#end-exam").click()
+    exam.locator("#ended").wait_for()
+    wait_saved(page)
+
+    teacher = chromium.new_context().new_page()
+    try:
+        launch_instructor(teacher, server.url, "remark-teacher")
+        teacher.get_by_test_id("students-link").click()
+        teacher.get_by_label("Search by name, e-mail or LMS user id").fill("Rhea")
+        teacher.get_by_role("button", name="Search").click()
+        teacher.get_by_role("link", name="Rhea Marked").click()
+        teacher.get_by_test_id("attempt-link-1").click()
+        assert "50%" in teacher.get_by_test_id("attempt-score").inner_text()
+
+        teacher.get_by_label("New mark for q1p0").fill("2")
+        teacher.get_by_label("Reason for re-marking q1p0").fill("accepted 12 as a typo")
+        teacher.get_by_test_id("remark-q1p0").click()
+        assert "recomputed" in teacher.get_by_test_id("message").inner_text()
+        assert "100%" in teacher.get_by_test_id("attempt-score").inner_text()
+        assert "accepted 12 as a typo" in teacher.get_by_test_id("events").inner_text()
+        assert "re-marked" in teacher.get_by_test_id("part-q1p0").inner_text()
+
+        # The timeline lists the answers; "state here" shows the attempt as it was then.
+        timeline = teacher.get_by_test_id("timeline")
+        row = timeline.locator("tr", has_text="cmi.interactions.0.learner_response").first
+        row.get_by_role("link", name="state here").click()
+        state = teacher.get_by_test_id("as-at").inner_text()
+        assert "cmi.interactions.0.learner_response" in state and "cmi.completion_status\tcompleted" not in state
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        teacher.screenshot(path=str(SCREENSHOTS / "attempt.png"), full_page=True)
+
+        # Delete it: it stops counting; restore it.
+        teacher.get_by_label("Reason").first.fill("test attempt")
+        teacher.get_by_test_id("delete").click()
+        assert "Deleted" in teacher.get_by_test_id("attempt-state").inner_text()
+        teacher.get_by_test_id("restore").click()
+        assert "Ended" in teacher.get_by_test_id("attempt-state").inner_text()
+    finally:
+        teacher.context.close()
