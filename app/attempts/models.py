@@ -97,6 +97,9 @@ class Attempt(models.Model):
     # The window allowed to write: opening the attempt elsewhere takes over (see services).
     writer_token = models.CharField(max_length=64, blank=True)
     last_saved_at = models.DateTimeField(null=True, blank=True)
+    # The last time answers reached the server more than a minute after the student gave them
+    # (a flaky connection, or a device clock that is wrong): the live view's "saving problems".
+    save_delayed_at = models.DateTimeField(null=True, blank=True)
     # Soft delete: the row, its data and its history stay; it no longer counts anywhere.
     deleted_at = models.DateTimeField(null=True, blank=True)
 

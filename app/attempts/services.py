@@ -53,6 +53,22 @@ def attempt_group(attempt_id: int) -> str:
     return f"attempt.{attempt_id}"
 
 
+def live_group(resource_id: int) -> str:
+    return f"resource.{resource_id}.live"
+
+
+def live_notify(resource_id: int) -> None:
+    """Tell the resource's live views that an attempt started or ended (they recount). Never
+    per answer: the live views also recount every few seconds by themselves."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(live_group(resource_id), {"type": "live.changed"})
+    except Exception:  # a live view catches up at its next recount
+        logger.warning("Could not notify the live view of resource %s", resource_id, exc_info=True)
+
+
 @transaction.atomic
 def attempt_start(*, membership: ResourceMembership) -> Attempt:
     """Start the student's next attempt on the resource's current exam, if the resource's
@@ -66,9 +82,11 @@ def attempt_start(*, membership: ResourceMembership) -> Attempt:
     last = Attempt.all_objects.filter(resource_id=membership.resource_id, user_id=membership.user_id).aggregate(
         n=Max("number")
     )["n"]
-    return Attempt.objects.create(
+    attempt = Attempt.objects.create(
         resource_id=membership.resource_id, user_id=membership.user_id, exam=options.exam, number=(last or 0) + 1
     )
+    transaction.on_commit(lambda: live_notify(membership.resource_id))
+    return attempt
 
 
 def attempt_take_over(*, attempt: Attempt) -> str:
@@ -281,13 +299,26 @@ def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
                     follow_up = True
             if ended:
                 transaction.on_commit(lambda: _receipt_later(attempt_id))
+                transaction.on_commit(lambda: live_notify(stored.resource_id))
     if stored is None:
         return _not_stored(attempt_id=attempt_id, user_id=user_id, batch=batch)
+    _note_if_late(attempt_id, batch, now)
     if follow_up:
         # Mispredicted (the resource counts incomplete attempts, learnt now): the grade follows
         # in a transaction of its own; later batches of this attempt take the one-transaction path.
         _grade_refresh(resource_id=stored.resource_id, user_id=user_id, completed=False)
     return BatchResult(stored=True, ended=ended)
+
+
+SAVE_DELAY_NOTED_AFTER_MS = 60_000
+
+
+def _note_if_late(attempt_id: int, batch: ParsedBatch, now) -> None:
+    """Answers that reach us over a minute after the student gave them mean the student's page
+    could not save for a while: the live view shows it. Rare, so one extra UPDATE then."""
+    newest = max((c.client_ms for c in batch.changes if c.client_ms is not None), default=None)
+    if newest is not None and now.timestamp() * 1000 - newest > SAVE_DELAY_NOTED_AFTER_MS:
+        Attempt.all_objects.filter(pk=attempt_id).update(save_delayed_at=now)
 
 
 # attempt id -> whether its score counted towards the grade at its last batch in this process.
