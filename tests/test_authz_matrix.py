@@ -412,6 +412,8 @@ HTTP_TABLE: dict[str, Route] = {
         Probe("POST", to_path("dashboard:reopen", resource_id=B, attempt_id=ATTEMPT_DONE),
               {"other_instructor": refuse(404)}, label="via-own-resource"),
     )),
+    "insights:live": Route("instructor", "The live view of the resource (its numbers come over ws/resource/…/live/).", (
+        Probe("GET", to_path("insights:live", resource_id=A), instructor_of_a(allow(200))),)),
     # reports
     "reports:list": Route("instructor", "Lists and asks for the resource's CSV reports.", (
         Probe("GET", to_path("reports:list", resource_id=A), instructor_of_a(allow(200))),
@@ -576,6 +578,13 @@ def _ready(world, actor, message):
     assert message == {"type": "ready"}
 
 
+LIVE_SOCKET = lambda w, a: f"/ws/resource/{w.resource_a.pk}/live/"  # noqa: E731
+
+
+def _summary(world, actor, message):
+    assert message["type"] == "summary" and message["in_progress"] == 1 and message["completed"] == 1, message
+
+
 ATTEMPT_SOCKET = lambda w, a: f"/ws/attempt/{w.attempt_open.pk}/?token={w.attempt_open.writer_token}"  # noqa: E731
 
 WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
@@ -601,6 +610,15 @@ WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
             "staff": WsExpect(True, 4403),
         }, label="then-writes", send=lambda w, a: [batch_body(w, a)]),
         WsProbe(ATTEMPT_SOCKET, {"student": WsExpect(False, None)}, label="cross-origin", origin="http://evil.example"),
+    )),
+    "ws/resource/<int:resource_id>/live/": ("Only the resource's instructors may watch it live (4401 not "
+                                            "authenticated, 4403 anyone else).", (
+        WsProbe(LIVE_SOCKET, {
+            "anonymous": WsExpect(True, 4401), "student": WsExpect(True, 4403), "other_student": WsExpect(True, 4403),
+            "instructor": WsExpect(True, None, _summary), "other_instructor": WsExpect(True, 4403),
+            "staff": WsExpect(True, 4403),
+        }),
+        WsProbe(LIVE_SOCKET, {"instructor": WsExpect(False, None)}, label="cross-origin", origin="http://evil.example"),
     )),
 }
 

@@ -14,6 +14,7 @@ from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from attempts import selectors
 from attempts.models import (
@@ -176,6 +177,12 @@ def _audit(attempt: Attempt, kind: str, by, reason: str, **detail) -> AttemptEve
                                        detail=detail)
 
 
+def _question_scores_record(attempt_id: int) -> None:
+    from grading import services as grading_services
+
+    grading_services.question_scores_record(attempt_id=attempt_id)
+
+
 def _refresh_grade_later(attempt: Attempt) -> None:
     from grading import services as grading_services  # grading depends on attempts, not the reverse
 
@@ -189,7 +196,7 @@ def attempt_delete(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     the grade, the attempts allowed, reports or statistics — and no window may write to it."""
     attempt = Attempt.all_objects.select_for_update().get(pk=attempt.pk)
     if attempt.deleted_at is not None:
-        raise AttemptActionRefused("This attempt is already deleted.")
+        raise AttemptActionRefused(gettext("This attempt is already deleted."))
     attempt.deleted_at = timezone.now()
     attempt.writer_token = ""  # an open window's writes are refused from now on
     attempt.save(update_fields=["deleted_at", "writer_token"])
@@ -202,7 +209,7 @@ def attempt_delete(*, attempt: Attempt, by, reason: str = "") -> Attempt:
 def attempt_restore(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     attempt = Attempt.all_objects.select_for_update().get(pk=attempt.pk)
     if attempt.deleted_at is None:
-        raise AttemptActionRefused("This attempt is not deleted.")
+        raise AttemptActionRefused(gettext("This attempt is not deleted."))
     attempt.deleted_at = None
     attempt.save(update_fields=["deleted_at"])
     _audit(attempt, AttemptEventKind.RESTORED, by, reason)
@@ -219,9 +226,9 @@ def attempt_reopen(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     where it was (its values say incomplete and suspended, written to the history like any change)."""
     attempt = Attempt.all_objects.select_for_update().get(pk=attempt.pk)
     if attempt.deleted_at is not None:
-        raise AttemptActionRefused("Restore this attempt before reopening it.")
+        raise AttemptActionRefused(gettext("Restore this attempt before reopening it."))
     if attempt.ended_at is None:
-        raise AttemptActionRefused("This attempt is still open.")
+        raise AttemptActionRefused(gettext("This attempt is still open."))
     now = timezone.now()
     sequence = (ElementChange.objects.filter(attempt=attempt).aggregate(m=Max("sequence"))["m"] or 0) + 1
     batch = Batch.objects.create(attempt=attempt, batch_id=f"reopen-{secrets.token_hex(8)}", content_hash="",
@@ -234,6 +241,7 @@ def attempt_reopen(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     attempt.ended_at = None
     attempt.completion_status = "incomplete"
     attempt.save(update_fields=["ended_at", "completion_status"])
+    _question_scores_record(attempt.pk)  # open again: none until it ends
     _audit(attempt, AttemptEventKind.REOPENED, by, reason)
     _refresh_grade_later(attempt)
     return attempt
@@ -298,6 +306,7 @@ def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
                 else:
                     follow_up = True
             if ended:
+                _question_scores_record(attempt_id)
                 transaction.on_commit(lambda: _receipt_later(attempt_id))
                 transaction.on_commit(lambda: live_notify(stored.resource_id))
     if stored is None:
@@ -488,15 +497,15 @@ def _not_stored(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
         existing = cursor.fetchone()
         if existing is not None:
             if existing[0] != batch.content_hash:
-                raise BatchRefused("batch_reused", "This batch id was already used for different changes.")
+                raise BatchRefused("batch_reused", gettext("This batch id was already used for different changes."))
             return BatchResult(stored=False, ended=bool(existing[1]))
         cursor.execute(f"SELECT user_id, ended_at IS NOT NULL FROM {_T['attempt']} WHERE id = %s", [attempt_id])
         attempt = cursor.fetchone()
     if attempt is None or attempt[0] != user_id:
-        raise BatchRefused("forbidden", "This attempt is not yours.")
+        raise BatchRefused("forbidden", gettext("This attempt is not yours."))
     if attempt[1]:
-        raise BatchRefused("ended", "This attempt has ended; its answers can no longer be changed.")
-    raise BatchRefused("taken_over", "This attempt was opened in another window, which now saves it.")
+        raise BatchRefused("ended", gettext("This attempt has ended; its answers can no longer be changed."))
+    raise BatchRefused("taken_over", gettext("This attempt was opened in another window, which now saves it."))
 
 
 def _attempt_summary_update(cursor, *, attempt_id: int, terminate: bool, now) -> bool:

@@ -109,3 +109,17 @@ class GradeSend(models.Model):
         # the staff dashboard reads the latest tries of every grade (recent errors, the last hour)
         indexes = [models.Index(fields=["report", "-sent_at"]), models.Index(fields=["-sent_at"], name="gradesend_recent")]
         constraints = [models.CheckConstraint(condition=Q(outcome__in=SendOutcome.values), name="send_outcome_valid")]
+
+
+class AttemptQuestionScore(models.Model):
+    """An ended attempt's score per question (re-marks included, discounts not), written when
+    it ends, is re-marked or reopened: the statistics page averages a few rows per attempt
+    instead of reading every attempt's run-time data."""
+
+    attempt = models.ForeignKey("attempts.Attempt", on_delete=models.CASCADE, related_name="question_scores")
+    question_id = models.CharField(max_length=50)
+    raw = models.FloatField()
+    max = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["attempt", "question_id"], name="question_score_unique")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db.models import Prefetch, Q
+from django.utils.translation import gettext, ngettext
 
 from attempts.models import Attempt, CompletionStatus, Element, PartOverride
 from grading import scoring
@@ -99,13 +100,21 @@ def discount_targets(*, structure: list[dict], discounts: dict[str, str]) -> lis
     rows = []
     for qi, question in enumerate(structure or []):
         qid = f"q{qi}"
-        rows.append({"target": qid, "label": f"Question {qi + 1}: {question.get('name') or 'untitled'}",
+        label = gettext("Question %(number)d: %(name)s") % {"number": qi + 1,
+                                                            "name": question.get("name") or gettext("untitled")}
+        rows.append({"target": qid, "label": label,
                      "behaviour": discounts.get(qid, ""), "is_part": False})
         for pi, part in enumerate(question.get("parts") or []):
             pid = f"{qid}p{pi}"
             marks = part.get("marks")
-            rows.append({"target": pid, "label": f"Part {chr(97 + pi) if pi < 26 else pi + 1}"
-                         + (f" ({marks} mark{'s' if marks != 1 else ''})" if marks is not None else ""),
+            letter = chr(97 + pi) if pi < 26 else pi + 1
+            if marks is None:
+                label = gettext("Part %(part)s") % {"part": letter}
+            else:  # ngettext needs a whole number: a fractional mark counts as "many"
+                label = ngettext("Part %(part)s (%(marks)s mark)", "Part %(part)s (%(marks)s marks)",
+                                 1 if marks == 1 else marks if isinstance(marks, int) else 2,
+                                 ) % {"part": letter, "marks": marks}
+            rows.append({"target": pid, "label": label,
                          "behaviour": discounts.get(pid, ""), "is_part": True})
     known = {r["target"] for r in rows}
     for target, behaviour in sorted(discounts.items()):

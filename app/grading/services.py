@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Min, Q, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from attempts.models import Attempt, ReportWhen
 from attempts.selectors import resource_settings
@@ -193,6 +194,24 @@ def discount_set(*, resource_id: int, target: str, behaviour: str | None, user) 
         transaction.on_commit(lambda: _recompute_later(resource_id))
 
 
+def question_scores_record(*, attempt_id: int) -> int:
+    """Keep an ended attempt's per-question scores for statistics (re-marked parts applied);
+    an attempt that is open again has none. Returns how many rows it wrote."""
+    from grading.models import AttemptQuestionScore
+
+    AttemptQuestionScore.objects.filter(attempt_id=attempt_id).delete()
+    if not Attempt.all_objects.filter(pk=attempt_id, ended_at__isnull=False).exists():
+        return 0
+    values = selectors.scoring_values(attempt_ids=[attempt_id]).get(attempt_id, {})
+    questions = scoring.questions_from(values)
+    overrides = selectors.overrides_for(attempt_ids=[attempt_id]).get(attempt_id)
+    if overrides:
+        questions = scoring.overridden(questions, overrides)
+    rows = AttemptQuestionScore.objects.bulk_create(
+        AttemptQuestionScore(attempt_id=attempt_id, question_id=q.id[:50], raw=q.raw, max=q.max) for q in questions)
+    return len(rows)
+
+
 class RemarkRefused(Exception):
     def __init__(self, message: str):
         super().__init__(message)
@@ -209,9 +228,9 @@ def part_remark(*, attempt: Attempt, part_id: str, score: float | None, by, reas
     parts = {p.id: p for q in scoring.questions_from(values) for p in q.parts}
     part = parts.get(part_id)
     if part is None:
-        raise RemarkRefused(f"This attempt has no part {part_id}.")
+        raise RemarkRefused(gettext("This attempt has no part %(part)s.") % {"part": part_id})
     if score is not None and not 0 <= score <= part.max:
-        raise RemarkRefused(f"The mark for {part_id} must be between 0 and {part.max:g}.")
+        raise RemarkRefused(gettext("The mark for %(part)s must be between 0 and %(max)s.") % {"part": part_id, "max": f"{part.max:g}"})
     existing = PartOverride.objects.select_for_update().filter(attempt=attempt, part_id=part_id).first()
     before = existing.score if existing else None
     if score is None:
@@ -224,6 +243,7 @@ def part_remark(*, attempt: Attempt, part_id: str, score: float | None, by, reas
                                 reason=reason[:500], detail={"part": part_id, "exam_mark": part.raw,
                                                              "before": before, "after": score})
     grade_refresh(resource_id=attempt.resource_id, user_id=attempt.user_id, trigger=Trigger.RECOMPUTE)
+    question_scores_record(attempt_id=attempt.pk)
 
 
 @transaction.atomic

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _, ngettext
 from django.views.decorators.http import require_POST
 
 from attempts import selectors as attempt_selectors
@@ -54,7 +55,7 @@ def settings_update(request, membership):
         saved = form.save()
         if (saved.grading_method, saved.include_incomplete) != before:
             services.grading_settings_changed(resource_id=membership.resource_id)
-    messages.success(request, "Grading settings saved.")
+    messages.success(request, _("Grading settings saved."))
     return redirect("grading:grades", resource_id=membership.resource_id)
 
 
@@ -67,7 +68,7 @@ def discount_update(request, membership):
         return _page(request, membership, discount_error=error, status=400)
     services.discount_set(resource_id=membership.resource_id, target=form.cleaned_data["target"],
                           behaviour=form.cleaned_data["behaviour"] or None, user=request.user)
-    messages.success(request, "Discount saved. Grades are being recomputed; changed grades will be sent again.")
+    messages.success(request, _("Discount saved. Grades are being recomputed; changed grades will be sent again."))
     return redirect("grading:grades", resource_id=membership.resource_id)
 
 
@@ -75,7 +76,8 @@ def discount_update(request, membership):
 @resource_view(instructor=True)
 def report_all(request, membership):
     queued = services.grades_report_all(resource_id=membership.resource_id)
-    messages.success(request, f"{queued} grade{'s' if queued != 1 else ''} queued for the LMS.")
+    messages.success(request, ngettext("%(count)d grade queued for the LMS.", "%(count)d grades queued for the LMS.",
+                                       queued) % {"count": queued})
     return redirect("grading:grades", resource_id=membership.resource_id)
 
 
@@ -86,5 +88,6 @@ def resend(request, membership, report_id: int):
     if report is None:
         raise Http404("No such grade in this activity.")
     services.grade_resend(report=report)
-    messages.success(request, f"The grade of {report.membership.user.get_full_name() or 'the student'} will be sent again now.")
+    messages.success(request, _("The grade of %(name)s will be sent again now.")
+                     % {"name": report.membership.user.get_full_name() or _("the student")})
     return redirect("grading:grades", resource_id=membership.resource_id)

@@ -223,6 +223,7 @@ EXAM_MAX_COMPRESSION_RATIO = env.int("EXAM_MAX_COMPRESSION_RATIO", default=100)
 # --- Attempt data (batches from the attempt page) ---------------------------------------
 GC_THRESHOLDS = tuple(env.list("GC_THRESHOLDS", cast=int, default=[50000, 20, 100]))
 ATTEMPT_DB_THREADS = env.int("ATTEMPT_DB_THREADS", default=6)  # per daphne process
+LIVE_INTERVAL_SECONDS = env.float("LIVE_INTERVAL_SECONDS", default=5.0)  # the live view's recount
 ATTEMPT_MAX_BATCH_CHANGES = env.int("ATTEMPT_MAX_BATCH_CHANGES", default=1000)
 ATTEMPT_MAX_VALUE_CHARS = env.int("ATTEMPT_MAX_VALUE_CHARS", default=4 * 1024 * 1024)
 ATTEMPT_MAX_BATCH_CHARS = env.int("ATTEMPT_MAX_BATCH_CHARS", default=8 * 1024 * 1024)
@@ -239,6 +240,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+LOCALE_PATHS = [APP_DIR / "locale"]  # makemessages writes here; compilemessages builds the .mo files
 USE_TZ = True
 
 # --- Logging: to stderr, never request bodies or secrets ------------------------------

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from insights import views
+
+app_name = "insights"
+
+urlpatterns = [
+    path("<int:resource_id>/instructor/statistics/", views.statistics, name="statistics"),
+    path("<int:resource_id>/instructor/live/", views.live, name="live"),
+]
