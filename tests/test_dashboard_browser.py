@@ -108,3 +108,30 @@ def test_instructor_remarks_a_part_and_reads_the_timeline(demo_server, chromium,
         assert "Ended" in teacher.get_by_test_id("attempt-state").inner_text()
     finally:
         teacher.context.close()
+
+
+def test_instructor_changes_the_activitys_settings(demo_server, page):
+    server = demo_server
+    launch_instructor(page, server.url, "settings-teacher", resource_link_id="settings-activity")
+    form = page.get_by_test_id("resource-settings")
+    # A closing time before the opening time is refused, with the reason next to the field.
+    form.get_by_label("Opens at").fill("2031-03-02T09:00")
+    form.get_by_label("Closes at").fill("2031-03-01T09:00")
+    page.get_by_test_id("save-settings").click()
+    assert "after the opening time" in page.get_by_test_id("settings-field-error").first.inner_text()
+    assert page.get_by_test_id("settings-error").is_visible()
+
+    form = page.get_by_test_id("resource-settings")
+    form.get_by_label("Closes at").fill("2031-03-09T17:00")
+    form.get_by_label("Due at").fill("2031-03-08T17:00")
+    form.get_by_label("Attempts allowed").fill("2")
+    form.get_by_label("Show students their marks").select_option("never")
+    form.get_by_label("Send grades to the LMS").select_option("manual")
+    page.get_by_test_id("save-settings").click()
+    assert "Settings saved" in page.get_by_test_id("message").inner_text()
+    form = page.get_by_test_id("resource-settings")
+    assert form.get_by_label("Attempts allowed").input_value() == "2"
+    assert form.get_by_label("Closes at").input_value() == "2031-03-09T17:00"
+    assert form.get_by_label("Show students their marks").input_value() == "never"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "resource.png"), full_page=True)
