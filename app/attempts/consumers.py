@@ -11,6 +11,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
+from django.utils.translation import gettext as _
 
 from attempts import selectors, services
 from attempts.protocol import ProtocolError, parse_batch
@@ -60,16 +61,16 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
         attempt_id = self.scope["url_route"]["kwargs"]["attempt_id"]
         attempt, access = await _db(selectors.attempt_for_user, attempt_id=attempt_id, user=user)
         if attempt is None or access != "owner":
-            await self.send_json({"type": "error", "code": "forbidden", "message": "This attempt is not yours."})
+            await self.send_json({"type": "error", "code": "forbidden", "message": _("This attempt is not yours.")})
             await self.close(code=CLOSE_FORBIDDEN)
             return
         if attempt.is_ended:
-            await self.send_json({"type": "error", "code": "ended", "message": "This attempt has ended."})
+            await self.send_json({"type": "error", "code": "ended", "message": _("This attempt has ended.")})
             await self.close(code=CLOSE_ENDED)
             return
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
         if not token or token != attempt.writer_token:
-            await self.send_json({"type": "taken_over", "message": "This attempt was opened in another window."})
+            await self.send_json({"type": "taken_over", "message": _("This attempt was opened in another window.")})
             await self.close(code=CLOSE_TAKEN_OVER)
             return
         self.attempt_id, self.user_id, self.token = attempt.pk, user.pk, token
@@ -91,7 +92,7 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
             return
         if batch.token != self.token:
             await self.send_json({"type": "error", "batch": batch.batch_id, "code": "invalid",
-                                  "message": "The batch's writer token is not this connection's."})
+                                  "message": _("The batch's writer token is not this connection's.")})
             return
         try:
             result = await _db(services.batch_store, attempt_id=self.attempt_id, user_id=self.user_id, batch=batch)
@@ -109,7 +110,7 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if not text_data:  # an empty or binary frame: not a batch
             if getattr(self, "token", None) is not None:
-                await self.send_json({"type": "error", "code": "invalid", "message": "A batch must be a JSON text message."})
+                await self.send_json({"type": "error", "code": "invalid", "message": _("A batch must be a JSON text message.")})
             return
         await super().receive(text_data=text_data, **kwargs)
 
@@ -121,7 +122,7 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
 
     async def attempt_taken_over(self, event):
         if event["token"] != self.token:
-            await self.send_json({"type": "taken_over", "message": "This attempt was opened in another window."})
+            await self.send_json({"type": "taken_over", "message": _("This attempt was opened in another window.")})
             await self.close(code=CLOSE_TAKEN_OVER)
 
     async def attempt_access(self, event):

@@ -8,6 +8,7 @@ reports never scan the history. A client batch is stored once: `Batch` is unique
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
 
 from exams.models import ExamPackage
@@ -15,21 +16,21 @@ from lms.models import Resource
 
 
 class ShowScore(models.TextChoices):
-    ALWAYS = "always", "Always"
-    WHEN_COMPLETE = "complete", "When the attempt is complete"
-    IN_REVIEW = "review", "Only when reviewing"
-    NEVER = "never", "Never"
+    ALWAYS = "always", _("Always")
+    WHEN_COMPLETE = "complete", _("When the attempt is complete")
+    IN_REVIEW = "review", _("Only when reviewing")
+    NEVER = "never", _("Never")
 
 
 class GradingMethod(models.TextChoices):
-    HIGHEST = "highest", "Highest attempt"
-    LAST = "last", "Last attempt"
+    HIGHEST = "highest", _("Highest attempt")
+    LAST = "last", _("Last attempt")
 
 
 class ReportWhen(models.TextChoices):
-    IMMEDIATELY = "immediately", "Immediately, whenever a score changes"
-    ON_COMPLETION = "completion", "When an attempt is completed"
-    MANUALLY = "manual", "Only when the instructor reports all scores"
+    IMMEDIATELY = "immediately", _("Immediately, whenever a score changes")
+    ON_COMPLETION = "completion", _("When an attempt is completed")
+    MANUALLY = "manual", _("Only when the instructor reports all scores")
 
 
 class ResourceSettings(models.Model):
@@ -198,10 +199,10 @@ class AccessChange(models.Model):
 
 
 class AttemptEventKind(models.TextChoices):
-    REMARKED = "remarked", "Part re-marked"
-    DELETED = "deleted", "Deleted"
-    RESTORED = "restored", "Restored"
-    REOPENED = "reopened", "Reopened"
+    REMARKED = "remarked", _("Part re-marked")
+    DELETED = "deleted", _("Deleted")
+    RESTORED = "restored", _("Restored")
+    REOPENED = "reopened", _("Reopened")
 
 
 class AttemptEvent(models.Model):

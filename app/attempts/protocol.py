@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 BATCH_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # used with fullmatch: "$" would also match before "\n"
 KEY = re.compile(r"(cmi|adl|numbas)\.[A-Za-z0-9_.{}=:-]{1,240}")
@@ -54,58 +55,60 @@ def _client_ms(raw) -> int | float | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not (0 <= raw < 10**14):
-        raise ValueError("t must be milliseconds since 1970")
+        raise ValueError(_("t must be milliseconds since 1970"))
     return raw
 
 
 def parse_batch(message) -> ParsedBatch:
     if not isinstance(message, dict):
-        raise ProtocolError("invalid", "A batch must be a JSON object.")
+        raise ProtocolError("invalid", _("A batch must be a JSON object."))
     if message.get("type", "batch") != "batch":
-        raise ProtocolError("invalid", 'Only messages of type "batch" are accepted.')
+        raise ProtocolError("invalid", _('Only messages of type "batch" are accepted.'))
     batch_id = message.get("batch")
     if not isinstance(batch_id, str) or not BATCH_ID.fullmatch(batch_id):
-        raise ProtocolError("invalid", "The batch id must be 8 to 64 letters, digits, - or _.")
+        raise ProtocolError("invalid", _("The batch id must be 8 to 64 letters, digits, - or _."))
     token = message.get("token")
     if not isinstance(token, str) or not TOKEN.fullmatch(token):
-        raise ProtocolError("invalid", "The batch has no valid writer token.", batch_id)
+        raise ProtocolError("invalid", _("The batch has no valid writer token."), batch_id)
     changes = message.get("changes")
     if not isinstance(changes, list):
-        raise ProtocolError("invalid", "changes must be a list.", batch_id)
+        raise ProtocolError("invalid", _("changes must be a list."), batch_id)
     if len(changes) > settings.ATTEMPT_MAX_BATCH_CHANGES:
         raise ProtocolError(
-            "too_large", f"A batch may hold at most {settings.ATTEMPT_MAX_BATCH_CHANGES} changes.", batch_id
+            "too_large",
+            _("A batch may hold at most %(count)d changes.") % {"count": settings.ATTEMPT_MAX_BATCH_CHANGES},
+            batch_id,
         )
     terminate = message.get("terminate", False)
     if not isinstance(terminate, bool):
-        raise ProtocolError("invalid", "terminate must be true or false.", batch_id)
+        raise ProtocolError("invalid", _("terminate must be true or false."), batch_id)
     parsed, total = [], 0
     for index, change in enumerate(changes):
         try:
             if not isinstance(change, dict):
-                raise ValueError("each change must be an object")
+                raise ValueError(_("each change must be an object"))
             sequence, key, value = change.get("seq"), change.get("key"), change.get("value")
             if isinstance(sequence, bool) or not isinstance(sequence, int) or not (0 <= sequence < MAX_SEQUENCE):
-                raise ValueError("seq must be a whole number")
+                raise ValueError(_("seq must be a whole number"))
             if not isinstance(key, str) or not KEY.fullmatch(key):
-                raise ValueError("key must be a SCORM data model element name")
+                raise ValueError(_("key must be a SCORM data model element name"))
             if not isinstance(value, str):
-                raise ValueError("value must be a string")
+                raise ValueError(_("value must be a string"))
             if "\x00" in value:
-                raise ValueError("value must not contain NUL characters")
+                raise ValueError(_("value must not contain NUL characters"))
             if not value.isascii():
                 try:
                     value.encode("utf-8")
                 except UnicodeEncodeError:  # a lone surrogate: not text any database can store
-                    raise ValueError("value must be valid Unicode text") from None
+                    raise ValueError(_("value must be valid Unicode text")) from None
             if len(value) > settings.ATTEMPT_MAX_VALUE_CHARS:
-                raise ValueError(f"value is longer than {settings.ATTEMPT_MAX_VALUE_CHARS} characters")
+                raise ValueError(_("value is longer than %(count)d characters") % {"count": settings.ATTEMPT_MAX_VALUE_CHARS})
             total += len(value)
             parsed.append(Change(sequence, key, value, _client_ms(change.get("t"))))
         except ValueError as error:
-            raise ProtocolError("invalid", f"Change {index}: {error}.", batch_id) from None
+            raise ProtocolError("invalid", _("Change %(index)d: %(error)s.") % {"index": index, "error": error}, batch_id) from None
     if total > settings.ATTEMPT_MAX_BATCH_CHARS:
-        raise ProtocolError("too_large", "The batch is too large; send it in smaller pieces.", batch_id)
+        raise ProtocolError("too_large", _("The batch is too large; send it in smaller pieces."), batch_id)
     content = json.dumps([[c.sequence, c.key, c.value] for c in parsed] + [terminate], separators=(",", ":"))
     return ParsedBatch(
         batch_id=batch_id,

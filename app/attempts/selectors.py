@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _, ngettext
 
 from attempts.models import AccessChange, Attempt, Element, ElementChange, ResourceSettings, ShowScore
 from exams.models import ExamPackage
@@ -88,6 +89,11 @@ def numbas_keys(*, extra_minutes: int) -> dict[str, str]:
     return {"duration_extension.amount": str(extra_minutes), "duration_extension.units": "minutes"}
 
 
+def _when(moment) -> dict[str, str]:
+    local = timezone.localtime(moment)
+    return {"date": f"{local:%-d %B %Y}", "time": f"{local:%H:%M}"}
+
+
 def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptions:
     now = now or timezone.now()
     settings = resource_settings(resource_id=membership.resource_id)
@@ -101,16 +107,17 @@ def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptio
         return AttemptOptions(False, reason, exam, used, access.attempts_allowed)
 
     if exam is None:
-        return refuse("There is no exam in this activity yet. Your instructor has to add one first.")
+        return refuse(_("There is no exam in this activity yet. Your instructor has to add one first."))
     if settings.available_from and now < settings.available_from:
-        return refuse(f"This exam opens on {timezone.localtime(settings.available_from):%-d %B %Y at %H:%M}.")
+        return refuse(_("This exam opens on %(date)s at %(time)s.") % _when(settings.available_from))
     if access.available_until and now >= access.available_until:
-        return refuse(f"This exam closed on {timezone.localtime(access.available_until):%-d %B %Y at %H:%M}.")
+        return refuse(_("This exam closed on %(date)s at %(time)s.") % _when(access.available_until))
     if any(not a.is_ended for a in attempts):
-        return refuse("You have an attempt in progress: resume it instead of starting a new one.")
+        return refuse(_("You have an attempt in progress: resume it instead of starting a new one."))
     if access.attempts_allowed and used >= access.attempts_allowed:
         return refuse(
-            f"You have used all {access.attempts_allowed} attempt{'s' if access.attempts_allowed != 1 else ''} allowed."
+            ngettext("You have used all %(count)d attempt allowed.", "You have used all %(count)d attempts allowed.",
+                     access.attempts_allowed) % {"count": access.attempts_allowed}
         )
     return AttemptOptions(True, "", exam, used, access.attempts_allowed)
 

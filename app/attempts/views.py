@@ -12,6 +12,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from attempts import selectors, services
@@ -67,7 +68,7 @@ def state(request, attempt_id: int):
     """What the SCORM API starts from: current values and the learner's details."""
     attempt, access = selectors.attempt_for_user(attempt_id=attempt_id, user=request.user)
     if attempt is None:
-        return JsonResponse({"error": "This attempt is not yours."}, status=401 if not request.user.is_authenticated else 403)
+        return JsonResponse({"error": _("This attempt is not yours.")}, status=401 if not request.user.is_authenticated else 403)
     values, next_sequence = selectors.attempt_values(attempt_id=attempt.pk)
     review = access != "owner" or attempt.is_ended
     has_suspend = bool(values.get("cmi.suspend_data"))
@@ -96,10 +97,10 @@ MAX_ID = 2**63 - 1  # the largest id a database row can have
 def batches(request, attempt_id: int):
     """HTTP fallback for the websocket: store one batch, answer after it is committed."""
     if not request.user.is_authenticated:
-        return JsonResponse({"error": {"code": "not_authenticated", "message": "Please open the exam from your course again."}}, status=401)
+        return JsonResponse({"error": {"code": "not_authenticated", "message": _("Please open the exam from your course again.")}}, status=401)
     if attempt_id > MAX_ID:
-        return JsonResponse({"error": {"code": "forbidden", "message": "This attempt is not yours."}}, status=403)
-    too_large = JsonResponse({"error": {"code": "too_large", "message": "The batch is too large; send it in smaller pieces."}},
+        return JsonResponse({"error": {"code": "forbidden", "message": _("This attempt is not yours.")}}, status=403)
+    too_large = JsonResponse({"error": {"code": "too_large", "message": _("The batch is too large; send it in smaller pieces.")}},
                              status=413)
     try:
         body = request.body
@@ -110,10 +111,10 @@ def batches(request, attempt_id: int):
     try:
         batch = parse_batch(json.loads(body or b"null"))
     except RecursionError:  # nesting deeper than any batch
-        return JsonResponse({"error": {"code": "invalid", "message": "The batch is not valid JSON."}}, status=400)
+        return JsonResponse({"error": {"code": "invalid", "message": _("The batch is not valid JSON.")}}, status=400)
     except ValueError as error:  # ProtocolError is a ValueError; so is invalid JSON
         code = error.code if isinstance(error, ProtocolError) else "invalid"
-        message = error.message if isinstance(error, ProtocolError) else "The batch is not valid JSON."
+        message = error.message if isinstance(error, ProtocolError) else _("The batch is not valid JSON.")
         return JsonResponse({"error": {"code": code, "message": message}}, status=413 if code == "too_large" else 400)
     try:
         result = services.batch_store(attempt_id=attempt_id, user_id=request.user.pk, batch=batch)

@@ -4,6 +4,7 @@ import sys
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _, gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -21,8 +22,8 @@ def home(request):
     return render(request, "core/home.html")
 
 
-_UNAVAILABLE = ("The service cannot reach its database just now. Nothing you sent was lost: "
-                "try again in a few seconds (an open exam does this by itself).")
+_UNAVAILABLE = gettext_lazy("The service cannot reach its database just now. Nothing you sent was lost: "
+                            "try again in a few seconds (an open exam does this by itself).")
 
 
 def server_error(request):
@@ -33,16 +34,17 @@ def server_error(request):
     error = sys.exc_info()[1]
     if isinstance(error, (OperationalError, InterfaceError)):
         logging.getLogger("numbas_lti.availability").warning("database unavailable: %s", error)
-        status, message = 503, _UNAVAILABLE
+        status, message = 503, str(_UNAVAILABLE)
     else:
-        status, message = 500, "Something went wrong on our side. It has been logged; please try again later."
+        status, message = 500, _("Something went wrong on our side. It has been logged; please try again later.")
     wants_json = "application/json" in request.headers.get("Accept", "") or \
         request.content_type == "application/json"
     if wants_json:
         response = JsonResponse({"error": "unavailable" if status == 503 else "server_error", "message": message},
                                 status=status)
     else:
-        response = HttpResponse(f"<!doctype html><title>Please try again</title><h1>Please try again</h1>"
+        heading = _("Please try again")
+        response = HttpResponse(f"<!doctype html><title>{heading}</title><h1>{heading}</h1>"
                                 f"<p>{message}</p>", status=status, content_type="text/html; charset=utf-8")
     if status == 503:
         response["Retry-After"] = "5"

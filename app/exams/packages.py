@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from defusedxml import ElementTree as SafeET
 from django.conf import settings
+from django.utils.translation import gettext, gettext_lazy
 
 MANIFEST = "imsmanifest.xml"
 SOURCE = "source.exam"
@@ -48,12 +49,12 @@ def _limits():
 
 def _safe_name(name: str) -> str:
     if "\\" in name or "\x00" in name:
-        raise PackageRejected(f"The package contains a file with an invalid name ({name[:80]!r}).")
+        raise PackageRejected(gettext("The package contains a file with an invalid name (%(name)r).") % {"name": name[:80]})
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise PackageRejected(f"The package contains a file with an absolute path ({name[:80]!r}).")
+        raise PackageRejected(gettext("The package contains a file with an absolute path (%(name)r).") % {"name": name[:80]})
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise PackageRejected(f"The package contains a path that leaves its folder ({name[:80]!r}).")
+        raise PackageRejected(gettext("The package contains a path that leaves its folder (%(name)r).") % {"name": name[:80]})
     return "/".join(parts)
 
 
@@ -61,36 +62,40 @@ def _members(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, str]]:
     max_files, max_bytes, max_ratio = _limits()
     infos = archive.infolist()
     if len(infos) > max_files:
-        raise PackageRejected(f"The package has {len(infos)} entries; at most {max_files} are allowed.")
+        raise PackageRejected(gettext("The package has %(count)d entries; at most %(max)d are allowed.")
+                              % {"count": len(infos), "max": max_files})
     members, total, seen = [], 0, set()
     for info in infos:
         name = _safe_name(info.filename)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise PackageRejected(f"The package contains a symbolic link ({info.filename[:80]!r}); links are not allowed.")
+            raise PackageRejected(gettext("The package contains a symbolic link (%(name)r); links are not allowed.")
+                                  % {"name": info.filename[:80]})
         if info.flag_bits & 0x1:
-            raise PackageRejected("The package is encrypted (password-protected); upload it without a password.")
+            raise PackageRejected(gettext("The package is encrypted (password-protected); upload it without a password."))
         if info.is_dir() or not name:
             continue
         total += info.file_size
         if info.file_size > 1024 * 1024 and info.file_size > max_ratio * max(info.compress_size, 1):
             raise PackageRejected(
-                f"The file {name[:80]!r} expands {info.file_size // max(info.compress_size, 1)} times its compressed "
-                "size; this looks like a zip bomb."
+                gettext("The file %(name)r expands %(ratio)d times its compressed size; this looks like a zip bomb.")
+                % {"name": name[:80], "ratio": info.file_size // max(info.compress_size, 1)}
             )
         if name in seen:
-            raise PackageRejected(f"The package holds {name[:80]!r} twice; a zip from the Numbas editor never does.")
+            raise PackageRejected(gettext("The package holds %(name)r twice; a zip from the Numbas editor never does.")
+                                  % {"name": name[:80]})
         if any(len(part.encode("utf-8")) > 255 for part in name.split("/")):
-            raise PackageRejected(f"The package has a file name longer than 255 bytes ({name[:80]!r}…).")
+            raise PackageRejected(gettext("The package has a file name longer than 255 bytes (%(name)r…).") % {"name": name[:80]})
         seen.add(name)
         members.append((info, name))
     folders = {"/".join(name.split("/")[:i]) for name in seen for i in range(1, name.count("/") + 1)}
     clash = sorted(folders & seen)
     if clash:
-        raise PackageRejected(f"The package has {clash[0][:80]!r} both as a file and as a folder.")
+        raise PackageRejected(gettext("The package has %(name)r both as a file and as a folder.") % {"name": clash[0][:80]})
     if total > max_bytes:
         raise PackageRejected(
-            f"The package expands to {total // (1024 * 1024)} MB; at most {max_bytes // (1024 * 1024)} MB are allowed."
+            gettext("The package expands to %(size)d MB; at most %(max)d MB are allowed.")
+            % {"size": total // (1024 * 1024), "max": max_bytes // (1024 * 1024)}
         )
     return members
 
@@ -100,7 +105,7 @@ def _launch_href(manifest_xml: bytes) -> tuple[str, str]:
     try:
         root = SafeET.fromstring(manifest_xml)
     except Exception as error:  # defusedxml raises several kinds for hostile or broken XML
-        raise PackageRejected(f"imsmanifest.xml is not valid XML ({type(error).__name__}).") from None
+        raise PackageRejected(gettext("imsmanifest.xml is not valid XML (%(error)s).") % {"error": type(error).__name__}) from None
     href, title = "", ""
     for element in root.iter():
         tag = element.tag.rsplit("}", 1)[-1]
@@ -140,27 +145,28 @@ def _structure(exam: dict) -> list[dict]:
 def inspect_package(upload: BinaryIO, *, size: int) -> PackageInfo:
     if size > settings.EXAM_MAX_UPLOAD_BYTES:
         raise PackageRejected(
-            f"The file is {size // (1024 * 1024)} MB; exam packages can be at most "
-            f"{settings.EXAM_MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+            gettext("The file is %(size)d MB; exam packages can be at most %(max)d MB.")
+            % {"size": size // (1024 * 1024), "max": settings.EXAM_MAX_UPLOAD_BYTES // (1024 * 1024)}
         )
     try:
         archive = zipfile.ZipFile(upload)
     except (zipfile.BadZipFile, OSError, ValueError):
         raise PackageRejected(
-            "This is not a zip file. Download the exam from the Numbas editor as a SCORM package (.zip) and upload that."
+            gettext("This is not a zip file. Download the exam from the Numbas editor as a SCORM package (.zip) "
+                    "and upload that.")
         ) from None
     with archive:
         members = _members(archive)
         names = {name for _, name in members}
         if MANIFEST not in names:
             raise PackageRejected(
-                "The zip has no imsmanifest.xml at its top level, so it is not a SCORM package. In the Numbas editor, "
-                "use Download → SCORM package."
+                gettext("The zip has no imsmanifest.xml at its top level, so it is not a SCORM package. In the Numbas "
+                        "editor, use Download → SCORM package.")
             )
         href, manifest_title = _launch_href(_read(archive, MANIFEST))
         href = _safe_name(href.split("?", 1)[0].split("#", 1)[0]) if href else "index.html"
         if href not in names:
-            raise PackageRejected(f"The package's launch file {href!r} is not in the zip.")
+            raise PackageRejected(gettext("The package's launch file %(name)r is not in the zip.") % {"name": href})
         version, exam = ("", None)
         if SOURCE in names:
             version, exam = _parse_source(_read(archive, SOURCE).decode("utf-8", errors="replace"))
@@ -179,8 +185,8 @@ def inspect_package(upload: BinaryIO, *, size: int) -> PackageInfo:
 
 # What reading a damaged or exotic zip raises (bad CRC, corrupt deflate data, unknown method).
 _DAMAGED = (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, ValueError)
-_DAMAGED_MESSAGE = ("The zip is damaged or uses a compression this server cannot read ({}). "
-                    "Download the SCORM package from the Numbas editor again and upload that.")
+_DAMAGED_MESSAGE = gettext_lazy("The zip is damaged or uses a compression this server cannot read (%(error)s). "
+                                "Download the SCORM package from the Numbas editor again and upload that.")
 
 
 def _read(archive: zipfile.ZipFile, name: str, limit: int = 20 * 1024 * 1024) -> bytes:
@@ -189,9 +195,9 @@ def _read(archive: zipfile.ZipFile, name: str, limit: int = 20 * 1024 * 1024) ->
         with archive.open(info) as handle:
             data = handle.read(limit + 1)
     except _DAMAGED as error:
-        raise PackageRejected(_DAMAGED_MESSAGE.format(f"{name}: {type(error).__name__}")) from None
+        raise PackageRejected(_DAMAGED_MESSAGE % {"error": f"{name}: {type(error).__name__}"}) from None
     if len(data) > limit:
-        raise PackageRejected(f"{name} is larger than {limit // (1024 * 1024)} MB.")
+        raise PackageRejected(gettext("%(name)s is larger than %(max)d MB.") % {"name": name, "max": limit // (1024 * 1024)})
     return data
 
 
@@ -210,7 +216,7 @@ def extract_package(upload: BinaryIO, destination: Path) -> None:
                     while chunk := source.read(1024 * 1024):
                         written += len(chunk)
                         if written > max_bytes:
-                            raise PackageRejected("The package expands to more than is allowed.")
+                            raise PackageRejected(gettext("The package expands to more than is allowed."))
                         sink.write(chunk)
             except _DAMAGED as error:
-                raise PackageRejected(_DAMAGED_MESSAGE.format(f"{name[:80]}: {type(error).__name__}")) from None
+                raise PackageRejected(_DAMAGED_MESSAGE % {"error": f"{name[:80]}: {type(error).__name__}"}) from None

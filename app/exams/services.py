@@ -12,6 +12,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext
 
 from exams.models import ExamPackage
 from exams.packages import PackageRejected, extract_package, inspect_package
@@ -71,7 +72,7 @@ def exam_package_upload(
         return package
     except zipfile.BadZipFile as error:
         shutil.rmtree(final, ignore_errors=True)
-        raise PackageRejected(f"The zip file is damaged ({error}).") from None
+        raise PackageRejected(gettext("The zip file is damaged (%(error)s).") % {"error": error}) from None
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise

@@ -1,4 +1,5 @@
 from django.http import JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from exams.packages import PackageRejected
@@ -12,7 +13,7 @@ def upload(request, membership):
     """Upload a Numbas SCORM package as the resource's new exam version (XHR, answers JSON)."""
     upload = request.FILES.get("package")
     if upload is None:
-        return JsonResponse({"error": "Choose a Numbas exam package (.zip) to upload."}, status=400)
+        return JsonResponse({"error": _("Choose a Numbas exam package (.zip) to upload.")}, status=400)
     try:
         package = exam_package_upload(
             resource=membership.resource,

@@ -8,14 +8,15 @@ the same transaction as the score change it reports. The Huey queue only carries
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
 
 from lms.models import Resource, ResourceMembership
 
 
 class DiscountBehaviour(models.TextChoices):
-    REMOVE = "remove", "Remove it from the total"
-    FULL_MARKS = "full_marks", "Give everyone full marks for it"
+    REMOVE = "remove", _("Remove it from the total")
+    FULL_MARKS = "full_marks", _("Give everyone full marks for it")
 
 
 class Discount(models.Model):
@@ -40,11 +41,11 @@ class Discount(models.Model):
 
 
 class ReportState(models.TextChoices):
-    WAITING = "waiting", "Not reported yet"  # a grade exists; the resource's policy has not asked to send it
-    PENDING = "pending", "Waiting to be sent"
-    DELIVERED = "delivered", "In the gradebook"
-    FAILED = "failed", "The LMS refused it"
-    NO_OUTCOME = "no_outcome", "The LMS has no grade column for this student"
+    WAITING = "waiting", _("Not reported yet")  # a grade exists; the resource's policy has not asked to send it
+    PENDING = "pending", _("Waiting to be sent")
+    DELIVERED = "delivered", _("In the gradebook")
+    FAILED = "failed", _("The LMS refused it")
+    NO_OUTCOME = "no_outcome", _("The LMS has no grade column for this student")
 
 
 class GradeReport(models.Model):
@@ -86,9 +87,9 @@ class GradeReport(models.Model):
 
 
 class SendOutcome(models.TextChoices):
-    DELIVERED = "delivered", "Accepted by the LMS"
-    RETRY = "retry", "Failed; will retry"
-    FAILED = "failed", "Refused; will not retry"
+    DELIVERED = "delivered", _("Accepted by the LMS")
+    RETRY = "retry", _("Failed; will retry")
+    FAILED = "failed", _("Refused; will not retry")
 
 
 class GradeSend(models.Model):

@@ -15,6 +15,7 @@ from typing import Mapping
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
+from django.utils.translation import gettext
 from pylti.common import LTIException, verify_request_common
 
 from lms import selectors
@@ -90,13 +91,13 @@ def _rejected_method(method: str) -> LaunchRejected:
     return LaunchRejected(
         status=405,
         code="method_not_allowed",
-        title="This address only accepts launches from an LMS",
-        detail=(
-            f"It was opened with {method}, but an LTI launch is a signed POST sent by the "
+        title=gettext("This address only accepts launches from an LMS"),
+        detail=gettext(
+            "It was opened with %(method)s, but an LTI launch is a signed POST sent by the "
             "learning platform when you click the activity there. Open the activity from "
             "your course page instead."
-        ),
-        admin_checks=["The tool's launch URL is configured as the LTI launch URL, not as a plain web link."],
+        ) % {"method": method},
+        admin_checks=[gettext("The tool's launch URL is configured as the LTI launch URL, not as a plain web link.")],
     )
 
 
@@ -110,8 +111,8 @@ def _check_oauth_parameters(params: Mapping[str, str]) -> None:
             raise LaunchRejected(
                 status=400,
                 code="invalid_parameter",
-                title="The launch contains invalid characters",
-                detail=f"The parameter {name[:50]!r} contains a NUL character.",
+                title=gettext("The launch contains invalid characters"),
+                detail=gettext("The parameter %(name)r contains a NUL character.") % {"name": name[:50]},
             )
     missing = _missing(
         params,
@@ -121,17 +122,18 @@ def _check_oauth_parameters(params: Mapping[str, str]) -> None:
         raise LaunchRejected(
             status=400,
             code="not_signed",
-            title="This launch is not signed",
-            detail=f"The request has no {', '.join(missing)}, so we cannot tell which LMS sent it.",
-            admin_checks=["The tool is added to the LMS as an LTI 1.1 (OAuth1-signed) tool, with a consumer key and secret."],
+            title=gettext("This launch is not signed"),
+            detail=gettext("The request has no %(names)s, so we cannot tell which LMS sent it.") % {"names": ", ".join(missing)},
+            admin_checks=[gettext("The tool is added to the LMS as an LTI 1.1 (OAuth1-signed) tool, with a consumer key and secret.")],
         )
     if params["oauth_signature_method"] != "HMAC-SHA1":
         raise LaunchRejected(
             status=400,
             code="unsupported_signature_method",
-            title="Unsupported signature method",
-            detail=f"The launch is signed with {params['oauth_signature_method']}; only HMAC-SHA1 is accepted.",
-            admin_checks=["The LMS signs LTI 1.1 launches with HMAC-SHA1 (the standard method)."],
+            title=gettext("Unsupported signature method"),
+            detail=gettext("The launch is signed with %(method)s; only HMAC-SHA1 is accepted.")
+            % {"method": params["oauth_signature_method"]},
+            admin_checks=[gettext("The LMS signs LTI 1.1 launches with HMAC-SHA1 (the standard method).")],
         )
 
 
@@ -141,20 +143,21 @@ def _check_consumer(key: str) -> Consumer:
         raise LaunchRejected(
             status=403,
             code="unknown_consumer",
-            title="Unknown consumer key",
-            detail="The LMS sent a consumer key that this Numbas LTI Provider does not know.",
+            title=gettext("Unknown consumer key"),
+            detail=gettext("The LMS sent a consumer key that this Numbas LTI Provider does not know."),
             admin_checks=[
-                "The consumer key in the LMS's tool settings is exactly the one you were given (no spaces).",
-                "The consumer exists on this server (Django admin → Consumers, or manage.py create_lti_consumer).",
+                gettext("The consumer key in the LMS's tool settings is exactly the one you were given (no spaces)."),
+                gettext("The consumer exists on this server (Django admin → Consumers, or manage.py create_lti_consumer)."),
             ],
         )
     if not consumer.active:
         raise LaunchRejected(
             status=403,
             code="inactive_consumer",
-            title="This LMS connection is switched off",
-            detail=f"The consumer “{consumer.name}” exists but is not active, so launches from it are refused.",
-            admin_checks=["Ask the Numbas LTI Provider's administrator to re-activate the consumer."],
+            title=gettext("This LMS connection is switched off"),
+            detail=gettext("The consumer “%(name)s” exists but is not active, so launches from it are refused.")
+            % {"name": consumer.name},
+            admin_checks=[gettext("Ask the Numbas LTI Provider's administrator to re-activate the consumer.")],
         )
     return consumer
 
@@ -169,13 +172,13 @@ def _check_timestamp(raw: str, now: float) -> int:
         raise LaunchRejected(
             status=403,
             code="stale_timestamp",
-            title="This launch has expired",
-            detail=(
-                f"The launch's timestamp is more than {tolerance // 60} minutes away from our clock. "
+            title=gettext("This launch has expired"),
+            detail=gettext(
+                "The launch's timestamp is more than %(minutes)d minutes away from our clock. "
                 "Launches are accepted only once and only for a short time; go back to the course and "
                 "open the activity again."
-            ),
-            admin_checks=["The LMS server's clock is correct (NTP)."],
+            ) % {"minutes": tolerance // 60},
+            admin_checks=[gettext("The LMS server's clock is correct (NTP).")],
         )
     return timestamp
 
@@ -187,12 +190,12 @@ def _check_signature(consumer: Consumer, url: str, params: Mapping[str, str], he
         raise LaunchRejected(
             status=403,
             code="bad_signature",
-            title="The launch's signature does not match",
-            detail="The launch was signed with a different secret or for a different address than this one.",
+            title=gettext("The launch's signature does not match"),
+            detail=gettext("The launch was signed with a different secret or for a different address than this one."),
             admin_checks=[
-                "The shared secret in the LMS matches the one issued for this consumer key.",
-                f"The launch URL in the LMS is exactly {url} (no extra parameters).",
-                "A proxy in front of this server passes X-Forwarded-Proto (and the server trusts it).",
+                gettext("The shared secret in the LMS matches the one issued for this consumer key."),
+                gettext("The launch URL in the LMS is exactly %(url)s (no extra parameters).") % {"url": url},
+                gettext("A proxy in front of this server passes X-Forwarded-Proto (and the server trusts it)."),
             ],
         ) from None
 
@@ -201,12 +204,12 @@ def replayed_launch() -> LaunchRejected:
     return LaunchRejected(
         status=403,
         code="replayed",
-        title="This launch was already used",
-        detail=(
+        title=gettext("This launch was already used"),
+        detail=gettext(
             "Each launch from the LMS can be used once. This one has been used before — perhaps the "
             "page was reloaded or opened twice. Go back to the course and open the activity again."
         ),
-        admin_checks=["The LMS sends a fresh oauth_nonce with every launch."],
+        admin_checks=[gettext("The LMS sends a fresh oauth_nonce with every launch.")],
     )
 
 
@@ -218,38 +221,40 @@ def _check_message(params: Mapping[str, str]) -> None:
         raise LaunchRejected(
             status=400,
             code="missing_parameter",
-            title="The launch is missing required information",
-            detail=f"The LMS did not send {', '.join(missing)}.",
-            admin_checks=["The tool is configured as an LTI 1.1 basic launch (resource link)."],
+            title=gettext("The launch is missing required information"),
+            detail=gettext("The LMS did not send %(names)s.") % {"names": ", ".join(missing)},
+            admin_checks=[gettext("The tool is configured as an LTI 1.1 basic launch (resource link).")],
         )
     if message_type != "basic-lti-launch-request":
         raise LaunchRejected(
             status=400,
             code="unsupported_message_type",
-            title="Unsupported kind of launch",
-            detail=f"The LMS sent a “{message_type}” message; this tool accepts basic-lti-launch-request.",
-            admin_checks=["The activity is added as an external tool link, not as a content-item or registration request."],
+            title=gettext("Unsupported kind of launch"),
+            detail=gettext("The LMS sent a “%(type)s” message; this tool accepts basic-lti-launch-request.")
+            % {"type": message_type},
+            admin_checks=[gettext("The activity is added as an external tool link, not as a content-item or registration request.")],
         )
     if version not in ("LTI-1p0", "LTI-1p1", "LTI-1p2"):
         raise LaunchRejected(
             status=400,
             code="unsupported_version",
-            title="Unsupported LTI version",
-            detail=f"The launch says lti_version “{version}”; this address accepts LTI 1.1 (LTI-1p0).",
-            admin_checks=["The tool is registered as LTI 1.1 with a consumer key and secret."],
+            title=gettext("Unsupported LTI version"),
+            detail=gettext("The launch says lti_version “%(version)s”; this address accepts LTI 1.1 (LTI-1p0).")
+            % {"version": version},
+            admin_checks=[gettext("The tool is registered as LTI 1.1 with a consumer key and secret.")],
         )
     if _missing(params, ["user_id"]):
         raise LaunchRejected(
             status=400,
             code="missing_user_id",
-            title="The LMS did not say who you are",
-            detail=(
+            title=gettext("The LMS did not say who you are"),
+            detail=gettext(
                 "The launch has no user_id. Numbas records each student's answers and reports their grade, "
                 "so it needs to know who is launching it; anonymous launches are not supported."
             ),
             admin_checks=[
-                "The tool's privacy settings share the launcher's identity (Moodle: “Share launcher's name/e-mail”; "
-                "Canvas: privacy level “public” or “name_only”).",
+                gettext("The tool's privacy settings share the launcher's identity (Moodle: “Share launcher's "
+                        "name/e-mail”; Canvas: privacy level “public” or “name_only”)."),
             ],
         )
     for name in ("resource_link_id", "user_id", "context_id", "oauth_nonce"):
@@ -257,8 +262,8 @@ def _check_message(params: Mapping[str, str]) -> None:
             raise LaunchRejected(
                 status=400,
                 code="invalid_parameter",
-                title="The launch contains an identifier that is too long",
-                detail=f"{name} is longer than {MAX_ID_LENGTH} characters.",
+                title=gettext("The launch contains an identifier that is too long"),
+                detail=gettext("%(name)s is longer than %(max)d characters.") % {"name": name, "max": MAX_ID_LENGTH},
             )
 
 

@@ -6,6 +6,7 @@ Integrity lives in database constraints; services.py is the only writer.
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
 
 
@@ -100,8 +101,8 @@ class LtiIdentity(models.Model):
 
 
 class Role(models.TextChoices):
-    STUDENT = "student", "Student"
-    INSTRUCTOR = "instructor", "Instructor"
+    STUDENT = "student", _("Student")
+    INSTRUCTOR = "instructor", _("Instructor")
 
 
 class ResourceMembership(models.Model):

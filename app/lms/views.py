@@ -8,6 +8,7 @@ from django.contrib.auth import login
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -39,9 +40,9 @@ def launch(request):
         params = request.POST.dict() if request.method == "POST" else {}
     except (RequestDataTooBig, TooManyFieldsSent):
         return _rejected(request, LaunchRejected(
-            status=413, code="too_large", title="This launch is far larger than any LMS sends",
-            detail="The request carried more data or more fields than a launch can have, so it was not read.",
-            admin_checks=["Check what the LMS adds to the launch (custom parameters)."],
+            status=413, code="too_large", title=_("This launch is far larger than any LMS sends"),
+            detail=_("The request carried more data or more fields than a launch can have, so it was not read."),
+            admin_checks=[_("Check what the LMS adds to the launch (custom parameters).")],
         ))
     try:
         consumer, data = launch_authenticate(

@@ -21,6 +21,7 @@ from typing import TextIO
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from grading import selectors as grading_selectors
 from reports import selectors, storage, tables
@@ -52,7 +53,7 @@ def report_request(*, resource_id: int, kind: str, user) -> ReportFile:
     While the same kind of report is still being written for the resource, that one is
     returned instead of a second (a unique constraint on the active ones decides)."""
     if kind not in ReportKind.values:
-        raise ReportRejected(f"There is no “{kind[:50]}” report: choose the scores or the attempts CSV.")
+        raise ReportRejected(gettext("There is no “%(kind)s” report: choose the scores or the attempts CSV.") % {"kind": kind[:50]})
     now = timezone.now()
     _fail_abandoned(now=now, resource_id=resource_id, kind=kind)
     try:
@@ -132,8 +133,10 @@ _WRITERS = {ReportKind.SCORES: _write_scores, ReportKind.ATTEMPTS: _write_attemp
 
 def _human_error(error: Exception) -> str:
     if isinstance(error, OSError):
-        return f"The server could not write the file ({error.strerror or type(error).__name__}). Try again later."
-    return "Something went wrong while writing the report; it has been logged. Try again, or tell the site's administrators."
+        return gettext("The server could not write the file (%(error)s). Try again later.") % {
+            "error": error.strerror or type(error).__name__}
+    return gettext("Something went wrong while writing the report; it has been logged. Try again, or tell the site's "
+                   "administrators.")
 
 
 def report_generate(*, report_id: uuid.UUID | str) -> ReportFile | None:
@@ -187,7 +190,7 @@ def _fail_abandoned(*, now: datetime, resource_id: int | None = None, kind: str 
         reports = reports.filter(resource_id=resource_id, kind=kind)
     return reports.update(
         state=ReportFileState.FAILED,
-        error="The report was not finished: the background worker stopped or is not running. Ask for it again.",
+        error=gettext("The report was not finished: the background worker stopped or is not running. Ask for it again."),
         finished_at=now, expires_at=now + _retention(), updated_at=now,
     )
 

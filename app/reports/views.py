@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from portal.access import resource_view
@@ -75,7 +76,7 @@ def reports(request, membership):
 def status(request, membership, report_id: uuid.UUID):
     report = selectors.report_get(report_id=report_id, resource_id=membership.resource_id)
     if report is None:
-        return JsonResponse({"error": "There is no such report."}, status=404)
+        return JsonResponse({"error": _("There is no such report.")}, status=404)
     return JsonResponse(_status(report))
 
 
