@@ -8,8 +8,8 @@ reports never scan the history. A client batch is stored once: `Batch` is unique
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from exams.models import ExamPackage
 from lms.models import Resource

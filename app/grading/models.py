@@ -8,8 +8,8 @@ the same transaction as the score change it reports. The Huey queue only carries
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from lms.models import Resource, ResourceMembership
 

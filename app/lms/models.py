@@ -6,8 +6,8 @@ Integrity lives in database constraints; services.py is the only writer.
 
 from django.conf import settings
 from django.db import models
-from django.utils.translation import gettext_lazy as _
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class Consumer(models.Model):
