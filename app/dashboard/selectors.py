@@ -106,9 +106,9 @@ def student_of_resource(*, resource_id: int, membership_id: int) -> dict | None:
     ).first()
 
 
-def attempts_of_student(*, resource_id: int, user_id: int) -> list[Attempt]:
-    return list(Attempt.objects.filter(resource_id=resource_id, user_id=user_id).select_related("exam")
-                .order_by("number"))
+def membership_id_of(*, resource_id: int, user_id: int) -> int:
+    return ResourceMembership.objects.filter(resource_id=resource_id, user_id=user_id).values_list(
+        "pk", flat=True).first() or 0
 
 
 # --- one attempt, for its instructor ------------------------------------------------------------
@@ -160,7 +160,7 @@ def attempt_events(*, attempt_id: int):
     return list(AttemptEvent.objects.filter(attempt_id=attempt_id).select_related("by"))
 
 
-def attempts_of_student_all(*, resource_id: int, user_id: int) -> list[Attempt]:
+def attempts_of_student(*, resource_id: int, user_id: int) -> list[Attempt]:
     """Deleted ones too (marked), for the instructor."""
     return list(Attempt.all_objects.filter(resource_id=resource_id, user_id=user_id).select_related("exam")
                 .order_by("number"))

@@ -48,7 +48,7 @@ def _student_page(request, membership, person, *, form=None, status=200):
     return render(request, "dashboard/student.html", {
         "membership": membership, "resource": membership.resource, "person": person, "change": change,
         "settings": settings_, "access": access, "form": form,
-        "attempts": selectors.attempts_of_student_all(resource_id=resource_id, user_id=person["user_id"]),
+        "attempts": selectors.attempts_of_student(resource_id=resource_id, user_id=person["user_id"]),
     }, status=status)
 
 
@@ -121,16 +121,10 @@ def _attempt_page(request, membership, attempt, *, error="", status=200):
         "exam_marks": exam_marks, "overrides": overrides, "discounts": discounts, "timeline": timeline,
         "key_contains": key_contains, "as_at": as_at, "as_at_sequence": as_at_sequence, "as_at_error": as_at_error,
         "events": selectors.attempt_events(attempt_id=attempt.pk), "error": error,
-        "person": selectors.student_of_resource(resource_id=membership.resource_id,
-                                                membership_id=_membership_id(attempt)),
+        "person": selectors.student_of_resource(
+            resource_id=membership.resource_id,
+            membership_id=selectors.membership_id_of(resource_id=attempt.resource_id, user_id=attempt.user_id)),
     }, status=status)
-
-
-def _membership_id(attempt):
-    from lms.models import ResourceMembership
-
-    return ResourceMembership.objects.filter(resource_id=attempt.resource_id, user_id=attempt.user_id) \
-        .values_list("pk", flat=True).first() or 0
 
 
 @resource_view(instructor=True)

@@ -2,7 +2,6 @@
 reached the LMS (with each try), "re-send" and "report all scores". Thin: services do the work."""
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _, ngettext
@@ -47,14 +46,10 @@ def grades(request, membership):
 @resource_view(instructor=True)
 def settings_update(request, membership):
     settings_ = attempt_selectors.resource_settings(resource_id=membership.resource_id)
-    before = (settings_.grading_method, settings_.include_incomplete)
     form = GradingSettingsForm(request.POST, instance=settings_)
     if not form.is_valid():
         return _page(request, membership, settings_form=form, status=400)
-    with transaction.atomic():
-        saved = form.save()
-        if (saved.grading_method, saved.include_incomplete) != before:
-            services.grading_settings_changed(resource_id=membership.resource_id)
+    services.resource_settings_save(form=form)
     messages.success(request, _("Grading settings saved."))
     return redirect("grading:grades", resource_id=membership.resource_id)
 
