@@ -307,6 +307,8 @@ HTTP_TABLE: dict[str, Route] = {
     # core
     "home": Route("public", "The landing page; says what the tool is.", (
         Probe("GET", lambda w, a: "/", everyone(allow(200))),)),
+    "javascript-catalog": Route("public", "The translations of the pages' JavaScript strings; nothing private.", (
+        Probe("GET", to_path("javascript-catalog"), everyone(allow(200))),)),
     "health": Route("public", "Load balancers and monitoring; reveals only ok/error per backing service.", (
         Probe("GET", to_path("health"), everyone(allow(200))),)),
     # lms

@@ -128,3 +128,52 @@ def test_makemessages_extracts_strings_from_templates_and_python(tmp_path, setti
     ):
         assert text in po, f"{text} was not extracted"
     assert 'msgid_plural "%(counter)s people"' in po
+
+
+# --- our JavaScript --------------------------------------------------------------------------
+
+JS_FILES = sorted(p for p in APP_DIR.glob("*/static/*/*.js"))
+TRANSLATED_CALL = re.compile(r"\b(?:n?gettext)\((?:\s*(?:\"(?:[^\"\\]|\\.)*\"|`[^`]*`)\s*,?)+", re.S)
+SENTENCE = re.compile(r"""(["`])([A-Z][a-z]+[^"`]*\s[a-z][^"`]*)\1""")
+
+
+def untranslated_js(source: str) -> list[str]:
+    """Sentence-like string literals outside gettext()/ngettext() and console messages."""
+    source = TRANSLATED_CALL.sub("gettext(", source)
+    lines = [line for line in source.splitlines() if "console." not in line and not line.lstrip().startswith("//")]
+    return [m.group(2) for line in lines for m in SENTENCE.finditer(line)]
+
+
+def test_the_js_check_finds_untranslated_text():
+    assert untranslated_js('x.textContent = "All changes saved";') == ["All changes saved"]
+    assert untranslated_js('x.textContent = gettext("All changes saved");') == []
+    assert untranslated_js('t = ngettext("One change waiting",\n  "Many changes waiting", n);') == []
+    assert untranslated_js('console.error("Batch refused", id);') == []
+
+
+@pytest.mark.parametrize("path", JS_FILES, ids=lambda p: str(p.relative_to(APP_DIR)))
+def test_javascript_text_is_marked_for_translation(path):
+    assert not untranslated_js(path.read_text(encoding="utf-8")), (
+        f"{path.relative_to(APP_DIR)}: wrap these in gettext() (Django's JavaScript catalogue, /jsi18n/): "
+        f"{untranslated_js(path.read_text(encoding='utf-8'))}")
+
+
+@pytest.mark.skipif(shutil.which("xgettext") is None, reason="needs GNU gettext (scripts/test installs it with apt)")
+def test_makemessages_extracts_strings_from_our_javascript(tmp_path, settings, monkeypatch):
+    from django.core.management import call_command
+
+    settings.LOCALE_PATHS = [str(tmp_path)]
+    monkeypatch.chdir(APP_DIR)
+    call_command("makemessages", locale=["xx"], domain="djangojs", verbosity=0,
+                 ignore_patterns=["exams/demo_exam/*", "*/tests/*"])
+    po = (tmp_path / "xx" / "LC_MESSAGES" / "djangojs.po").read_text(encoding="utf-8")
+    for text in ('msgid "All changes saved"', 'msgid "Uploading…"', 'msgid "The report failed."',
+                 'msgid_plural "Not saved yet (%(n)s changes waiting) — retrying"'):
+        assert text in po, f"{text} was not extracted"
+
+
+@pytest.mark.django_db
+def test_the_javascript_catalogue_is_served(client):
+    response = client.get("/jsi18n/")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript")
+    assert "globals.gettext" in response.content.decode() and "globals.interpolate" in response.content.decode()

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 handler500 = "core.views.server_error"
 
@@ -17,6 +18,8 @@ urlpatterns = [
     path("", include("attempts.urls")),
     path("test-launch/", include("testlaunch.urls")),
     path("admin/", admin.site.urls),
+    # The translations of our JavaScript's strings (gettext/ngettext/interpolate in the browser).
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
 ]
 
 if settings.SERVE_FILES:

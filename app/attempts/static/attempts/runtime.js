@@ -9,6 +9,11 @@
 // - Opening the attempt in another window takes over: this one is told and stops writing.
 (function () {
   "use strict";
+  // Translations come from Django's JavaScript catalogue (/jsi18n/); without it, English.
+  const gettext = window.gettext || ((text) => text);
+  const ngettext = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
+  const interpolate = window.interpolate || ((format, values) =>
+    format.replace(/%\((\w+)\)s/g, (_, name) => String(values[name])));
   const config = JSON.parse(document.getElementById("attempt-config").textContent);
   const statusEl = document.getElementById("save-status");
   // Each window keeps its own unacknowledged batches; a window that takes over adopts all.
@@ -45,7 +50,7 @@
     try {
       if (list.length) localStorage.setItem(storeKey, JSON.stringify(list));
       else localStorage.removeItem(storeKey);
-    } catch (e) { lastError = "Your browser's storage is full; keep this page open until it says saved."; }
+    } catch (e) { lastError = gettext("Your browser's storage is full; keep this page open until it says saved."); }
   }
   let pending = [];
 
@@ -60,10 +65,12 @@
     if (review) return;
     let text, state;
     const waiting = pending.reduce((n, b) => n + b.changes.length, 0) + buffer.length;
-    if (stopped && !ended) { text = "Not saving: this attempt is open in another window"; state = "error"; }
-    else if (waiting === 0) { text = ended ? "Finished — everything is saved" : "All changes saved"; state = "saved"; }
-    else if (lastError) { text = `Not saved yet (${waiting} change${waiting === 1 ? "" : "s"} waiting) — retrying`; state = "unsaved"; }
-    else { text = "Saving…"; state = "saving"; }
+    if (stopped && !ended) { text = gettext("Not saving: this attempt is open in another window"); state = "error"; }
+    else if (waiting === 0) { text = ended ? gettext("Finished — everything is saved") : gettext("All changes saved"); state = "saved"; }
+    else if (lastError) { text = interpolate(ngettext("Not saved yet (%(n)s change waiting) — retrying",
+                                                   "Not saved yet (%(n)s changes waiting) — retrying", waiting),
+                                          { n: waiting }, true); state = "unsaved"; }
+    else { text = gettext("Saving…"); state = "saving"; }
     statusEl.textContent = text;
     statusEl.dataset.state = state;
     statusEl.dataset.pending = String(waiting);
@@ -268,7 +275,7 @@
     if (!review && (buffer.length || pending.length) && !stopped) {
       flush(false);
       event.preventDefault();
-      event.returnValue = "Some answers are not saved yet.";
+      event.returnValue = gettext("Some answers are not saved yet.");
     }
   });
   window.addEventListener("pagehide", () => {
@@ -287,7 +294,7 @@
     }
     const response = await fetch(config.stateUrl, { credentials: "same-origin" });
     if (!response.ok) {
-      statusEl.textContent = "This attempt could not be loaded. Reload the page to try again.";
+      statusEl.textContent = gettext("This attempt could not be loaded. Reload the page to try again.");
       statusEl.dataset.state = "error";
       return;
     }

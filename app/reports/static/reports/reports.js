@@ -1,6 +1,11 @@
 // Follow reports that are being written: poll each one's status every second, move its
 // progress bar, and swap in the download link (or the error) when it finishes.
 document.addEventListener("DOMContentLoaded", () => {
+  // Translations come from Django's JavaScript catalogue (/jsi18n/); without it, English.
+  const gettext = window.gettext || ((text) => text);
+  const ngettext = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
+  const interpolate = window.interpolate || ((format, values) =>
+    format.replace(/%\((\w+)\)s/g, (_, name) => String(values[name])));
   const INTERVAL_MS = 1000;
   const MAX_POLLS = 3600; // an hour; the page says to reload after that
   const MAX_FAILURES = 10;
@@ -28,7 +33,7 @@ document.addEventListener("DOMContentLoaded", () => {
     function poll() {
       polls += 1;
       if (polls > MAX_POLLS) {
-        finish("Still not finished: reload the page to check again.");
+        finish(gettext("Still not finished: reload the page to check again."));
         return;
       }
       fetch(row.dataset.statusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
@@ -52,17 +57,17 @@ document.addEventListener("DOMContentLoaded", () => {
             link.href = status.download_url;
             link.dataset.testid = "report-download";
             link.setAttribute("download", "");
-            link.textContent = "Download";
+            link.textContent = gettext("Download");
             action.replaceChildren(link);
           } else if (status.state === "failed") {
-            finish(status.error || "The report failed.");
+            finish(status.error || gettext("The report failed."));
           } else {
             setTimeout(poll, INTERVAL_MS);
           }
         })
         .catch(() => {
           failures += 1;
-          if (failures >= MAX_FAILURES) finish("Lost contact with the server: reload the page.");
+          if (failures >= MAX_FAILURES) finish(gettext("Lost contact with the server: reload the page."));
           else setTimeout(poll, INTERVAL_MS * failures);
         });
     }
