@@ -137,8 +137,9 @@ def populate(resource_students: int = 5000, attempts: int = 20000, *, questions:
 
         element_rows = _copy(cursor, "attempts_element", ["attempt_id", "key", "value", "sequence"], elements())
         # What the app records when an attempt ends (grading.services.question_scores_record).
-        _copy(cursor, "grading_attemptquestionscore", ["attempt_id", "question_id", "raw", "max"],
-              ((attempt_id, f"q{q}", mark, 2) for attempt_id, marks, row in zip(attempt_ids, scores, attempt_rows)
+        _copy(cursor, "grading_attemptquestionscore", ["attempt_id", "resource_id", "question_id", "raw", "max"],
+              ((attempt_id, resource.pk, f"q{q}", mark, 2)
+               for attempt_id, marks, row in zip(attempt_ids, scores, attempt_rows)
                if row[5] is not None for q, mark in enumerate(marks)))
         # Every student's grade (their best completed attempt) and where it is with the LMS.
         best: dict[int, float] = {}

@@ -200,6 +200,7 @@ def attempt_delete(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     attempt.deleted_at = timezone.now()
     attempt.writer_token = ""  # an open window's writes are refused from now on
     attempt.save(update_fields=["deleted_at", "writer_token"])
+    _question_scores_record(attempt.pk)  # deleted: none
     _audit(attempt, AttemptEventKind.DELETED, by, reason)
     _refresh_grade_later(attempt)
     return attempt
@@ -212,6 +213,7 @@ def attempt_restore(*, attempt: Attempt, by, reason: str = "") -> Attempt:
         raise AttemptActionRefused(gettext("This attempt is not deleted."))
     attempt.deleted_at = None
     attempt.save(update_fields=["deleted_at"])
+    _question_scores_record(attempt.pk)
     _audit(attempt, AttemptEventKind.RESTORED, by, reason)
     _refresh_grade_later(attempt)
     return attempt

@@ -114,13 +114,16 @@ class GradeSend(models.Model):
 
 class AttemptQuestionScore(models.Model):
     """An ended attempt's score per question (re-marks included, discounts not), written when
-    it ends, is re-marked or reopened: the statistics page averages a few rows per attempt
-    instead of reading every attempt's run-time data."""
+    it ends, is re-marked, reopened, deleted or restored (a deleted or open attempt has none):
+    the statistics page averages these rows instead of every attempt's run-time data."""
 
     attempt = models.ForeignKey("attempts.Attempt", on_delete=models.CASCADE, related_name="question_scores")
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="+")  # the attempt's, for one scan
     question_id = models.CharField(max_length=50)
     raw = models.FloatField()
     max = models.FloatField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["attempt", "question_id"], name="question_score_unique")]
+        indexes = [models.Index(fields=["resource", "question_id"], include=["raw", "max"],
+                                name="question_score_by_resource")]

@@ -196,11 +196,13 @@ def discount_set(*, resource_id: int, target: str, behaviour: str | None, user) 
 
 def question_scores_record(*, attempt_id: int) -> int:
     """Keep an ended attempt's per-question scores for statistics (re-marked parts applied);
-    an attempt that is open again has none. Returns how many rows it wrote."""
+    an open or deleted attempt has none. Returns how many rows it wrote."""
     from grading.models import AttemptQuestionScore
 
     AttemptQuestionScore.objects.filter(attempt_id=attempt_id).delete()
-    if not Attempt.all_objects.filter(pk=attempt_id, ended_at__isnull=False).exists():
+    resource_id = Attempt.objects.filter(pk=attempt_id, ended_at__isnull=False).values_list(
+        "resource_id", flat=True).first()  # not deleted, ended
+    if resource_id is None:
         return 0
     values = selectors.scoring_values(attempt_ids=[attempt_id]).get(attempt_id, {})
     questions = scoring.questions_from(values)
@@ -208,7 +210,8 @@ def question_scores_record(*, attempt_id: int) -> int:
     if overrides:
         questions = scoring.overridden(questions, overrides)
     rows = AttemptQuestionScore.objects.bulk_create(
-        AttemptQuestionScore(attempt_id=attempt_id, question_id=q.id[:50], raw=q.raw, max=q.max) for q in questions)
+        AttemptQuestionScore(attempt_id=attempt_id, resource_id=resource_id, question_id=q.id[:50], raw=q.raw,
+                             max=q.max) for q in questions)
     return len(rows)
 
 

@@ -98,7 +98,7 @@ def statistics_page(*, resource_id: int, all_attempts: bool) -> dict:
     counts = selectors.score_histogram(resource_id=resource_id, all_attempts=all_attempts)
     labels = bin_labels()
     periods = selectors.completions_over_time(resource_id=resource_id)
-    # Per question, always over completed attempts: in an unfinished one, the questions not
+    # Per question, always over finished attempts: in an unfinished one, the questions not
     # reached yet would count as zero and drag every average down.
     questions = selectors.question_averages(resource_id=resource_id, all_attempts=False)
     return {

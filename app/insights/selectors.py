@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Avg, Case, Count, Exists, F, FloatField, Max, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models import Avg, Case, Count, F, FloatField, Max, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, Floor, StrIndex, Substr, TruncDate
 from django.utils.translation import gettext
 
@@ -271,17 +271,19 @@ def _totals_by_pairing(attempts: QuerySet) -> dict[str, tuple[int, float, float]
 
 
 def question_averages(*, resource_id: int, all_attempts: bool = False) -> list[QuestionAverage]:
-    """Per question (cmi.objectives.N.id), the percentage of its marks scored over the chosen
-    attempts' current values. Stored values that are not numbers count as 0."""
-    attempts = Attempt.objects.filter(resource_id=resource_id)
-    if not all_attempts:
-        attempts = attempts.filter(completion_status=CompletionStatus.COMPLETED)
-    # Ended attempts have their per-question scores recorded (grading.AttemptQuestionScore,
-    # a few rows each); the others are read from their run-time data.
-    recorded = AttemptQuestionScore.objects.filter(attempt__in=attempts)
+    """Per question (cmi.objectives.N.id), the percentage of its marks scored over the finished
+    attempts (and with all_attempts, those in progress too). Stored values that are not
+    numbers count as 0."""
+    # Finished attempts: every ended one has its per-question scores recorded
+    # (grading.AttemptQuestionScore, one scan of the resource's rows); those the exam marked
+    # completed without ending yet are read from their run-time data. With all_attempts, the
+    # ones still in progress are read that way too.
+    recorded = AttemptQuestionScore.objects.filter(resource_id=resource_id)
     totals = {qid: (n, raw or 0.0, max_ or 0.0) for qid, n, raw, max_ in recorded.values("question_id").annotate(
         n=Count("id"), raw=Sum("raw"), max=Sum("max")).values_list("question_id", "n", "raw", "max")}
-    unrecorded = attempts.filter(~Exists(AttemptQuestionScore.objects.filter(attempt_id=OuterRef("pk"))))
+    unrecorded = Attempt.objects.filter(resource_id=resource_id, ended_at__isnull=True)
+    if not all_attempts:
+        unrecorded = unrecorded.filter(completion_status=CompletionStatus.COMPLETED)
     live = _totals_by_index(unrecorded)
     if live is None:
         live = _totals_by_pairing(unrecorded)

@@ -5,7 +5,6 @@ statistics page together with attempts that have none recorded."""
 import pytest
 
 from attempts import services as attempt_services
-from attempts.models import Element
 from attempts.tests.factories import batch, launch, with_exam
 from dashboard.tests.test_attempt_page import ANSWERS, END, STRUCTURE
 from grading import services
@@ -54,14 +53,22 @@ def test_kept_in_step_with_remarks_and_removed_on_reopen(consumer, resource):
 
 
 def test_statistics_average_recorded_and_unrecorded_attempts_alike(consumer, resource):
-    ended_attempt(consumer, "s1")  # recorded: q0 2/2, q1 0/2
-    other = ended_attempt(consumer, "s2", answers=[*ANSWERS[:3], ("cmi.interactions.2.result", "2"),
-                                                   ("cmi.objectives.0.score.raw", "2"), ("cmi.objectives.0.score.max", "2"),
-                                                   ("cmi.objectives.1.score.raw", "2"), ("cmi.objectives.1.score.max", "2"),
-                                                   ("cmi.score.raw", "4")])
-    AttemptQuestionScore.objects.filter(attempt=other).delete()  # as if it ended before scores were recorded
-    assert Element.objects.filter(attempt=other, key="cmi.objectives.1.score.raw").get().value == "2"
+    ended_attempt(consumer, "s1")  # ended, recorded: q0 2/2, q1 0/2
+    # completed by the exam but not ended yet (no Terminate): read from its run-time data
+    other = ended_attempt(consumer, "s2", end=False, answers=[
+        *ANSWERS[:3], ("cmi.interactions.2.result", "2"), ("cmi.objectives.0.score.raw", "2"),
+        ("cmi.objectives.0.score.max", "2"), ("cmi.objectives.1.score.raw", "2"), ("cmi.objectives.1.score.max", "2"),
+        ("cmi.score.raw", "4"), ("cmi.completion_status", "completed")])
+    assert other.ended_at is None and other.completion_status == "completed" and recorded(other) == {}
+    ended_attempt(consumer, "s3", end=False)  # in progress: only with all attempts
+    deleted = ended_attempt(consumer, "s4")
+    attempt_services.attempt_delete(attempt=deleted, by=None)
+    assert recorded(deleted) == {}
 
     averages = {q.id: (q.attempts, q.raw, q.max) for q in question_averages(resource_id=resource.pk)}
-
     assert averages == {"q0": (2, 4.0, 4.0), "q1": (2, 2.0, 4.0)}
+    with_open = {q.id: q.attempts for q in question_averages(resource_id=resource.pk, all_attempts=True)}
+    assert with_open == {"q0": 3, "q1": 3}
+
+    attempt_services.attempt_restore(attempt=deleted, by=None)
+    assert recorded(deleted) == {"q0": (2.0, 2.0), "q1": (0.0, 2.0)}

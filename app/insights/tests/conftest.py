@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from attempts.models import Attempt, Element
 from exams.models import ExamPackage
+from grading.services import question_scores_record
 from lms.models import Resource, ResourceMembership
 
 
@@ -40,6 +41,8 @@ def make_attempt(resource, exam, user, number=1, *, status="completed", scaled=N
                    (f"cmi.objectives.{index}.score.max", str(q_max)),
                    (f"cmi.objectives.{index}.success_status", "unknown")]
     Element.objects.bulk_create(Element(attempt=attempt, key=k, value=v, sequence=i) for i, (k, v) in enumerate(values))
+    if ended is not None:  # as the app does when an attempt ends
+        question_scores_record(attempt_id=attempt.pk)
     return attempt
 
 

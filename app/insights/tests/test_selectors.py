@@ -114,7 +114,13 @@ def test_ninety_days_are_still_days():
 def test_values_that_are_not_usable_numbers_count_as_nothing(world, junk):
     from attempts.models import Element
 
-    Element.objects.filter(attempt__resource=world, key="cmi.objectives.2.score.raw").update(value=junk)
+    from grading.services import question_scores_record
+
+    changed = Element.objects.filter(attempt__resource=world, key="cmi.objectives.2.score.raw")
+    attempt_ids = list(changed.values_list("attempt_id", flat=True))
+    changed.update(value=junk)
+    for attempt_id in attempt_ids:  # recorded again from the values (as when an attempt ends)
+        question_scores_record(attempt_id=attempt_id)
     q2 = selectors.question_averages(resource_id=world.pk)[2]
     assert (q2.id, q2.raw, q2.max) == ("q2", 2 if junk == " 2 " else 0, 4)
 
