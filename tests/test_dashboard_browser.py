@@ -64,6 +64,7 @@ def test_instructor_remarks_a_part_and_reads_the_timeline(demo_server, chromium,
 
     server = demo_server
     launch_student(page, server.url, "remark-student", lis_person_name_full="Rhea Marked")
+    student_page = page.url
     exam = start_attempt(page)
     answer(exam, "q0p0", "4")
     answer(exam, "q0p1", "42")
@@ -106,6 +107,15 @@ def test_instructor_remarks_a_part_and_reads_the_timeline(demo_server, chromium,
         assert "Deleted" in teacher.get_by_test_id("attempt-state").inner_text()
         teacher.get_by_test_id("restore").click()
         assert "Ended" in teacher.get_by_test_id("attempt-state").inner_text()
+        # Reopen it: the student can carry on where they were.
+        teacher.get_by_label("Reason").nth(1).fill("power cut")
+        teacher.get_by_test_id("reopen").click()
+        assert "In progress" in teacher.get_by_test_id("attempt-state").inner_text()
+        assert "power cut" in teacher.get_by_test_id("events").inner_text()
+        page.goto(student_page)
+        page.get_by_test_id("resume").click()
+        page.frame_locator("#exam-frame").locator("#answer-q0p0").wait_for(timeout=15000)
+        assert page.frame_locator("#exam-frame").locator("#answer-q0p0").input_value() == "4"
     finally:
         teacher.context.close()
 
