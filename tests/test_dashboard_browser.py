@@ -60,19 +60,13 @@ def test_extra_time_reaches_an_open_exam(demo_server, chromium, page):
 
 
 def test_instructor_remarks_a_part_and_reads_the_timeline(demo_server, chromium, page):
-    from tests.support.attempt_page import answer, wait_saved
+    from tests.support.attempt_page import answer_and_end
 
     server = demo_server
     launch_student(page, server.url, "remark-student", lis_person_name_full="Rhea Marked")
     student_page = page.url
     exam = start_attempt(page)
-    answer(exam, "q0p0", "4")
-    answer(exam, "q0p1", "42")
-    answer(exam, "q1p0", "12")  # wrong: 0 of 2
-    wait_saved(page)
-    exam.locator("#end-exam").click()
-    exam.locator("#ended").wait_for()
-    wait_saved(page)
+    answer_and_end(page, exam, {"q0p0": "4", "q0p1": "42", "q1p0": "12"})  # q1p0 wrong: 2 of 4
 
     teacher = chromium.new_context().new_page()
     try:

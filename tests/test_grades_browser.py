@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.support.attempt_page import DEMO_SECRET, answer, launch_instructor, launch_student, start_attempt, wait_saved
+from tests.support.attempt_page import DEMO_SECRET, answer_and_end, launch_instructor, launch_student, start_attempt
 from tests.support.lms_stub import LmsStub
 from tests.support.live import start_live_server, stop_process
 
@@ -50,13 +50,7 @@ def test_grade_reaches_the_lms_and_a_discount_resends_it(stack, page, chromium):
     launch_student(page, server.url, "grader-1", lis_outcome_service_url=stub.url, lis_result_sourcedid=sourcedid)
     student_page = page.url
     exam = start_attempt(page)
-    answer(exam, "q0p0", "4")  # 1 mark
-    answer(exam, "q0p1", "42")  # 1 mark
-    answer(exam, "q1p0", "13")  # wrong: 0 of 2
-    wait_saved(page)
-    exam.locator("#end-exam").click()
-    exam.locator("#ended").wait_for()
-    wait_saved(page)
+    answer_and_end(page, exam)  # 2 of 4
     assert stub.wait_for_grade(sourcedid, 0.5, timeout=20), stub.requests
     page.goto(student_page)
     reload_until(page, "lms-grade", "It is in your course's gradebook")

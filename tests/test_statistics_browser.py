@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.attempt_page import DEMO_SECRET, answer, launch_instructor, launch_student, start_attempt, wait_saved
+from tests.support.attempt_page import DEMO_SECRET, answer_and_end, launch_instructor, launch_student, start_attempt
 from tests.support.live import start_live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,13 +27,7 @@ def server(tmp_path):
 def test_the_instructor_sees_a_completed_attempt_in_the_statistics(server, page, chromium):
     launch_student(page, server.url, "stats-1")
     exam = start_attempt(page)
-    answer(exam, "q0p0", "4")  # 1 mark
-    answer(exam, "q0p1", "42")  # 1 mark
-    answer(exam, "q1p0", "13")  # wrong: 0 of 2
-    wait_saved(page)
-    exam.locator("#end-exam").click()
-    exam.locator("#ended").wait_for()
-    wait_saved(page)
+    answer_and_end(page, exam)  # 2 of 4
 
     instructor = chromium.new_context().new_page()
     launch_instructor(instructor, server.url, "stats-teacher")

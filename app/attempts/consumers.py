@@ -12,12 +12,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from attempts import selectors, services
 from attempts.protocol import ProtocolError, parse_batch
 from core.consumers import CLOSE_NOT_AUTHENTICATED
 
 CLOSE_FORBIDDEN = 4403
+UNAVAILABLE = gettext_lazy("The database is unavailable for a moment; this batch is kept and will be sent again.")
 CLOSE_TAKEN_OVER = 4409
 CLOSE_ENDED = 4410
 
@@ -96,6 +98,12 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             result = await _db(services.batch_store, attempt_id=self.attempt_id, user_id=self.user_id, batch=batch)
+        except (InterfaceError, OperationalError):
+            # The database is restarting or unreachable: nothing was stored. The connection stays
+            # open and the page sends the batch again (it keeps it until acknowledged).
+            await self.send_json({"type": "error", "batch": batch.batch_id, "code": "unavailable",
+                                  "message": str(UNAVAILABLE)})
+            return
         except services.BatchRefused as refused:
             await self.send_json({"type": "error", "batch": batch.batch_id, "code": refused.code, "message": refused.message})
             if refused.code in ("taken_over", "ended", "forbidden"):

@@ -111,6 +111,8 @@ class LoadSession:
                     self.ack_times.append(time.monotonic())
             elif data.get("type") == "error":
                 self.errors.append(data.get("code", "error"))
+                if data.get("code") == "unavailable" and data.get("batch") in self.sent_at:
+                    self.sent_at[data["batch"]] = time.monotonic() - 8  # as the page does: again in ~2 s
 
 
 def ack_gaps(sessions: list[LoadSession], start: float, end: float) -> float:

@@ -88,6 +88,11 @@
 
   function refused(batchId, error) {
     inFlight.delete(batchId);
+    if (error.code === "unavailable") {  // nothing stored yet: keep it; retryPending sends it again
+      lastError = error.message || "unavailable";
+      showStatus();
+      return;
+    }
     if (error.code === "taken_over") return takenOver();
     if (error.code === "ended") { ended = true; stopped = true; pending = []; savePending(pending); showStatus(); return; }
     // A batch the server will never accept: drop it rather than retry forever, and say so.
