@@ -47,6 +47,7 @@ def test_health_is_503_while_the_database_is_unreachable_and_200_after(tmp_path)
 def test_a_batch_sent_while_the_database_is_unreachable_gets_a_retryable_answer_on_an_open_socket(tmp_path):
     """No 1011 and no dropped connection: "unavailable", then the same batch again is stored."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     import aiohttp
 
@@ -77,7 +78,9 @@ def test_a_batch_sent_while_the_database_is_unreachable_gets_a_retryable_answer_
                 ack = await ws.receive_json(timeout=30)
                 return refused, ack, ws.closed
 
-        refused, ack, closed = asyncio.run(converse())
+        # A thread of its own: Playwright may be running an event loop in this one.
+        with ThreadPoolExecutor(1) as pool:
+            refused, ack, closed = pool.submit(asyncio.run, converse()).result(timeout=120)
         assert (refused["type"], refused["code"], refused["batch"]) == ("error", "unavailable", message["batch"])
         assert "sent again" in refused["message"]
         assert ack == {"type": "ack", "batch": message["batch"], "stored": True, "ended": False}
