@@ -122,15 +122,17 @@ def access_change_set(*, resource_id: int, user_id: int, changed_by, extra_attem
     time (all zero/None removes the change). It applies at once: the next start checks it, and
     an attempt open right now is told its new duration over the websocket after commit."""
     if not ResourceMembership.objects.filter(resource_id=resource_id, user_id=user_id).exists():
-        raise AccessChangeInvalid("This person has not opened this activity.")
+        raise AccessChangeInvalid(gettext("This person has not opened this activity."))
     if not 0 <= extra_attempts <= MAX_EXTRA_ATTEMPTS:
-        raise AccessChangeInvalid(f"Extra attempts must be a whole number from 0 to {MAX_EXTRA_ATTEMPTS}.")
+        raise AccessChangeInvalid(gettext("Extra attempts must be a whole number from 0 to %(max)d.")
+                                  % {"max": MAX_EXTRA_ATTEMPTS})
     if not 0 <= extra_minutes <= MAX_EXTRA_MINUTES:
-        raise AccessChangeInvalid(f"Extra time must be a whole number of minutes from 0 to {MAX_EXTRA_MINUTES}.")
+        raise AccessChangeInvalid(gettext("Extra time must be a whole number of minutes from 0 to %(max)d.")
+                                  % {"max": MAX_EXTRA_MINUTES})
     if available_until is not None and timezone.is_naive(available_until):
-        raise AccessChangeInvalid("The closing time needs a time zone.")
+        raise AccessChangeInvalid(gettext("The closing time needs a time zone."))
     if len(reason) > 500:
-        raise AccessChangeInvalid("The reason can be at most 500 characters.")
+        raise AccessChangeInvalid(gettext("The reason can be at most 500 characters."))
     existing = AccessChange.objects.select_for_update().filter(resource_id=resource_id, user_id=user_id).first()
     previous_minutes = existing.extra_minutes if existing else 0
     if not (extra_attempts or available_until or extra_minutes):

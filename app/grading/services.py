@@ -233,7 +233,8 @@ def part_remark(*, attempt: Attempt, part_id: str, score: float | None, by, reas
     if part is None:
         raise RemarkRefused(gettext("This attempt has no part %(part)s.") % {"part": part_id})
     if score is not None and not 0 <= score <= part.max:
-        raise RemarkRefused(gettext("The mark for %(part)s must be between 0 and %(max)s.") % {"part": part_id, "max": f"{part.max:g}"})
+        raise RemarkRefused(gettext("The mark for %(part)s must be between 0 and %(max)s.")
+                            % {"part": part_id, "max": f"{part.max:g}"})
     existing = PartOverride.objects.select_for_update().filter(attempt=attempt, part_id=part_id).first()
     before = existing.score if existing else None
     if score is None:
