@@ -193,10 +193,6 @@ class AccessChange(models.Model):
     def __str__(self):
         return f"Access change for {self.user} at {self.resource}"
 
-    @property
-    def is_empty(self) -> bool:
-        return not (self.extra_attempts or self.available_until or self.extra_minutes)
-
 
 class AttemptEventKind(models.TextChoices):
     REMARKED = "remarked", _("Part re-marked")

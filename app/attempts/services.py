@@ -185,9 +185,12 @@ def _question_scores_record(attempt_id: int) -> None:
     grading_services.question_scores_record(attempt_id=attempt_id)
 
 
-def _refresh_grade_later(attempt: Attempt) -> None:
+def _counts_again(attempt: Attempt) -> None:
+    """After an instructor's change to an attempt: its recorded question scores (none when open
+    or deleted) and the student's grade (re-sent if the LMS had another)."""
     from grading import services as grading_services  # grading depends on attempts, not the reverse
 
+    grading_services.question_scores_record(attempt_id=attempt.pk)
     grading_services.grade_refresh(resource_id=attempt.resource_id, user_id=attempt.user_id,
                                    trigger=grading_services.Trigger.RECOMPUTE)
 
@@ -202,9 +205,8 @@ def attempt_delete(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     attempt.deleted_at = timezone.now()
     attempt.writer_token = ""  # an open window's writes are refused from now on
     attempt.save(update_fields=["deleted_at", "writer_token"])
-    _question_scores_record(attempt.pk)  # deleted: none
     _audit(attempt, AttemptEventKind.DELETED, by, reason)
-    _refresh_grade_later(attempt)
+    _counts_again(attempt)
     return attempt
 
 
@@ -215,9 +217,8 @@ def attempt_restore(*, attempt: Attempt, by, reason: str = "") -> Attempt:
         raise AttemptActionRefused(gettext("This attempt is not deleted."))
     attempt.deleted_at = None
     attempt.save(update_fields=["deleted_at"])
-    _question_scores_record(attempt.pk)
     _audit(attempt, AttemptEventKind.RESTORED, by, reason)
-    _refresh_grade_later(attempt)
+    _counts_again(attempt)
     return attempt
 
 
@@ -245,9 +246,8 @@ def attempt_reopen(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     attempt.ended_at = None
     attempt.completion_status = "incomplete"
     attempt.save(update_fields=["ended_at", "completion_status"])
-    _question_scores_record(attempt.pk)  # open again: none until it ends
     _audit(attempt, AttemptEventKind.REOPENED, by, reason)
-    _refresh_grade_later(attempt)
+    _counts_again(attempt)
     return attempt
 
 
