@@ -5,6 +5,7 @@ or the whole network drops out."""
 import pytest
 
 from tests.support.attempt_page import (
+    exam_frame,
     DEMO_SECRET,
     answer,
     assert_database_equals_exam,
@@ -33,7 +34,7 @@ def test_attempt_answer_reload_end_review(demo_server, page):
     assert '"q0p0":"4"' in stored["cmi.suspend_data"]
 
     page.reload()  # mid-attempt: resumes with the same state
-    exam = page.frame_locator("#exam-frame")
+    exam = exam_frame(page)
     exam.locator("#answer-q0p0").wait_for()
     assert exam.locator("#answer-q0p0").input_value() == "4"
     assert exam.locator("#answer-q1p0").input_value() == "13"
@@ -50,7 +51,7 @@ def test_attempt_answer_reload_end_review(demo_server, page):
     page.get_by_role("link", name="← Back to the activity").click()
     assert page.get_by_test_id("attempt-1").get_by_test_id("attempt-score").inner_text() == "2 / 4"
     page.get_by_test_id("review").click()
-    exam = page.frame_locator("#exam-frame")
+    exam = exam_frame(page)
     exam.locator("#mode-note").wait_for()
     assert exam.locator("#answer-q0p1").is_disabled()
     assert exam.locator("#answer-q0p1").input_value() == "42"

@@ -249,10 +249,16 @@ def check_run(mode: str):
     def check(world, actor, response):
         html = response.content.decode()
         assert f'"mode": "{mode}"' in html
-        if mode == "review":  # read-only: no writer token for anyone but the owner
-            assert '"token": ""' in html
-            assert _models().Attempt.objects.get(pk=world.attempt_open.pk).writer_token == world.attempt_open.writer_token
+        # Opening the page hands out no writer token and takes nothing over (that is a POST).
+        assert '"token"' not in html and world.attempt_open.writer_token not in html
+        assert _models().Attempt.objects.get(pk=world.attempt_open.pk).writer_token == world.attempt_open.writer_token
     return check
+
+
+def check_taken_over(world, actor, response):
+    token = response.json()["token"]
+    assert token and token != world.attempt_open.writer_token
+    assert _models().Attempt.objects.get(pk=world.attempt_open.pk).writer_token == token
 
 
 def check_state(mode: str, role: str):
@@ -447,6 +453,10 @@ HTTP_TABLE: dict[str, Route] = {
             anonymous=refuse(401), student=allow(200), other_student=refuse(403), instructor=allow(200),
             other_instructor=refuse(403), staff=refuse(403)),
             check=lambda w, a, r: check_run("normal" if a == "student" else "review")(w, a, r)),)),
+    "attempts:take_over": Route("owner", "Only the owner takes the attempt over (a new writer token), by POST.", (
+        Probe("POST", to_path("attempts:take_over", attempt_id=OPEN_ATTEMPT), cells(
+            anonymous=refuse(401), student=allow(200), other_student=refuse(403), instructor=refuse(403),
+            other_instructor=refuse(403), staff=refuse(403)), check=check_taken_over),)),
     "attempts:state": Route("owner", "The attempt's values; owner, or an instructor of the resource (review).", (
         Probe("GET", to_path("attempts:state", attempt_id=OPEN_ATTEMPT), cells(
             anonymous=refuse(401), student=allow(200), other_student=refuse(403), instructor=allow(200),
@@ -468,11 +478,6 @@ HTTP_TABLE: dict[str, Route] = {
     # media (only with SERVE_FILES, i.e. development; nginx serves /media/ in production)
     # Its document root is fixed when the URLconf is imported (the real MEDIA_ROOT, which tests never
     # write to), so the probe asks for a file that is not there: the same 404 for everyone, no login.
-    r"^media/exams/(?P<path>.*)$": Route(
-        "public", "Exam package files, loaded by the attempt page's iframe; not secret (nginx serves /media/ "
-        "publicly in production). django.views.static.serve takes no user.", (
-            Probe("GET", lambda w, a: "/media/exams/authz-no-such-file.txt", everyone(refuse(404))),),
-        present=settings.SERVE_FILES),
     # admin site (the per-model routes are generated below from admin.site._registry)
     "admin:index": Route("staff", "The admin.", (Probe("GET", to_path("admin:index"), staff_only(allow(200))),)),
     "admin:login": Route("public", "The admin's login form (staff already logged in are sent on to the index).", (

@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.support.attempt_page import launch_instructor, launch_student, start_attempt
+from tests.support.attempt_page import exam_frame, launch_instructor, launch_student, start_attempt
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
@@ -45,9 +46,7 @@ def test_extra_time_reaches_an_open_exam(demo_server, chromium, page):
         teacher.screenshot(path=str(SCREENSHOTS / "student.png"), full_page=True)
 
         # The student's open exam, untouched, now allows 45 minutes.
-        page.wait_for_function(
-            "document.getElementById('exam-frame').contentDocument.getElementById('duration').textContent === '45'",
-            timeout=10000)
+        expect(exam_frame(page).locator("#duration")).to_have_text("45", timeout=10000)
 
         # A bad value is refused with a message, and nothing changes.
         teacher.get_by_label("Extra exam time (minutes)").fill("-5")
@@ -108,8 +107,8 @@ def test_instructor_remarks_a_part_and_reads_the_timeline(demo_server, chromium,
         assert "power cut" in teacher.get_by_test_id("events").inner_text()
         page.goto(student_page)
         page.get_by_test_id("resume").click()
-        page.frame_locator("#exam-frame").locator("#answer-q0p0").wait_for(timeout=15000)
-        assert page.frame_locator("#exam-frame").locator("#answer-q0p0").input_value() == "4"
+        exam_frame(page).locator("#answer-q0p0").wait_for(timeout=15000)
+        assert exam_frame(page).locator("#answer-q0p0").input_value() == "4"
     finally:
         teacher.context.close()
 

@@ -1,12 +1,13 @@
-"""Replay the SCORM 2004 run-time conformance cases (../shared/fixtures) against the attempt
-page's API_1484_11 in Chromium, and report how many steps pass."""
+"""Replay the SCORM 2004 run-time conformance cases (../shared/fixtures) against the API_1484_11
+that the exam finds (the exam runtime's, on the exam-content origin) in Chromium, and report how
+many steps pass."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.support.attempt_page import launch_student, start_attempt
+from tests.support.attempt_page import launch_student, runtime_frame, start_attempt
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CASES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "scorm2004-conformance"
@@ -20,7 +21,7 @@ REPLAY = """
   const results = [];
   for (const file of cases) {
     for (const activity of file.activities) {
-      const api = window.numbasLtiAttempt.newApi({});
+      const api = window.numbasLtiRuntime.newApi({});
       if (activity.initialState && activity.initialState.cmi) api.loadFromJSON(activity.initialState.cmi, "");
       activity.steps.forEach((step, index) => {
         let got;
@@ -56,8 +57,10 @@ def test_conformance_cases_against_the_attempt_page_api(page, demo_server):
     cases = [json.loads(p.read_text()) for p in sorted(CASES.glob("*.json"))]
     launch_student(page, server.url, "conformance")
     start_attempt(page)
-    page.wait_for_function("window.numbasLtiAttempt && window.API_1484_11")
-    results = page.evaluate(REPLAY, cases)
+    # The API lives where the exam finds it: in the runtime frame on the exam-content origin.
+    runtime = runtime_frame(page)
+    runtime.wait_for_function("window.numbasLtiRuntime && window.API_1484_11")
+    results = runtime.evaluate(REPLAY, cases)
     passed = sum(r["ok"] for r in results)
     failures = [r for r in results if not r["ok"]]
     report = Path(__file__).resolve().parents[1] / "test-artifacts" / "scorm-conformance.json"

@@ -7,6 +7,7 @@ app_name = "attempts"
 urlpatterns = [
     path("resource/<int:resource_id>/attempts/start/", views.start, name="start"),
     path("attempt/<int:attempt_id>/", views.run, name="run"),
+    path("attempt/<int:attempt_id>/take-over/", views.take_over, name="take_over"),
     path("attempt/<int:attempt_id>/state/", views.state, name="state"),
     path("attempt/<int:attempt_id>/batches/", views.batches, name="batches"),
 ]

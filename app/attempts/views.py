@@ -17,7 +17,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from attempts import selectors, services
 from attempts.protocol import ProtocolError, parse_batch
+from core import fetch_metadata
 from portal.access import resource_view
+
+# The exam runtime's page on the exam-content origin (content/static/content/runtime/).
+RUNTIME_PATH = "/runtime/frame.html"
 
 
 @require_POST
@@ -38,7 +42,8 @@ def _not_yours(request, status=403):
 @require_GET
 @never_cache
 def run(request, attempt_id: int):
-    """The attempt page: defines the SCORM API and hosts the exam in an iframe."""
+    """The attempt page: frames the exam runtime on the exam-content origin and saves what the
+    exam sends it. Opening it changes nothing: the page takes the attempt over with a POST."""
     attempt, access = selectors.attempt_for_user(attempt_id=attempt_id, user=request.user)
     if attempt is None:
         return _not_yours(request, 401 if not request.user.is_authenticated else 403)
@@ -47,19 +52,36 @@ def run(request, attempt_id: int):
         settings_ = selectors.resource_settings(resource_id=attempt.resource_id)
         if not selectors.review_open(settings=settings_):
             return render(request, "attempts/no_review.html", {"attempt": attempt, "settings": settings_}, status=403)
-    token = "" if review else services.attempt_take_over(attempt=attempt)
     config = {
         "attemptId": attempt.pk,
         "mode": "review" if review else "normal",
-        "token": token,
+        # Opened from this site (or typed, bookmarked, reloaded): take over at once; opened from
+        # another site, the student is asked first.
+        "takeOverAtOnce": fetch_metadata.is_same_origin_navigation(request),
+        "takeOverUrl": reverse("attempts:take_over", kwargs={"attempt_id": attempt.pk}),
         "stateUrl": reverse("attempts:state", kwargs={"attempt_id": attempt.pk}),
         "batchUrl": reverse("attempts:batches", kwargs={"attempt_id": attempt.pk}),
         "socketPath": f"/ws/attempt/{attempt.pk}/",
-        "examUrl": attempt.exam.launch_url,
+        "examOrigin": settings.EXAM_ORIGIN,
+        "runtimePath": RUNTIME_PATH,
+        "examPath": attempt.exam.launch_path,
         "backUrl": reverse("portal:student", kwargs={"resource_id": attempt.resource_id}),
         "csrfToken": get_token(request),
     }
     return render(request, "attempts/run.html", {"attempt": attempt, "config": config, "review": review})
+
+
+@require_POST
+def take_over(request, attempt_id: int):
+    """This window becomes the one that writes the attempt: a new writer token, and any other
+    window of it is told to stop. A POST with the CSRF token, so no other site can do it."""
+    attempt, access = selectors.attempt_for_user(attempt_id=attempt_id, user=request.user)
+    if attempt is None or access != "owner":
+        status = 401 if not request.user.is_authenticated else 403
+        return JsonResponse({"error": {"code": "forbidden", "message": _("This attempt is not yours.")}}, status=status)
+    if attempt.is_ended:
+        return JsonResponse({"error": {"code": "ended", "message": _("This attempt has ended.")}}, status=409)
+    return JsonResponse({"token": services.attempt_take_over(attempt=attempt)})
 
 
 @require_GET

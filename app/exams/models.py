@@ -38,8 +38,9 @@ class ExamPackage(models.Model):
         return f"{self.title} (v{self.version})"
 
     @property
-    def launch_url(self) -> str:
-        return f"{settings.MEDIA_URL}exams/{self.directory}/{self.launch_href}"
+    def launch_path(self) -> str:
+        """The exam's launch page on the exam-content origin (EXAM_ORIGIN), never the application's."""
+        return f"/exams/{self.directory}/{self.launch_href}"
 
     @property
     def question_count(self) -> int:

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils.translation import gettext
 
+from exams.mathjax import point_at_local_mathjax
 from exams.models import ExamPackage
 from exams.packages import PackageRejected, extract_package, inspect_package
 from lms.models import Resource
@@ -48,6 +49,7 @@ def exam_package_upload(
     try:
         upload.seek(0)
         extract_package(upload, incoming)
+        point_at_local_mathjax(incoming)
         sha256 = _sha256(upload)
         with transaction.atomic():
             # Lock the resource so that two uploads at once get consecutive versions.

@@ -13,6 +13,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from content.server import content_application  # noqa: E402
+
 from numbas_lti.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.SERVE_FILES:
@@ -26,11 +28,12 @@ if settings.SERVE_FILES:
 gc.freeze()
 gc.set_threshold(*settings.GC_THRESHOLDS)
 
-application = ProtocolTypeRouter(
+# Requests addressed to the exam-content host never reach Django or Channels (content/server.py).
+application = content_application(ProtocolTypeRouter(
     {
         "http": django_http,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
-)
+))

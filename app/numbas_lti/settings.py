@@ -28,8 +28,9 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"
 
+# In DEBUG the application answers on 127.0.0.1 and [::1]; "localhost" is the exam-content host.
 ALLOWED_HOSTS = env.list(
-    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+    "ALLOWED_HOSTS", default=["127.0.0.1", "[::1]"] if DEBUG else []
 )
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "channels",
     "huey.contrib.djhuey",
     "core",
+    "content",
     "lms",
     "portal",
     "exams",
@@ -160,6 +162,10 @@ SESSION_COOKIE_SECURE = COOKIES_SECURE
 CSRF_COOKIE_SECURE = COOKIES_SECURE
 SESSION_COOKIE_SAMESITE = "None" if COOKIES_SECURE else "Lax"
 CSRF_COOKIE_SAMESITE = "None" if COOKIES_SECURE else "Lax"
+# The __Host- prefix (Secure, Path=/, no Domain) stops a sibling host name — such as the
+# exam-content origin, where uploaded exams run — from planting cookies of these names for us.
+SESSION_COOKIE_NAME = "__Host-sessionid" if COOKIES_SECURE else "sessionid"
+CSRF_COOKIE_NAME = "__Host-csrftoken" if COOKIES_SECURE else "csrftoken"
 SESSION_ENGINE = "core.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
@@ -198,20 +204,46 @@ ADMINS = [("Admin", a) for a in env.list("ADMIN_EMAILS", default=[])]
 
 # --- Static and media -----------------------------------------------------------------
 STATIC_URL = "/static/"
-# scorm-again (npm, see package.json) provides the SCORM 2004 API of the attempt page.
-STATICFILES_DIRS = [("scorm-again", str(REPO_DIR / "node_modules" / "scorm-again" / "dist"))]
+# content/ holds what the exam-content origin serves besides exams: the exam runtime, scorm-again
+# and MathJax (npm packages, see package.json and content/assets.py).
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "content.assets.ContentAssetsFinder",
+]
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 # STATIC_MANIFEST=1 (production, after collectstatic): file names carry a hash of their
 # contents, so nginx can cache them for a year and a deploy still reaches every browser.
 if env.bool("STATIC_MANIFEST", default=False):
     STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+        "staticfiles": {"BACKEND": "content.storage.AppManifestStaticFilesStorage"},
     }
 MEDIA_URL = "/media/"
-# Serve /static/ and /media/ from daphne (development, tests). In production nginx does.
+# Serve /static/ and the exam-content origin from daphne (development, tests). In production nginx does.
 SERVE_FILES = env.bool("SERVE_FILES", default=DEBUG)
 MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+
+# --- The exam-content origin --------------------------------------------------------------
+# Uploaded exams (any HTML and JavaScript) run only there: another host name than the
+# application's, which never receives its cookies and answers no application URL (content/).
+EXAM_ORIGIN = env.str("EXAM_ORIGIN", default="http://localhost:8000" if DEBUG else "")
+if not EXAM_ORIGIN:
+    raise ImproperlyConfigured(
+        "EXAM_ORIGIN is not set. Set it to the origin that serves exam files, a host name of its own "
+        "(e.g. https://exams.numbas.example.ac.uk; see README.md, 'Where exams run')."
+    )
+from content.origin import check_exam_origin  # noqa: E402 (plain Python, no models)
+
+EXAM_ORIGIN = check_exam_origin(EXAM_ORIGIN, allowed_hosts=ALLOWED_HOSTS)
+# "local": MathJax from the content origin (exam halls without internet; no third party sees
+# students). "cdn": the content origin redirects to MathJax's public CDNs.
+EXAM_MATHJAX = env.str("EXAM_MATHJAX", default="local")
+if EXAM_MATHJAX not in ("local", "cdn"):
+    raise ImproperlyConfigured(f"EXAM_MATHJAX must be local or cdn, not {EXAM_MATHJAX!r}.")
+# Other origins exams may load from (e.g. an applet's site), space- or comma-separated.
+EXAM_CONTENT_SOURCES = [check_exam_origin(source, allowed_hosts=ALLOWED_HOSTS)
+                        for source in env.str("EXAM_CONTENT_SOURCES", default="").replace(",", " ").split()]
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 
 # --- Exam packages (limits checked before anything is stored) -------------------------

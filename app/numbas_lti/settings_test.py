@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-not-secret")
 os.environ.setdefault("HUEY_IMMEDIATE", "1")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("EXAM_ORIGIN", "http://exams.testserver")
 
 from numbas_lti.settings import *  # noqa: E402,F401,F403
 

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
@@ -22,10 +21,3 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
 ]
 
-if settings.SERVE_FILES:
-    from django.urls import re_path
-    from django.views.static import serve
-
-    urlpatterns += [
-        re_path(r"^media/exams/(?P<path>.*)$", serve, {"document_root": f"{settings.MEDIA_ROOT}/exams"}),
-    ]

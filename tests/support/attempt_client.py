@@ -43,10 +43,25 @@ class Student:
         return int(response.headers["Location"].strip("/").rsplit("/", 1)[1])
 
     def open_attempt(self, attempt_id: int) -> dict:
-        """GET the attempt page (which takes over the attempt) and return its config."""
-        page = self.http.get(f"{self.base_url}/attempt/{attempt_id}/")
+        """Open the attempt page and, as its script does, take the attempt over (a POST); return the
+        page's config with the writer token added ("" in review)."""
+        url = f"{self.base_url}/attempt/{attempt_id}/"
+        page = self.http.get(url)
         match = re.search(r'<script id="attempt-config" type="application/json">(.*?)</script>', page.text, re.S)
-        return json.loads(match.group(1)) if match else {"status": page.status_code}
+        if not match:
+            return {"status": page.status_code}
+        config = json.loads(match.group(1))
+        config["token"] = ""
+        if config["mode"] == "normal":
+            response = self.http.post(self.base_url + config["takeOverUrl"],
+                                      headers={"X-CSRFToken": self.csrf_token, "Origin": self.base_url, "Referer": url})
+            config["token"] = response.json().get("token", "")
+        return config
+
+    @property
+    def csrf_token(self) -> str:
+        """The CSRF cookie's value (named __Host-csrftoken where cookies are Secure)."""
+        return self.http.cookies.get("csrftoken") or self.http.cookies.get("__Host-csrftoken") or ""
 
     @property
     def cookie_header(self) -> str:
@@ -59,7 +74,7 @@ class Student:
         # As the attempt page's fetch does: same-origin, so Origin and Referer (Django's CSRF
         # check over HTTPS needs them) name this site.
         return self.http.post(f"{self.base_url}/attempt/{attempt_id}/batches/", data=json.dumps(message),
-                              headers={"Content-Type": "application/json", "X-CSRFToken": self.http.cookies.get("csrftoken", ""),
+                              headers={"Content-Type": "application/json", "X-CSRFToken": self.csrf_token,
                                        "Origin": self.base_url, "Referer": f"{self.base_url}/attempt/{attempt_id}/"})
 
 

@@ -29,9 +29,19 @@ def launch_instructor(page, base_url, user_id, *, resource_link_id="demo-exam", 
             resource_link_id=resource_link_id, **overrides)
 
 
+def exam_frame(page):
+    """The exam: on the exam-content origin, inside the runtime frame of the attempt page."""
+    return page.frame_locator("#exam-frame").frame_locator("#exam")
+
+
+def runtime_frame(page):
+    """The exam runtime's frame (content origin), where the exam finds API_1484_11."""
+    return next(frame for frame in page.frames if "/runtime/frame.html" in frame.url)
+
+
 def start_attempt(page):
     page.get_by_test_id("start-attempt").click()
-    exam = page.frame_locator("#exam-frame")
+    exam = exam_frame(page)
     exam.locator("#answer-q0p0").wait_for(timeout=15000)
     return exam
 

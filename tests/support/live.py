@@ -19,6 +19,7 @@ from tests.support.net import free_port, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app"
+CONTENT_HOST = "exams.localhost"
 
 
 def fresh_database_url(tmp: Path, *, prefix: str = "live") -> tuple[str, callable]:
@@ -53,6 +54,18 @@ class LiveServer:
     log_path: Path
     process: subprocess.Popen
     _drop: callable = field(repr=False, default=lambda: None)
+
+    @property
+    def exam_origin(self) -> str:
+        return self.env["EXAM_ORIGIN"]
+
+    def content_get(self, path: str, **kwargs):
+        """GET a path of the exam-content origin from Python, which does not resolve *.localhost."""
+        import requests
+
+        port = self.url.rsplit(":", 1)[1]
+        return requests.get(f"http://127.0.0.1:{port}{path}", headers={"Host": f"{CONTENT_HOST}:{port}",
+                                                                        **kwargs.pop("headers", {})}, **kwargs)
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -116,6 +129,8 @@ def start_live_server(
         "COOKIES_SECURE": "0",  # plain HTTP on loopback
         "FRAME_ANCESTORS": "'self' http://127.0.0.1:*",  # the test LMS pages
         "ALLOWED_HOSTS": "localhost,127.0.0.1",
+        # Exams run on a host name of their own; Chromium resolves *.localhost to loopback.
+        "EXAM_ORIGIN": f"http://{CONTENT_HOST}:{port}",
         "VAR_DIR": str(tmp / "var"),
         "SERVE_FILES": "1",
         "PYTHONUNBUFFERED": "1",

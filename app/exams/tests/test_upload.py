@@ -62,7 +62,7 @@ def test_real_numbas_exam_is_accepted_with_its_launch_file_and_title(instructor,
     assert package.file_count == 51
     index = media / "exams" / package.directory / "index.html"
     assert index.exists() and len(package.directory) >= 32
-    assert package.launch_url.endswith(f"/exams/{package.directory}/index.html")
+    assert package.launch_path == f"/exams/{package.directory}/index.html"
 
 
 @pytest.mark.django_db

@@ -1,12 +1,21 @@
-// The attempt page: a SCORM 2004 API (scorm-again) for the exam in the iframe, and a
-// transport that gets every change the exam makes into the server's database.
+// The attempt page, on the application's origin: it gets every change the exam makes into the
+// server's database.
+//
+// The exam itself never runs here. It runs on the exam-content origin (config.examOrigin), in
+// the exam runtime (content/static/content/runtime/frame.js) that this page frames: the runtime
+// holds the SCORM 2004 API the exam calls and reports each change to this page by postMessage.
+// This page accepts messages only from that frame at that exact origin, and posts only to it.
 //
 // - Changes are grouped into batches, each with a client-made id. A batch is kept in
 //   localStorage until the server acknowledges it, which it does only after committing.
 // - Batches go over the websocket; whenever it is down they go over HTTP instead, and
 //   unacknowledged batches are re-sent (the server stores a re-sent batch once).
+// - This window writes only with the attempt's writer token, which it asks for with a
+//   CSRF-protected POST ("take over"). That happens at once when the page was opened from this
+//   site (or typed, or reloaded); opened from anywhere else, the page asks the student first.
 // - On load, batches left over from before a reload are sent first, then the state is read.
-// - Opening the attempt in another window takes over: this one is told and stops writing.
+// - Opening the attempt in another window takes over: this one is told, stops writing, and
+//   offers to continue here.
 (function () {
   "use strict";
   // Translations come from Django's JavaScript catalogue (/jsi18n/); without it, English.
@@ -16,17 +25,21 @@
     format.replace(/%\((\w+)\)s/g, (_, name) => String(values[name])));
   const config = JSON.parse(document.getElementById("attempt-config").textContent);
   const statusEl = document.getElementById("save-status");
+  const frame = document.getElementById("exam-frame");
+  const takeoverPanel = document.getElementById("take-over");
   // Each window keeps its own unacknowledged batches; a window that takes over adopts all.
   const storePrefix = `nlti:pending:${config.attemptId}:`;
-  const storeKey = storePrefix + config.token;
   const review = config.mode === "review";
   const RETRY_MS = 3000;
   const FLUSH_DELAY_MS = 800;
   const MAX_BATCH = 50;
+  const FROM_PAGE = "numbas-lti-attempt";
+  const FROM_RUNTIME = "numbas-lti-runtime";
 
+  let token = "";
   let nextSequence = 1;
   let buffer = [];
-  let stopped = review;
+  let stopped = true; // until this window holds the writer token (always, in review)
   let socket = null;
   let socketReady = false;
   let lastError = "";
@@ -34,6 +47,7 @@
   const inFlight = new Map(); // batch id -> time sent
 
   // --- pending batches, shared with reloads through localStorage -------------------------
+  const storeKey = () => storePrefix + token;
   function adoptPending() {
     // Everything any window of this attempt left unacknowledged, oldest window first.
     const batches = [];
@@ -44,12 +58,12 @@
         localStorage.removeItem(key);
       }
     } catch (e) { /* storage unavailable */ }
-    return batches.map((b) => Object.assign(b, { token: config.token }));
+    return batches.map((b) => Object.assign(b, { token }));
   }
   function savePending(list) {
     try {
-      if (list.length) localStorage.setItem(storeKey, JSON.stringify(list));
-      else localStorage.removeItem(storeKey);
+      if (list.length) localStorage.setItem(storeKey(), JSON.stringify(list));
+      else localStorage.removeItem(storeKey());
     } catch (e) { lastError = gettext("Your browser's storage is full; keep this page open until it says saved."); }
   }
   let pending = [];
@@ -65,7 +79,8 @@
     if (review) return;
     let text, state;
     const waiting = pending.reduce((n, b) => n + b.changes.length, 0) + buffer.length;
-    if (stopped && !ended) { text = gettext("Not saving: this attempt is open in another window"); state = "error"; }
+    if (!token) { text = gettext("Not saving: this window does not hold the attempt"); state = "error"; }
+    else if (stopped && !ended) { text = gettext("Not saving: this attempt is open in another window"); state = "error"; }
     else if (waiting === 0) { text = ended ? gettext("Finished — everything is saved") : gettext("All changes saved"); state = "saved"; }
     else if (lastError) { text = interpolate(ngettext("Not saved yet (%(n)s change waiting) — retrying",
                                                    "Not saved yet (%(n)s changes waiting) — retrying", waiting),
@@ -103,18 +118,8 @@
     showStatus();
   }
 
-  function takenOver() {
-    stopped = true;
-    pending = [];
-    savePending(pending);
-    buffer = [];
-    document.getElementById("taken-over").hidden = false;
-    if (socket) socket.close();
-    showStatus();
-  }
-
   function csrfToken() {
-    return config.csrfToken || (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+    return config.csrfToken || (document.cookie.match(/(?:^|; )(?:__Host-)?csrftoken=([^;]+)/) || [])[1] || "";
   }
 
   async function sendHttp(batch, options) {
@@ -155,7 +160,7 @@
     if (!buffer.length && !terminate) return;
     while (buffer.length || terminate) {
       const changes = buffer.splice(0, MAX_BATCH);
-      const batch = { type: "batch", batch: newId(), token: config.token, changes, terminate: Boolean(terminate && !buffer.length) };
+      const batch = { type: "batch", batch: newId(), token, changes, terminate: Boolean(terminate && !buffer.length) };
       pending.push(batch);
       savePending(pending);
       send(batch);
@@ -168,8 +173,8 @@
   const recorded = {}; // key -> last value the exam set (for diagnostics and tests)
   function record(key, value) {
     if (review || stopped) return;
-    recorded[key] = String(value);
-    buffer.push({ seq: nextSequence++, key, value: String(value), t: Date.now() });
+    recorded[key] = value;
+    buffer.push({ seq: nextSequence++, key, value, t: Date.now() });
     if (buffer.length >= MAX_BATCH) flush(false);
     clearTimeout(flushTimer);
     flushTimer = setTimeout(() => flush(false), FLUSH_DELAY_MS);
@@ -190,18 +195,21 @@
   function connect() {
     if (review || stopped) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}${config.socketPath}?token=${encodeURIComponent(config.token)}`);
-    socket.addEventListener("message", (event) => {
+    const ws = new WebSocket(`${scheme}://${location.host}${config.socketPath}?token=${encodeURIComponent(token)}`);
+    socket = ws;
+    ws.addEventListener("message", (event) => {
+      if (socket !== ws) return;
       let message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       if (message.type === "ready") { socketReady = true; reconnectDelay = 500; inFlight.clear(); retryPending(); }
       else if (message.type === "ack") acknowledged(message.batch, message);
       else if (message.type === "taken_over") takenOver();
-      else if (message.type === "access") accessChanged(message.numbas || {});
+      else if (message.type === "access") toRuntime({ type: "access", numbas: message.numbas || {} });
       else if (message.type === "error" && message.batch) refused(message.batch, message);
       else if (message.type === "error" && message.code === "ended") { ended = true; stopped = true; showStatus(); }
     });
-    socket.addEventListener("close", (event) => {
+    ws.addEventListener("close", (event) => {
+      if (socket !== ws) return;
       socketReady = false;
       inFlight.clear();
       if (event.code === 4409) return takenOver();
@@ -212,68 +220,133 @@
     });
   }
 
-  // An instructor changed this student's access (e.g. extra time) while the exam is open: the
-  // new numbas.* values replace the old, and the exam is told to read them again — the window
-  // message a Numbas exam listens for ("numbas change": "exam duration extension").
-  let extraValues = null;
-  function accessChanged(numbas) {
-    if (!extraValues) return;
-    for (const [key, value] of Object.entries(numbas)) extraValues[`numbas.${key}`] = String(value);
-    const frame = document.getElementById("exam-frame");
-    if (frame && frame.contentWindow) {
-      frame.contentWindow.postMessage({ "numbas change": "exam duration extension" }, location.origin);
+  // --- holding the attempt: take over, taken over, continue here --------------------------------
+  async function takeOver() {
+    try {
+      const response = await fetch(config.takeOverUrl, {
+        method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() },
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok && body.token) {
+        token = body.token;
+        stopped = false;
+        return true;
+      }
+      lastError = (body.error && body.error.message) || `HTTP ${response.status}`;
+    } catch (e) {
+      lastError = String(e.message || e);
     }
+    statusEl.textContent = interpolate(gettext("This attempt could not be opened here: %(reason)s. Reload the page to try again."),
+                                       { reason: lastError }, true);
+    statusEl.dataset.state = "error";
+    return false;
   }
 
-  // --- the SCORM API ---------------------------------------------------------------------------
-  const WRITE_ONLY = new Set(["cmi.exit", "cmi.session_time"]);
-  const EXTRA = /^(numbas\.|cmi\.interactions\.\d+\.staged_answer$)/;
+  function showTakeOver(reason) {
+    takeoverPanel.dataset.reason = reason;
+    for (const part of takeoverPanel.querySelectorAll("[data-reason]")) part.hidden = part.dataset.reason !== reason;
+    takeoverPanel.hidden = false;
+    frame.hidden = true; // nothing typed in a window that does not save may look saved
+    showStatus();
+  }
 
-  function buildApi(state, options) {
-    const keep = !options || options.record !== false;
-    const save = (key, value) => { if (keep) record(key, value); };
-    const api = new window.Scorm2004API({ autocommit: false, lmsCommitUrl: false, logLevel: 5 });
-    const flat = {};
-    const extra = {};
-    for (const [key, value] of Object.entries(state.values)) {
-      if (EXTRA.test(key)) extra[key] = value;
-      else if (!WRITE_ONLY.has(key)) flat[key] = value;
-    }
-    for (const [key, value] of Object.entries(state.numbas || {})) extra[`numbas.${key}`] = value;
-    if (keep) extraValues = extra;
-    if (Object.keys(flat).length) api.loadFromFlattenedJSON(flat, "");
-    api.cmi.learner_id = state.learner_id;
-    api.cmi.learner_name = state.learner_name;
-    api.cmi.entry = state.entry;
-    api.cmi.mode = state.mode;
-    if (state.mode === "review") api.cmi.credit = "no-credit";
+  function takenOver() {
+    stopped = true;
+    pending = [];
+    savePending(pending);
+    buffer = [];
+    if (socket) { const old = socket; socket = null; socketReady = false; old.close(); }
+    showTakeOver("taken-over");
+  }
 
-    // Numbas also uses keys outside the SCORM data model; keep and save them too.
-    const getValue = api.GetValue.bind(api);
-    const setValue = api.SetValue.bind(api);
-    api.GetValue = function (element) {
-      if (EXTRA.test(String(element)) && api.isInitialized() && !api.isTerminated()) {
-        api.lastErrorCode = "0";
-        return extra[element] !== undefined ? String(extra[element]) : "";
-      }
-      return getValue(element);
-    };
-    api.SetValue = function (element, value) {
-      if (EXTRA.test(String(element)) && api.isInitialized() && !api.isTerminated()) {
-        api.lastErrorCode = "0";
-        extra[element] = String(value);
-        save(element, value);
-        return "true";
-      }
-      const result = setValue(element, value);
-      if (result === "true") save(element, value);
-      return result;
-    };
-    if (keep) {
-      api.on("Commit", () => flush(false));
-      api.on("Terminate", () => flush(true));
+  async function continueHere() {
+    const button = takeoverPanel.querySelector("button");
+    button.disabled = true;
+    const held = await takeOver();
+    button.disabled = false;
+    if (!held) return;
+    takeoverPanel.hidden = true;
+    frame.hidden = false;
+    ended = false;
+    lastError = "";
+    await openAttempt({ reloadRuntime: true });
+  }
+  takeoverPanel.querySelector("button").addEventListener("click", continueHere);
+
+  // --- the exam runtime on the content origin ---------------------------------------------------
+  let state = null;           // the server's state, for the runtime's next start
+  let runtimeReady = false;   // the runtime document in the frame has said "ready"
+  let runtimeStarted = false; // ... and has been started with `state`
+  let runtimeLoads = 0;
+
+  function loadRuntime() {
+    runtimeReady = runtimeStarted = false;
+    runtimeLoads += 1;
+    // The runtime learns this page's origin from its address and talks to nothing else.
+    frame.src = `${config.examOrigin}${config.runtimePath}?load=${runtimeLoads}#app=${encodeURIComponent(location.origin)}`;
+  }
+
+  function toRuntime(message) {
+    if (frame.contentWindow) frame.contentWindow.postMessage(Object.assign({ source: FROM_PAGE }, message), config.examOrigin);
+  }
+
+  function startRuntime() {
+    if (!runtimeReady || runtimeStarted || !state) return;
+    runtimeStarted = true;
+    toRuntime({ type: "start", state, exam: config.examPath, record: !review });
+  }
+
+  window.addEventListener("message", (event) => {
+    // Only the runtime this page framed, at the exam-content origin, is listened to.
+    if (event.origin !== config.examOrigin || event.source !== frame.contentWindow) return;
+    const data = event.data;
+    if (!data || typeof data !== "object" || data.source !== FROM_RUNTIME) return;
+    if (data.type === "ready") {
+      runtimeReady = true;
+      if (runtimeStarted) { runtimeStarted = false; refreshState(); } // it reloaded: start again from the server's state
+      else startRuntime();
+    } else if (data.type === "set") {
+      if (typeof data.key === "string" && typeof data.value === "string") record(data.key, data.value);
+    } else if (data.type === "commit") {
+      flush(false);
+    } else if (data.type === "terminate") {
+      flush(true);
     }
-    return api;
+  });
+
+  async function sendPendingOverHttp() {
+    for (const batch of [...pending]) await sendHttp(batch);
+  }
+
+  async function refreshState() {
+    state = null;
+    if (!review) {
+      flush(false);
+      await sendPendingOverHttp();
+    }
+    const response = await fetch(config.stateUrl, { credentials: "same-origin" });
+    if (!response.ok) {
+      statusEl.textContent = gettext("This attempt could not be loaded. Reload the page to try again.");
+      statusEl.dataset.state = "error";
+      return false;
+    }
+    state = await response.json();
+    nextSequence = state.next_sequence;
+    startRuntime();
+    return true;
+  }
+
+  async function openAttempt(options) {
+    if (!review) {
+      // Batches left from before a reload (or from a window this one took over) go first,
+      // now under this window's writer token.
+      pending = adoptPending();
+      savePending(pending);
+    }
+    if (options.reloadRuntime) loadRuntime();
+    if (!(await refreshState())) return;
+    connect();
+    showStatus();
   }
 
   window.addEventListener("beforeunload", (event) => {
@@ -289,35 +362,18 @@
     for (const batch of pending) sendHttp(batch, { keepalive: true });
   });
 
-  async function start() {
-    if (!review) {
-      // Batches left from before a reload (or from a window this one took over) go first,
-      // now under this window's writer token.
-      pending = adoptPending();
-      savePending(pending);
-      for (const batch of [...pending]) await sendHttp(batch);
-    }
-    const response = await fetch(config.stateUrl, { credentials: "same-origin" });
-    if (!response.ok) {
-      statusEl.textContent = gettext("This attempt could not be loaded. Reload the page to try again.");
-      statusEl.dataset.state = "error";
-      return;
-    }
-    const state = await response.json();
-    nextSequence = state.next_sequence;
-    window.API_1484_11 = buildApi(state);
-    setInterval(retryPending, RETRY_MS);
-    connect();
-    showStatus();
-    document.getElementById("exam-frame").src = config.examUrl;
-  }
-
   window.numbasLtiAttempt = {
     flush,
-    // A fresh API built the same way as the page's, that saves nothing (conformance checks).
-    newApi: (state) => buildApi(Object.assign({ values: {}, learner_id: "0", learner_name: "", entry: "ab-initio", mode: "normal" }, state), { record: false }),
     recorded,
     status: () => ({ pending: pending.length, buffer: buffer.length, stopped, ended }),
   };
-  start();
+
+  async function begin() {
+    setInterval(retryPending, RETRY_MS);
+    if (review) return openAttempt({ reloadRuntime: true });
+    // Opened from another site (a link, an image, a frame elsewhere): ask before taking over.
+    if (!config.takeOverAtOnce) return showTakeOver("elsewhere");
+    if (await takeOver()) await openAttempt({ reloadRuntime: true });
+  }
+  begin();
 })();
