@@ -10,7 +10,7 @@ DEMO_SECRET = "attempt-secret"
 def _launch(page, base_url, landing_test_id, **params):
     """A top-level signed launch into the demo course from a page on another origin."""
     signed = test_lms.sign(
-        test_lms.launch_params(context_id="demo-course", **params),
+        test_lms.launch_params(**{"context_id": "demo-course", **params}),
         key="demo", secret=DEMO_SECRET, url=f"{base_url}/lti/launch/",
     )
     html = iframe_launch_html(f"{base_url}/lti/launch/", signed).replace('target="tool"', "")
