@@ -22,6 +22,16 @@ pulumi.export("ssh", server.ipv4_address.apply(lambda ip: f"ssh root@{ip}"))
 pulumi.export("lti_launch_url", f"{site}/lti/launch/")
 pulumi.export("lti_config_xml", f"{site}/lti/config.xml")
 pulumi.export("admin_url", f"{site}/admin/")
-pulumi.export("dns_records", "managed in Hetzner DNS" if cfg.dns_zone else
-              server.ipv4_address.apply(lambda ip: f"create A {cfg.domain} -> {ip} (and AAAA) at your DNS provider"))
+pulumi.export("exam_origin", f"https://{cfg.exam_domain}")
+
+
+def dns_records(addresses: list[str]) -> str:
+    ipv4, ipv6 = addresses
+    managed = [host for host in (cfg.domain, cfg.exam_domain) if cfg.in_dns_zone(host)]
+    lines = [f"{', '.join(managed)}: managed in Hetzner DNS"] if managed else []
+    lines += [f"create A {host} -> {ipv4} and AAAA {host} -> {ipv6} at your DNS provider" for host in cfg.unmanaged_hosts]
+    return "; ".join(lines)
+
+
+pulumi.export("dns_records", pulumi.Output.all(server.ipv4_address, server.ipv6_address).apply(dns_records))
 pulumi.export("database_password", app.database_password)  # secret: shown only with --show-secrets

@@ -35,7 +35,8 @@ def dev_server(tmp_path_factory):
     clone = fresh_clone(tmp_path_factory.mktemp("clone"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE",
-                                                             "HUEY_IMMEDIATE", "SECRET_KEY", "VIRTUAL_ENV")}
+                                                             "HUEY_IMMEDIATE", "SECRET_KEY", "VIRTUAL_ENV",
+                                                             "ALLOWED_HOSTS", "EXAM_ORIGIN")}
     env["PORT"] = str(port)
     log_path = clone / "dev.log"
     with open(log_path, "w") as log:
@@ -78,3 +79,24 @@ def test_test_launch_page_launches_into_the_demo_resource(dev_server, page, role
     assert tool.get_by_test_id("resource-title").inner_text() == "Demo exam"
     assert tool.get_by_test_id("user-name").inner_text() == f"Demo {role}"
     assert tool.get_by_test_id("role").inner_text() == role
+
+
+def test_the_demo_exam_runs_on_its_own_host_in_development(dev_server, page):
+    """scripts/dev runs the same split as production: the application on 127.0.0.1, exam files
+    on localhost (another host name, so none of the application's cookies reach them)."""
+    port = dev_server["url"].rsplit(":", 1)[1]
+    page.goto(dev_server["url"] + "/test-launch/")
+    page.get_by_label("Student").check()
+    page.get_by_label("LMS user id").fill("demo-taker")
+    page.get_by_test_id("launch").click()
+    tool = page.frame_locator("iframe[name=tool-frame]")
+    tool.get_by_test_id("start-attempt").click()
+    exam = tool.frame_locator("#exam-frame").frame_locator("#exam")
+    exam.locator("#answer-q0p0").fill("4")
+    exam.locator("#answer-q0p0").dispatch_event("change")
+    runtime = next(frame for frame in page.frames if "/runtime/frame.html" in frame.url)
+    assert runtime.url.startswith(f"http://localhost:{port}/runtime/")
+    assert runtime.child_frames[0].url.startswith(f"http://localhost:{port}/exams/")
+    tool_frame = next(frame for frame in page.frames if "/attempt/" in frame.url)
+    tool_frame.wait_for_function("document.getElementById('save-status').dataset.state === 'saved'", timeout=15000)
+    assert runtime.evaluate("() => document.cookie") == ""

@@ -9,10 +9,10 @@ import pytest
 import requests
 import urllib3
 
-from tests.support.attempt_page import (DEMO_SECRET, answer, launch_instructor, launch_student, start_attempt,
-                                        wait_saved)
+from tests.support.attempt_page import (DEMO_SECRET, answer, launch_instructor, launch_student, runtime_frame,
+                                        start_attempt, wait_saved)
 from tests.support.lms_stub import LmsStub
-from tests.support.stack import DOMAIN
+from tests.support.stack import DOMAIN, EXAM_DOMAIN
 
 pytestmark = pytest.mark.slow
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -42,7 +42,9 @@ def test_launch_answer_end_and_the_grade_reaches_the_lms_over_https(prod_stack, 
                        lis_result_sourcedid=sourcedid)
         assert page.url.startswith(f"https://{DOMAIN}:")
         student_page = page.url
-        exam = start_attempt(page)  # exam files come from nginx's /media/exams/, answers over wss://
+        exam = start_attempt(page)  # exam files come from nginx's exam-content host, answers over wss://
+        assert runtime_frame(page).url.startswith(f"{stack.exam_origin}/runtime/frame.html")
+        assert runtime_frame(page).child_frames[0].url.startswith(f"{stack.exam_origin}/exams/")
         answer(exam, "q0p0", "4")
         answer(exam, "q0p1", "42")
         answer(exam, "q1p0", "11")
@@ -145,14 +147,17 @@ def test_headers_and_cookies_as_served(prod_stack):
                            key="demo", secret=DEMO_SECRET, url=f"{stack.url}/lti/launch/")
     launch = http.post(f"{stack.url}/lti/launch/", data=params, allow_redirects=False, timeout=20)
     assert launch.status_code == 302, launch.text[:300]
-    session_cookie = [c for c in launch.raw.headers.getlist("Set-Cookie") if c.startswith("sessionid=")]
-    assert session_cookie and all(flag in session_cookie[0] for flag in ("Secure", "HttpOnly", "SameSite=None"))
+    # __Host-: a sibling host (such as the exam-content host) cannot plant a cookie of that name for us.
+    session_cookie = [c for c in launch.raw.headers.getlist("Set-Cookie") if c.startswith("__Host-sessionid=")]
+    assert session_cookie and all(flag in session_cookie[0] for flag in ("Secure", "HttpOnly", "SameSite=None", "Path=/"))
+    assert "Domain=" not in session_cookie[0]
     page = http.get(stack.url + launch.headers["Location"], timeout=20)
     assert page.status_code == 200
     assert "frame-ancestors" in page.headers.get("Content-Security-Policy", "")
     assert "X-Frame-Options" not in page.headers
-    csrf = [c for c in page.raw.headers.getlist("Set-Cookie") if c.startswith("csrftoken=")]
+    csrf = [c for c in page.raw.headers.getlist("Set-Cookie") if c.startswith("__Host-csrftoken=")]
     assert all("Secure" in c and "SameSite=None" in c for c in csrf)
+    assert not [c for c in page.raw.headers.getlist("Set-Cookie") if c.startswith(("sessionid=", "csrftoken="))]
     # Static files are hashed and cached for a year; nothing else under /media is served.
     static = http.get(f"{stack.url}/static/core/site.css", timeout=10)
     assert static.status_code == 200
@@ -161,3 +166,40 @@ def test_headers_and_cookies_as_served(prod_stack):
     hashed = http.get(stack.url + manifest_name[0], timeout=10)
     assert hashed.status_code == 200 and "immutable" in hashed.headers.get("Cache-Control", "")
     assert http.get(f"{stack.url}/media/private/x", timeout=10).status_code == 404
+
+
+def _exam_host_get(stack, path: str) -> tuple[int, dict, bytes]:
+    """GET from nginx's exam-content host, naming it in the TLS handshake and the Host header."""
+    import http.client
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    connection = http.client.HTTPSConnection("127.0.0.1", stack.https_port, timeout=10, context=context)
+    connection.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", stack.https_port), timeout=10),
+                                          server_hostname=EXAM_DOMAIN)
+    try:
+        connection.request("GET", path, headers={"Host": f"{EXAM_DOMAIN}:{stack.https_port}"})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_exams_are_served_by_the_exam_host_only(prod_stack):
+    stack = prod_stack
+    [(directory, href)] = stack.query("SELECT directory, launch_href FROM exams_exampackage ORDER BY id LIMIT 1")
+    status, headers, body = _exam_host_get(stack, f"/exams/{directory}/{href}")
+    assert status == 200 and b"Demo exam" in body
+    assert "connect-src 'self'" in headers["content-security-policy"]
+    assert f"frame-ancestors 'self' https://{DOMAIN}:{stack.https_port}" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff" and "set-cookie" not in headers
+    status, headers, body = _exam_host_get(stack, "/runtime/frame.html")
+    assert status == 200 and b"frame.js" in body and headers["cache-control"] == "no-cache"
+    assert _exam_host_get(stack, "/mathjax/4/tex-svg.js")[0] == 200
+    for path in ("/admin/", "/lti/launch/", "/health/", "/staff/", "/attempt/1/", "/static/core/site.css"):
+        status, headers, _ = _exam_host_get(stack, path)
+        assert status == 404 and "set-cookie" not in headers, path
+    http = requests.Session()
+    http.trust_env, http.verify = False, False
+    assert http.get(f"{stack.url}/media/exams/{directory}/{href}", timeout=10).status_code == 404
+    assert http.get(f"{stack.url}/static/content/runtime/frame.html", timeout=10).status_code == 404

@@ -58,7 +58,7 @@ def app_sources() -> list[str]:
     scheme = exam_origin().scheme
     sources = []
     for pattern in settings.ALLOWED_HOSTS:
-        if pattern == "*" or not pattern:
+        if pattern == "*" or not pattern or pattern.startswith("["):  # CSP has no IPv6 literals
             continue
         host = f"*{pattern}" if pattern.startswith(".") else pattern
         sources.append(f"{scheme}://{host}:*")

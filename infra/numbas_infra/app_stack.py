@@ -92,8 +92,8 @@ exec nginx -g 'daemon off;'
 
 CERTBOT_LOOP = (
     'trap exit TERM; while :; do '
-    'certbot certonly --webroot -w {webroot} -d "$DOMAIN" --email "$ACME_EMAIL" --agree-tos --non-interactive '
-    '--keep-until-expiring {staging}'
+    'certbot certonly --webroot -w {webroot} -d "$DOMAIN" -d "$EXAM_DOMAIN" --cert-name "$DOMAIN" '
+    '--email "$ACME_EMAIL" --agree-tos --non-interactive --keep-until-expiring --expand {staging}'
     '&& sleep 12h & wait $!; '
     '[ -s "/etc/letsencrypt/live/$DOMAIN/fullchain.pem" ] || sleep 300; '
     'done'
@@ -218,7 +218,8 @@ class AppStack(pulumi.ComponentResource):
         self.redis = container(redis, remote["redis"].image_id, wait=True)
 
         # 6. The app: migrate first (it must succeed), then daphne and huey.
-        app_settings = spec.AppSettings(domain=cfg.domain, instance_name=cfg.instance_name, from_email=cfg.from_email,
+        app_settings = spec.AppSettings(domain=cfg.domain, exam_domain=cfg.exam_domain, exam_mathjax=cfg.exam_mathjax,
+                                        instance_name=cfg.instance_name, from_email=cfg.from_email,
                                         admin_emails=cfg.admin_emails)
         specs = spec.app_containers(app_settings, daphne_replicas=cfg.daphne_replicas, huey_replicas=cfg.huey_replicas)
         migrate_spec, long_running = specs[0], specs[1:]
@@ -237,12 +238,13 @@ class AppStack(pulumi.ComponentResource):
         self.bootstrap_key = tls.PrivateKey(f"{name}-bootstrap-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         self.bootstrap_cert = tls.SelfSignedCert(
             f"{name}-bootstrap-cert", private_key_pem=self.bootstrap_key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=cfg.domain), dns_names=[cfg.domain],
+            subject=tls.SelfSignedCertSubjectArgs(common_name=cfg.domain), dns_names=[cfg.domain, cfg.exam_domain],
             validity_period_hours=24 * 90, allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
             opts=child,
         )
         self.nginx_conf = nginx_config.render_nginx_conf(
-            domain=cfg.domain, upstreams=spec.daphne_upstreams(cfg.daphne_replicas),
+            domain=cfg.domain, exam_domain=cfg.exam_domain, exam_mathjax=cfg.exam_mathjax,
+            upstreams=spec.daphne_upstreams(cfg.daphne_replicas),
             certificate=f"{TLS_DIR}/cert.pem", certificate_key=f"{TLS_DIR}/key.pem",
             # +1 MB for the form around the file: Django, not nginx, refuses an upload that is too large.
             max_body_mb=app_settings.max_upload_mb + 1, errors_dir=ERRORS_DIR,
@@ -283,7 +285,8 @@ class AppStack(pulumi.ComponentResource):
             health=spec.CERTBOT_HEALTH,
         )
         self.certbot = container(
-            certbot, remote["certbot"].image_id, envs=[f"DOMAIN={cfg.domain}", f"ACME_EMAIL={cfg.acme_email}"],
+            certbot, remote["certbot"].image_id,
+            envs=[f"DOMAIN={cfg.domain}", f"EXAM_DOMAIN={cfg.exam_domain}", f"ACME_EMAIL={cfg.acme_email}"],
             entrypoints=["sh", "-c"], depends_on=[self.nginx],
         )
         self.register_outputs({})

@@ -23,6 +23,8 @@ class ConfigError(Exception):
 class StackConfig:
     stack: str
     domain: str
+    exam_domain: str  # the exam-content host (EXAM_ORIGIN): uploaded exams run there
+    exam_mathjax: str  # "local" or "cdn"
     dns_zone: str | None
     location: str
     server_type: str
@@ -45,6 +47,14 @@ class StackConfig:
     @property
     def is_production(self) -> bool:
         return self.stack == "prod"
+
+    def in_dns_zone(self, host: str) -> bool:
+        return bool(self.dns_zone) and (host == self.dns_zone or host.endswith("." + self.dns_zone))
+
+    @property
+    def unmanaged_hosts(self) -> tuple[str, ...]:
+        """Host names whose A/AAAA records the operator creates at their DNS provider."""
+        return tuple(host for host in (self.domain, self.exam_domain) if not self.in_dns_zone(host))
 
     @property
     def name(self) -> str:
@@ -111,6 +121,13 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
     if not _HOSTNAME.match(domain):
         raise ConfigError(f"'{PROJECT}:domain' is '{domain}', which is not a host name. "
                           f"Set it with: {_set_command('domain', 'numbas.example.ac.uk')}")
+    exam_domain = (config.get("examDomain") or "").strip().lower() or f"exams.{domain}"
+    if not _HOSTNAME.match(exam_domain) or exam_domain == domain:
+        raise ConfigError(f"'{PROJECT}:examDomain' is '{exam_domain}'; it must be a host name of its own for exam files "
+                          f"(not the site's). Set it with: {_set_command('examDomain', 'exams.' + domain)}")
+    exam_mathjax = (config.get("examMathjax") or "local").strip().lower()
+    if exam_mathjax not in ("local", "cdn"):
+        raise ConfigError(f"'{PROJECT}:examMathjax' must be local or cdn. Set it with: {_set_command('examMathjax', 'local')}")
     dns_zone = (config.get("dnsZone") or "").strip().lower() or None
     if dns_zone and not (domain == dns_zone or domain.endswith("." + dns_zone)):
         raise ConfigError(f"'{PROJECT}:domain' ({domain}) is not inside '{PROJECT}:dnsZone' ({dns_zone}). "
@@ -138,6 +155,8 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
     return StackConfig(
         stack=stack,
         domain=domain,
+        exam_domain=exam_domain,
+        exam_mathjax=exam_mathjax,
         dns_zone=dns_zone,
         location=config.get("location") or "nbg1",
         server_type=config.get("serverType") or "cx32",

@@ -109,15 +109,25 @@ class Server(pulumi.ComponentResource):
 
 
 class Dns(pulumi.ComponentResource):
-    """A and AAAA records for the domain in the Hetzner DNS zone (when one is configured)."""
+    """A and AAAA records for the site and its exam-content host, in the Hetzner DNS zone (when one
+    is configured; a host outside the zone is left to the operator, see the dns_records output)."""
 
     def __init__(self, name: str, cfg: StackConfig, *, server: Server, opts: pulumi.ResourceOptions | None = None):
         super().__init__("numbas-lti:hetzner:Dns", name, None, opts)
         assert cfg.dns_zone
         child = pulumi.ResourceOptions(parent=self)
-        record_name = "@" if cfg.domain == cfg.dns_zone else cfg.domain[: -len(cfg.dns_zone) - 1]
-        self.a = hcloud.ZoneRrset(f"{name}-a", zone=cfg.dns_zone, name=record_name, type="A", ttl=300,
-                                  records=[hcloud.ZoneRrsetRecordArgs(value=server.ipv4_address)], opts=child)
-        self.aaaa = hcloud.ZoneRrset(f"{name}-aaaa", zone=cfg.dns_zone, name=record_name, type="AAAA", ttl=300,
-                                     records=[hcloud.ZoneRrsetRecordArgs(value=server.ipv6_address)], opts=child)
+
+        def records(prefix: str, host: str) -> tuple[hcloud.ZoneRrset, hcloud.ZoneRrset]:
+            record_name = "@" if host == cfg.dns_zone else host[: -len(cfg.dns_zone) - 1]
+            return (
+                hcloud.ZoneRrset(f"{name}-{prefix}a", zone=cfg.dns_zone, name=record_name, type="A", ttl=300,
+                                 records=[hcloud.ZoneRrsetRecordArgs(value=server.ipv4_address)], opts=child),
+                hcloud.ZoneRrset(f"{name}-{prefix}aaaa", zone=cfg.dns_zone, name=record_name, type="AAAA", ttl=300,
+                                 records=[hcloud.ZoneRrsetRecordArgs(value=server.ipv6_address)], opts=child),
+            )
+
+        self.a, self.aaaa = records("", cfg.domain)
+        self.exam_a = self.exam_aaaa = None
+        if cfg.in_dns_zone(cfg.exam_domain):
+            self.exam_a, self.exam_aaaa = records("exam-", cfg.exam_domain)
         self.register_outputs({})

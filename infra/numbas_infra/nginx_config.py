@@ -8,6 +8,8 @@ or name would change the meaning of the configuration instead of failing loudly.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import ipaddress
 import re
 from pathlib import Path
@@ -16,6 +18,9 @@ from string import Template
 from . import spec
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "nginx" / "nginx.conf.template"
+# The exam-content origin's headers and MathJax addresses, defined once for the development
+# server and for nginx (plain Python; the app's image does not carry infra/, so this reads the app's).
+CONTENT_POLICY_PATH = Path(__file__).resolve().parents[2] / "app" / "content" / "policy.py"
 DEFAULT_ERRORS_DIR = "/usr/share/nginx/errors"
 DEFAULT_PID_FILE = "/var/run/nginx.pid"  # as in the official image's own nginx.conf
 UPSTREAM_MAX_FAILS = 3
@@ -24,6 +29,14 @@ UPSTREAM_FAIL_TIMEOUT = "10s"
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _FORBIDDEN = re.compile(r"""[\s;{}$#'"\\]""")
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+@functools.cache
+def content_policy():
+    module_spec = importlib.util.spec_from_file_location("numbas_lti_content_policy", CONTENT_POLICY_PATH)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
 
 
 def certificate_paths(domain: str) -> tuple[str, str]:
@@ -36,6 +49,7 @@ def certificate_paths(domain: str) -> tuple[str, str]:
 def render_nginx_conf(
     *,
     domain: str,
+    exam_domain: str,
     upstreams: list[str],
     certificate: str,
     certificate_key: str,
@@ -55,9 +69,14 @@ def render_nginx_conf(
     worker_user: str | None = "nginx",
     pid_file: str = DEFAULT_PID_FILE,
     temp_dir: str | None = None,
+    exam_mathjax: str = "local",
+    exam_sources: tuple[str, ...] = (),
+    frame_ancestors: str = "'self' https:",
 ) -> str:
     """The complete nginx.conf.
 
+    exam_domain: the exam-content host (EXAM_ORIGIN's), another name than `domain`; the
+      certificate must name both.
     upstreams: "host:port" of every daphne (spec.daphne_upstreams(n)).
     max_body_mb: client_max_body_size in MB; give Django's upload limit plus a little for the
       multipart envelope, so that Django (not nginx) words the refusal of a borderline file.
@@ -68,8 +87,20 @@ def render_nginx_conf(
       running (`server ... resolve`, nginx >= 1.27.3): nginx then starts even if a daphne is
       missing and follows replaced containers. None: names are resolved once, at (re)load.
     worker_user, pid_file, temp_dir: process settings; the defaults suit the official image.
+    exam_mathjax, exam_sources, frame_ancestors: the app's EXAM_MATHJAX, EXAM_CONTENT_SOURCES and
+      FRAME_ANCESTORS, for the exam-content host's policy.
     """
     _check_hostname("domain", domain)
+    _check_hostname("exam_domain", exam_domain)
+    if exam_domain.lower() == domain.lower():
+        raise ValueError("exam_domain must be a host name of its own, not the application's domain")
+    policy = content_policy()
+    for source in exam_sources:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?", source or ""):
+            raise ValueError(f"each of exam_sources must be an origin such as https://www.geogebra.org, not {source!r}")
+    if _FORBIDDEN.sub("", frame_ancestors.replace("'", "").replace(" ", "")) != \
+            frame_ancestors.replace("'", "").replace(" ", ""):
+        raise ValueError(f"frame_ancestors has characters nginx cannot take: {frame_ancestors!r}")
     if not isinstance(upstreams, (list, tuple)) or not upstreams:
         raise ValueError("upstreams must be a non-empty list of host:port (at least one daphne)")
     for upstream in upstreams:
@@ -116,6 +147,29 @@ def render_nginx_conf(
         return "\n".join(f"        {line}" for line in lines)
 
     tls = " ssl" if http2_on_directive else " ssl http2"
+    port_suffix = "" if listen_https == 443 else f":{listen_https}"
+    csp = policy.content_security_policy(app_sources=[f"https://{domain.lower()}{port_suffix}"],
+                                         frame_ancestors=frame_ancestors, mathjax=exam_mathjax,
+                                         extra_sources=list(exam_sources))
+    headers = {"Strict-Transport-Security": "max-age=63072000", **policy.security_headers(csp)}
+    # add_header in a location hides the server's: each location that adds one repeats them all.
+    exam_headers = "".join(f'        add_header {name} "{value}" always;\n' for name, value in headers.items())
+    exam_location_headers = "".join(f'    {line}\n' for line in exam_headers.splitlines())
+    if exam_mathjax == "cdn":
+        mathjax_locations = (
+            "\n        location = /mathjax/local-fonts.js {\n"
+            f"            alias {static_root.rstrip('/')}/content/mathjax/local-fonts.js;\n"
+            f'            add_header Cache-Control "{policy.RUNTIME_CACHE}" always;\n{exam_location_headers}        }}\n')
+        for prefix, cdn in policy.MATHJAX_CDN.items():
+            name = "mathjax_" + re.sub(r"[^a-z0-9]", "_", prefix)
+            mathjax_locations += (
+                f"\n        location ~ ^/mathjax/{prefix}(?<{name}rest>.*)$ {{\n"
+                f"            return 302 {cdn}${name}rest$is_args$args;\n        }}\n")
+    else:
+        mathjax_locations = (
+            "\n        location ^~ /mathjax/ {\n"
+            f"            alias {static_root.rstrip('/')}/content/mathjax/;\n            charset utf-8;\n"
+            f'            add_header Cache-Control "{policy.MATHJAX_CACHE}" always;\n{exam_location_headers}        }}\n')
     server_params = f" max_fails={UPSTREAM_MAX_FAILS} fail_timeout={UPSTREAM_FAIL_TIMEOUT}"
     if resolver is not None:
         server_params += " resolve"
@@ -138,13 +192,20 @@ def render_nginx_conf(
         "pid_file": pid_file,
         "temp_paths": temp_paths,
         "domain": domain.lower(),
+        "exam_domain": exam_domain.lower(),
+        "exam_http_listen": listen(listen_http, ""),
+        "exam_headers": exam_headers,
+        "exam_location_headers": exam_location_headers.rstrip("\n"),
+        "exam_cache": policy.EXAM_CACHE,
+        "runtime_cache": policy.RUNTIME_CACHE,
+        "mathjax_locations": mathjax_locations,
         "upstream_resolver": f"        resolver {resolver} valid=10s ipv6=off;\n" if resolver else "",
         "upstream_servers": "\n".join(f"        server {u}{server_params};" for u in upstreams),
         "http_listen": listen(listen_http, " default_server"),
         "https_default_listen": listen(listen_https, f"{tls} default_server"),
         "https_listen": listen(listen_https, tls),
         "http2_directive": "        http2 on;\n" if http2_on_directive else "",
-        "https_port_suffix": "" if listen_https == 443 else f":{listen_https}",
+        "https_port_suffix": port_suffix,
         "certificate": certificate,
         "certificate_key": certificate_key,
         "max_body_mb": str(max_body_mb),

@@ -54,11 +54,13 @@ class AppSettings:
     """The non-secret settings of the app containers."""
 
     domain: str
+    exam_domain: str  # the exam-content host: uploaded exams run there, never on `domain`
     instance_name: str = "Numbas LTI"
     from_email: str = ""
     admin_emails: tuple[str, ...] = ()
     huey_workers: int = 2
     max_upload_mb: int = 100
+    exam_mathjax: str = "local"  # or "cdn" (EXAM_MATHJAX)
 
 
 def app_environment(settings: AppSettings, *, database_url_host: str = container_name("postgres"),
@@ -69,6 +71,8 @@ def app_environment(settings: AppSettings, *, database_url_host: str = container
         "DEBUG": "0",
         "ALLOWED_HOSTS": settings.domain,
         "CSRF_TRUSTED_ORIGINS": f"https://{settings.domain}",
+        "EXAM_ORIGIN": f"https://{settings.exam_domain}",
+        "EXAM_MATHJAX": settings.exam_mathjax,
         "BEHIND_TLS_PROXY": "1",
         "COOKIES_SECURE": "1",
         "REDIS_URL": f"redis://{redis_host}:6379/0",

@@ -212,7 +212,7 @@ def test_every_base_image_is_pinned_to_an_exact_version(all_stages):
             earlier.add(stage.name)
 
 
-def test_two_stages_node_for_scorm_again_then_python_311(all_stages):
+def test_two_stages_node_for_the_browser_packages_then_python_311(all_stages):
     assert len(all_stages) == 2
     node, app = all_stages
     assert re.fullmatch(r"node:\d+\.\d+\.\d+-bookworm-slim", node.image)
@@ -270,13 +270,12 @@ def test_dockerignore_keeps_secrets_and_bulk_out(ignore_rules):
         assert not is_ignored(path, ignore_rules), f"{path} is needed by the build"
 
 
-def test_layout_matches_what_settings_expects(final):
-    """settings.py serves scorm-again from REPO_DIR/node_modules/scorm-again/dist, REPO_DIR being
-    the app directory's parent: the image keeps that layout, with the app directory as WORKDIR."""
-    from django.conf import settings
+def test_layout_matches_what_settings_expects(final, all_stages):
+    """The exam-content origin's npm packages are found at REPO_DIR/node_modules/<package>
+    (content/assets.py), REPO_DIR being the app directory's parent: the image keeps that layout,
+    with the app directory as WORKDIR, and carries every one of them."""
+    from content.assets import ASSETS
 
-    (prefix, scorm_dir), = [entry for entry in settings.STATICFILES_DIRS if entry[0] == "scorm-again"]
-    scorm_relative = Path(scorm_dir).resolve().relative_to(REPO).as_posix()
     app_dir = workdir_at(final, len(final.instructions))
     image_repo = posixpath.dirname(app_dir)
 
@@ -287,9 +286,15 @@ def test_layout_matches_what_settings_expects(final):
             dest = posixpath.normpath(posixpath.join(workdir_at(final, index), words[-1]))
             destinations[(flags.get("from"), tuple(words[:-1]))] = dest
     assert destinations[(None, ("app/",))] == app_dir, "app/ must be copied to the final WORKDIR"
-    scorm = [dest for (stage, sources), dest in destinations.items()
-             if stage and any(s.rstrip("/").endswith("node_modules/scorm-again/dist") for s in sources)]
-    assert scorm == [posixpath.join(image_repo, scorm_relative)]
+    for asset in ASSETS:
+        copied = [dest for (stage, sources), dest in destinations.items()
+                  if stage and any(s.rstrip("/").endswith(f"node_modules/{asset.package}") for s in sources)]
+        assert copied == [posixpath.join(image_repo, "node_modules", asset.package)], asset.package
+    # What the node stage leaves out is what the finder skips anyway.
+    node_runs = " ".join(i.args for i in only(all_stages[0], "RUN"))
+    for removed in re.findall(r"node_modules/(\S+)", node_runs.split("rm -rf", 1)[1]):
+        asset = next(a for a in ASSETS if removed.startswith(a.package + "/"))
+        assert removed.removeprefix(asset.package + "/") in asset.skip, removed
 
 
 def test_runs_as_a_non_root_user(final):
@@ -305,7 +310,7 @@ def test_runs_as_a_non_root_user(final):
 def test_writable_directories_belong_to_the_app_user(final):
     setup = [i.args for i in only(final, "RUN") if "mkdir" in i.args]
     assert setup, "no mkdir for the writable directories"
-    for directory in (spec.STATIC_ROOT, spec.MEDIA_ROOT, spec.PRIVATE_ROOT, spec.app_environment(spec.AppSettings("x"))["VAR_DIR"]):
+    for directory in (spec.STATIC_ROOT, spec.MEDIA_ROOT, spec.PRIVATE_ROOT, spec.app_environment(spec.AppSettings("x", "exams.x"))["VAR_DIR"]):
         assert any(directory in command and "chown" in command for command in setup), directory
 
 

@@ -32,12 +32,13 @@ from tests.support.net import free_port
 REPO = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 DOMAIN = "lti.example.ac.uk"
+EXAM_DOMAIN = "exams.lti.example.ac.uk"
 TIMEOUT = 10
 
 
 def render_production(**overrides) -> str:
     certificate, key = nginx_config.certificate_paths(DOMAIN)
-    args = dict(domain=DOMAIN, upstreams=spec.daphne_upstreams(8), certificate=certificate,
+    args = dict(domain=DOMAIN, exam_domain=EXAM_DOMAIN, upstreams=spec.daphne_upstreams(8), certificate=certificate,
                 certificate_key=key, max_body_mb=101)
     args.update(overrides)
     return nginx_config.render_nginx_conf(**args)
@@ -105,14 +106,19 @@ def location(server, *args: str):
     return matches[0]
 
 
-def main_server(conf: str):
+def main_server(conf: str, name: str = DOMAIN):
     (server,) = [s for s in servers(conf) if ["ssl"] == [a for a in listens(s)[0][1:] if a == "ssl"]
-                 and ["default_server"] != listens(s)[0][-1:]]
+                 and ["default_server"] != listens(s)[0][-1:] and values(s, "server_name") == [[name]]]
     return server
 
 
-def http_server(conf: str):
-    (server,) = [s for s in servers(conf) if not any("ssl" in args for args in listens(s))]
+def exam_server(conf: str):
+    return main_server(conf, EXAM_DOMAIN)
+
+
+def http_server(conf: str, name: str = DOMAIN):
+    (server,) = [s for s in servers(conf) if not any("ssl" in args for args in listens(s))
+                 and values(s, "server_name") == [[name]]]
     return server
 
 
@@ -186,9 +192,10 @@ def test_files_private_downloads_websockets_and_body_size():
     assert values(static, "expires") == [["1y"]]
     assert ["Cache-Control", '"public, immutable"'] in values(static, "add_header")
 
-    exams = location(server, "^~", "/media/exams/")
-    assert values(exams, "alias") == [[f"{spec.MEDIA_ROOT}/exams/"]]
+    # Exams are served on their own host only; nothing under /media is public here.
+    assert not [loc for loc in find(server[2], "location") if loc[1][-1].startswith("/media/exams")]
     assert values(location(server, "^~", "/media/"), "return") == [["404"]]
+    assert values(location(server, "^~", "/static/content/"), "return") == [["404"]]
 
     private = location(server, "^~", f"{spec.PRIVATE_X_ACCEL_PREFIX}/")
     assert values(private, "internal") == [[]]
@@ -210,6 +217,55 @@ def test_files_private_downloads_websockets_and_body_size():
     assert values(root, "proxy_intercept_errors") == [["on"]]
     assert ["X-Forwarded-Proto", "$scheme"] in values(root, "proxy_set_header")
     assert ["502", "503", "504", "/_errors/50x.html"] in values(server, "error_page")
+
+
+def test_the_exam_host_serves_exam_files_runtime_and_mathjax_only():
+    conf = render_production()
+    server = exam_server(conf)
+    assert listens(server) == [["443", "ssl"], ["[::]:443", "ssl"]]
+    assert values(server, "ssl_certificate") == [[f"/etc/letsencrypt/live/{DOMAIN}/fullchain.pem"]]
+    # Static files only: nothing on this host ever reaches daphne (no cookies, no application URL).
+    assert not [node for node in walk(server[2]) if node[0].startswith("proxy_")]
+    locations = {tuple(loc[1]): loc for loc in find(server[2], "location")}
+    assert set(locations) == {("^~", "/exams/"), ("^~", "/runtime/"), ("^~", "/mathjax/"), ("/",)}
+    assert values(locations[("^~", "/exams/")], "alias") == [[f"{spec.MEDIA_ROOT}/exams/"]]
+    assert values(locations[("^~", "/runtime/")], "alias") == [[f"{spec.STATIC_ROOT}/content/runtime/"]]
+    assert values(locations[("^~", "/mathjax/")], "alias") == [[f"{spec.STATIC_ROOT}/content/mathjax/"]]
+    assert values(locations[("/",)], "return") == [["404"]]
+    # The content policy, the same as the development server's, on every response.
+    policy = nginx_config.content_policy()
+    expected = policy.security_headers(policy.content_security_policy(app_sources=[f"https://{DOMAIN}"]))
+    for block in (server, *locations.values()):
+        if block is locations[("/",)]:
+            continue
+        headers = {args[0]: args[1].strip('"') for args in values(block, "add_header")}
+        for name, value in expected.items():
+            assert headers[name] == value, (block[1], name)
+        assert headers["Strict-Transport-Security"] == "max-age=63072000"
+    # Its own port-80 server: the ACME challenge (the certificate names both hosts), else HTTPS.
+    plain = http_server(conf, EXAM_DOMAIN)
+    assert values(location(plain, "/"), "return") == [["308", f"https://{EXAM_DOMAIN}$request_uri"]]
+    assert values(location(plain, "^~", "/.well-known/acme-challenge/"), "root") == [[spec.ACME_WEBROOT]]
+
+
+def test_the_exam_host_can_send_mathjax_to_its_cdns():
+    conf = render_production(exam_mathjax="cdn", exam_sources=("https://www.geogebra.org",))
+    server = exam_server(conf)
+    redirects = {tuple(loc[1]): values(loc, "return") for loc in find(server[2], "location") if loc[1][0] == "~"}
+    assert redirects == {
+        ("~", "^/mathjax/2/(?<mathjax_2_rest>.*)$"):
+            [["302", "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.9/$mathjax_2_rest$is_args$args"]],
+        ("~", "^/mathjax/4/(?<mathjax_4_rest>.*)$"):
+            [["302", "https://cdn.jsdelivr.net/npm/mathjax@4.1.3/$mathjax_4_rest$is_args$args"]],
+        ("~", "^/mathjax/fonts/mathjax-newcm-font/(?<mathjax_fonts_mathjax_newcm_font_rest>.*)$"):
+            [["302", "https://cdn.jsdelivr.net/npm/@mathjax/mathjax-newcm-font@4.1.3/"
+                     "$mathjax_fonts_mathjax_newcm_font_rest$is_args$args"]],
+    }
+    assert values(location(server, "=", "/mathjax/local-fonts.js"), "alias") == [
+        [f"{spec.STATIC_ROOT}/content/mathjax/local-fonts.js"]]
+    csp = {args[0]: args[1] for args in values(server, "add_header")}["Content-Security-Policy"]
+    assert "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob: https://cdnjs.cloudflare.com https://cdn.jsdelivr.net " \
+           "https://www.geogebra.org;" in csp
 
 
 def test_logs_never_include_query_strings():
@@ -264,6 +320,13 @@ def test_certificate_paths_are_certbots_live_files():
     ({"listen_https": 80}, "differ"),
     ({"listen_http": 70000}, "listen_http"),
     ({"resolver": "dns.example"}, "resolver"),
+    ({"exam_domain": DOMAIN}, "exam_domain"),
+    ({"exam_domain": "exams example"}, "exam_domain"),
+    ({"exam_domain": "exams.example;"}, "exam_domain"),
+    ({"exam_mathjax": "sometimes"}, "mathjax"),
+    ({"exam_sources": ("https://x.example; evil",)}, "exam_sources"),
+    ({"exam_sources": ("javascript:",)}, "exam_sources"),
+    ({"frame_ancestors": "https: ; evil"}, "frame_ancestors"),
 ])
 def test_renderer_rejects_bad_input(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -317,6 +380,9 @@ def _site(tmp: Path) -> dict:
     for page in (REPO / "nginx" / "errors").glob("*.html"):
         shutil.copy(page, dirs["errors"] / page.name)
     (dirs["static"] / "x.css").write_text("body { color: teal; }\n")
+    for path, text in (("runtime/frame.js", "window.numbasLtiRuntime = {};\n"), ("mathjax/2/MathJax.js", "MathJax = {};\n")):
+        (dirs["static"] / "content" / path).parent.mkdir(parents=True, exist_ok=True)
+        (dirs["static"] / "content" / path).write_text(text)
     (dirs["media"] / "exams" / "abc123").mkdir(parents=True)
     (dirs["media"] / "exams" / "abc123" / "index.html").write_text("<!doctype html><title>exam</title>\n")
     (dirs["media"] / "other").write_text("not public\n")
@@ -344,13 +410,13 @@ def _nginx_test(tmp: Path, conf: str) -> subprocess.CompletedProcess:
 def test_nginx_accepts_the_rendered_configuration(tmp_path):
     site = _site(tmp_path)
     upstreams = [f"127.0.0.1:{free_port()}" for _ in range(8)]
-    conf = nginx_config.render_nginx_conf(domain=DOMAIN, upstreams=upstreams, max_body_mb=101,
+    conf = nginx_config.render_nginx_conf(domain=DOMAIN, exam_domain=EXAM_DOMAIN, upstreams=upstreams, max_body_mb=101,
                                           listen_http=free_port(), listen_https=free_port(), **site)
     result = _nginx_test(tmp_path, conf)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
     if _nginx_version() >= (1, 27, 3):  # `server ... resolve` in open-source nginx
-        conf = nginx_config.render_nginx_conf(domain=DOMAIN, upstreams=upstreams, max_body_mb=101,
+        conf = nginx_config.render_nginx_conf(domain=DOMAIN, exam_domain=EXAM_DOMAIN, upstreams=upstreams, max_body_mb=101,
                                               resolver="127.0.0.1", **site)
         result = _nginx_test(tmp_path, conf)
         assert result.returncode == 0, result.stderr
@@ -360,7 +426,7 @@ def test_nginx_accepts_the_rendered_configuration(tmp_path):
 def test_nginx_refuses_a_broken_render(tmp_path):
     site = _site(tmp_path)
     site["certificate"] = str(tmp_path / "certs" / "missing.pem")
-    conf = nginx_config.render_nginx_conf(domain=DOMAIN, upstreams=["127.0.0.1:9"], max_body_mb=101,
+    conf = nginx_config.render_nginx_conf(domain=DOMAIN, exam_domain=EXAM_DOMAIN, upstreams=["127.0.0.1:9"], max_body_mb=101,
                                           listen_http=free_port(), listen_https=free_port(), **site)
     result = _nginx_test(tmp_path, conf)
     assert result.returncode != 0
@@ -398,10 +464,14 @@ class _Upstream(BaseHTTPRequestHandler):
 
 
 class _SNIAdapter(HTTPAdapter):
-    """Connect to 127.0.0.1 but name the domain in the TLS handshake, as a browser would."""
+    """Connect to 127.0.0.1 but name the host in the TLS handshake, as a browser would."""
+
+    def __init__(self, host: str = DOMAIN):
+        self.host = host
+        super().__init__()
 
     def init_poolmanager(self, *args, **kwargs):
-        kwargs["server_hostname"] = DOMAIN
+        kwargs["server_hostname"] = self.host
         super().init_poolmanager(*args, **kwargs)
 
 
@@ -467,14 +537,20 @@ def upstream():
     thread.join(timeout=TIMEOUT)
 
 
-@pytest.fixture
-def session():
+@contextmanager
+def _session(host: str):
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     with requests.Session() as s:
-        s.mount("https://", _SNIAdapter())
+        s.mount("https://", _SNIAdapter(host))
         s.trust_env = False  # no proxies, and REQUESTS_CA_BUNDLE must not turn verification back on
         s.verify = False
-        s.headers["Host"] = DOMAIN
+        s.headers["Host"] = host
+        yield s
+
+
+@pytest.fixture
+def session():
+    with _session(DOMAIN) as s:
         yield s
 
 
@@ -484,7 +560,7 @@ def test_nginx_serves_and_proxies_on_loopback(tmp_path, upstream, session):
     site = _site(tmp_path)
     http_port, https_port, dead_port = free_port(), free_port(), free_port()
     conf = nginx_config.render_nginx_conf(
-        domain=DOMAIN, upstreams=[f"127.0.0.1:{upstream.server_address[1]}", f"127.0.0.1:{dead_port}"],
+        domain=DOMAIN, exam_domain=EXAM_DOMAIN, upstreams=[f"127.0.0.1:{upstream.server_address[1]}", f"127.0.0.1:{dead_port}"],
         max_body_mb=1, listen_http=http_port, listen_https=https_port, ipv6=False, bind_address="127.0.0.1",
         **site)
     http_url, https_url = f"http://127.0.0.1:{http_port}", f"https://127.0.0.1:{https_port}"
@@ -521,11 +597,35 @@ def test_nginx_serves_and_proxies_on_loopback(tmp_path, upstream, session):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert "X-Frame-Options" not in response.headers
 
-        # Exam packages are public; nothing else under /media is.
-        response = get(f"{https_url}/media/exams/abc123/index.html")
-        assert response.status_code == 200 and "<title>exam</title>" in response.text
+        # Exam packages are not served on the application's host; nothing under /media is.
+        assert get(f"{https_url}/media/exams/abc123/index.html").status_code == 404
         assert get(f"{https_url}/media/other").status_code == 404
         assert get(f"{https_url}/media/exams/../other").status_code in (400, 404)
+
+        # The exam-content host: exam files, the runtime and MathJax with the content policy and
+        # without cookies; nothing is passed to daphne (the echoing upstream would answer 200).
+        with _session(EXAM_DOMAIN) as exams:
+            response = exams.get(f"{https_url}/exams/abc123/index.html", timeout=TIMEOUT)
+            assert response.status_code == 200 and "<title>exam</title>" in response.text
+            assert response.headers["Content-Security-Policy"] == nginx_config.content_policy().content_security_policy(
+                app_sources=[f"https://{DOMAIN}:{https_port}"])
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers["Strict-Transport-Security"] == "max-age=63072000"
+            assert "Set-Cookie" not in response.headers
+            runtime = exams.get(f"{https_url}/runtime/frame.js", timeout=TIMEOUT)
+            assert runtime.status_code == 200 and "numbasLtiRuntime" in runtime.text
+            assert runtime.headers["Cache-Control"] == "no-cache"
+            assert "connect-src 'self'" in runtime.headers["Content-Security-Policy"]
+            mathjax = exams.get(f"{https_url}/mathjax/2/MathJax.js", timeout=TIMEOUT)
+            assert mathjax.status_code == 200 and "MathJax" in mathjax.text
+            for path in ("/hello", "/admin/", "/lti/launch/", "/health/", "/ws/attempt/1/", "/static/x.css",
+                         "/media/exams/abc123/index.html", "/exams/../other", "/exams/abc123/../../other",
+                         f"{spec.PRIVATE_X_ACCEL_PREFIX}/reports/r.csv"):
+                answer = exams.get(f"{https_url}{path}", timeout=TIMEOUT, allow_redirects=False)
+                assert answer.status_code in (400, 404), path
+                assert "Set-Cookie" not in answer.headers
+        response = get(f"{http_url}/exams/abc123/index.html", headers={"Host": EXAM_DOMAIN})
+        assert response.headers["Location"] == f"https://{EXAM_DOMAIN}:{https_port}/exams/abc123/index.html"
 
         # Private files: never directly, only through the app's X-Accel-Redirect.
         assert get(f"{https_url}{spec.PRIVATE_X_ACCEL_PREFIX}/reports/r.csv").status_code == 404

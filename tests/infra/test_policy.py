@@ -196,7 +196,7 @@ def test_secret_markers_and_values_not_known_yet_pass():
 
 
 def test_non_secret_environment_passes():
-    env = spec.app_environment(spec.AppSettings(domain="numbas.example.ac.uk", admin_emails=("ops@example.ac.uk",)))
+    env = spec.app_environment(spec.AppSettings(domain="numbas.example.ac.uk", exam_domain="exams.numbas.example.ac.uk", admin_emails=("ops@example.ac.uk",)))
     envs = [f"{k}={v}" for k, v in env.items()] + ["POSTGRES_PASSWORD_FILE=/run/secrets/pg", "API_TOKEN="]
     assert run(P.no_plaintext_secret_env, container("daphne-1", "numbas-lti-daphne-1", envs=envs)) == []
 

@@ -42,9 +42,12 @@ def test_hetzner_resources_exist_with_their_properties(run):
     rdns = m.of_type(HETZNER + "rdns:Rdns")
     assert {r.inputs["dnsPtr"] for r in rdns} == {run.namespace["cfg"].domain} and len(rdns) == 2
     records = m.of_type(HETZNER + "zoneRrset:ZoneRrset")
-    assert sorted(r.inputs["type"] for r in records) == ["A", "AAAA"]
+    cfg = run.namespace["cfg"]
+    site, exams = cfg.domain.removesuffix(".example.ac.uk"), cfg.exam_domain.removesuffix(".example.ac.uk")
+    assert sorted((r.inputs["name"], r.inputs["type"]) for r in records) == [
+        (exams, "A"), (exams, "AAAA"), (site, "A"), (site, "AAAA")]  # the site and its exam-content host
     assert all(r.inputs["zone"] == "example.ac.uk" for r in records)
-    assert [r.inputs["records"][0]["value"] for r in records if r.inputs["type"] == "A"] == ["203.0.113.10"]
+    assert [r.inputs["records"][0]["value"] for r in records if r.inputs["type"] == "A"] == ["203.0.113.10"] * 2
 
 
 def test_the_firewall_opens_80_443_everywhere_22_to_admins_and_icmp_only(run):
@@ -83,6 +86,36 @@ def test_replicas_give_containers_and_an_upstream_of_that_size():
     assert all(f"server {n}:8700" in conf for n in daphnes)
     upstream = conf[conf.index("upstream daphne"):].split("}", 1)[0]
     assert upstream.count("server ") == 8
+
+
+def test_exams_are_served_from_a_host_of_their_own(run):
+    cfg = run.namespace["cfg"]
+    assert cfg.exam_domain == f"exams.{cfg.domain}"
+    named = containers(run)
+    for name in ("numbas-lti-migrate", "numbas-lti-daphne-1", "numbas-lti-huey-1"):
+        envs = plain(named[name].inputs["envs"])
+        assert f"EXAM_ORIGIN=https://{cfg.exam_domain}" in envs and "EXAM_MATHJAX=local" in envs, name
+    conf = run.namespace["app"].nginx_conf
+    assert f"server_name {cfg.exam_domain};" in conf and "location ^~ /media/exams/" not in conf
+    # One certificate names both hosts: the bootstrap one and Let's Encrypt's.
+    (bootstrap,) = run.mocks.of_type("tls:index/selfSignedCert:SelfSignedCert")
+    assert bootstrap.inputs["dnsNames"] == [cfg.domain, cfg.exam_domain]
+    certbot = named["numbas-lti-certbot"]
+    assert f"EXAM_DOMAIN={cfg.exam_domain}" in certbot.inputs["envs"]
+    assert '-d "$DOMAIN" -d "$EXAM_DOMAIN" --cert-name "$DOMAIN"' in certbot.inputs["command"][0]
+    assert "--expand" in certbot.inputs["command"][0]
+
+
+def test_an_exam_host_outside_the_dns_zone_is_left_to_the_operator():
+    run = run_program("staging", {"examDomain": "numbas-exams.example.net", "examMathjax": "cdn"})
+    records = run.mocks.of_type(HETZNER + "zoneRrset:ZoneRrset")
+    assert {r.inputs["name"] for r in records} == {run.namespace["cfg"].domain.removesuffix(".example.ac.uk")}
+    told = run.namespace["dns_records"](["203.0.113.10", "2001:db8::1"])
+    assert told == ("numbas-staging.example.ac.uk: managed in Hetzner DNS; create A numbas-exams.example.net -> "
+                    "203.0.113.10 and AAAA numbas-exams.example.net -> 2001:db8::1 at your DNS provider")
+    envs = plain(containers(run)["numbas-lti-daphne-1"].inputs["envs"])
+    assert "EXAM_ORIGIN=https://numbas-exams.example.net" in envs and "EXAM_MATHJAX=cdn" in envs
+    assert "return 302 https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.9/" in run.namespace["app"].nginx_conf
 
 
 def test_only_nginx_publishes_ports_and_images_are_pinned(run):
@@ -142,6 +175,9 @@ def test_secrets_are_secret(run):
         ({"acmeEmail": "nobody"}, "not an e-mail address"),
         ({"daphneReplicas": 0}, "between 1 and 32"),
         ({"dnsZone": "other.org"}, "not inside"),
+        ({"examDomain": "numbas-staging.example.ac.uk"}, "must be a host name of its own"),
+        ({"examDomain": "exams example"}, "pulumi config set examDomain"),
+        ({"examMathjax": "sometimes"}, "pulumi config set examMathjax local"),
     ],
 )
 def test_missing_or_invalid_config_fails_with_the_key_and_the_command(overrides, message):

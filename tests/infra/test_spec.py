@@ -1,5 +1,6 @@
 """The container health checks that spec.py gives the deploy work against the real app."""
 
+import json
 import os
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_the_daphne_and_huey_health_checks_pass_against_the_app_and_fail_without
 
 
 def test_only_nginx_publishes_ports_and_every_app_container_has_a_check():
-    settings = spec.AppSettings(domain="numbas.example.ac.uk")
+    settings = spec.AppSettings(domain="numbas.example.ac.uk", exam_domain="exams.numbas.example.ac.uk")
     for container in spec.app_containers(settings, daphne_replicas=3, huey_replicas=2):
         assert not container.ports
         assert container.one_shot or container.health is not None
@@ -49,7 +50,7 @@ def test_the_migrate_step_runs_as_deployed_and_leaves_hashed_static_files(tmp_pa
 
     env = {
         **os.environ,
-        **spec.app_environment(spec.AppSettings(domain="numbas.example.ac.uk")),
+        **spec.app_environment(spec.AppSettings(domain="numbas.example.ac.uk", exam_domain="exams.numbas.example.ac.uk")),
         "STATIC_ROOT": str(tmp_path / "static"), "MEDIA_ROOT": str(tmp_path / "media"),
         "PRIVATE_ROOT": str(tmp_path / "private"), "VAR_DIR": str(tmp_path / "var"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "SECRET_KEY": "migrate-test-" + "x" * 40,
@@ -60,6 +61,17 @@ def test_the_migrate_step_runs_as_deployed_and_leaves_hashed_static_files(tmp_pa
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (tmp_path / "static" / "staticfiles.json").exists()
     assert any(p.name.startswith("runtime.") and p.name != "runtime.js" for p in (tmp_path / "static" / "attempts").iterdir())
+    # The exam-content host's files keep their names (exams and MathJax address them by fixed paths),
+    # without what no browser loads.
+    content = tmp_path / "static" / "content"
+    for path in ("runtime/frame.html", "runtime/frame.js", "runtime/scorm-again/scorm2004.min.js",
+                 "mathjax/2/MathJax.js", "mathjax/4/tex-svg.js", "mathjax/local-fonts.js",
+                 "mathjax/fonts/mathjax-newcm-font/svg.js"):
+        assert (content / path).is_file(), path
+    assert not list((content / "runtime").glob("frame.*.js")), "content files must not be hashed"
+    assert not (content / "mathjax" / "2" / "unpacked").exists()
+    manifest = json.loads((tmp_path / "static" / "staticfiles.json").read_text())
+    assert not [name for name in manifest["paths"] if name.startswith("content/")]
     assert (tmp_path / "db.sqlite3").stat().st_size > 0
 
 

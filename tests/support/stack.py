@@ -12,6 +12,7 @@ restart services for the end-to-end tests.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 import pwd
 import shutil
@@ -31,6 +32,7 @@ from tests.support.net import free_port, wait_for_http
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app"
 DOMAIN = "localhost"
+EXAM_DOMAIN = "exams.localhost"  # the exam-content host; Chromium resolves *.localhost to loopback
 DB_PASSWORD = "local-stack-password"
 TIMEOUT = 60
 
@@ -58,7 +60,8 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN), x509.DNSName("127.0.0.1")]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN), x509.DNSName(EXAM_DOMAIN),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
             .sign(key, hashes.SHA256()))
     cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -112,6 +115,10 @@ class LocalStack:
         return f"https://{DOMAIN}:{self.https_port}"
 
     @property
+    def exam_origin(self) -> str:
+        return f"https://{EXAM_DOMAIN}:{self.https_port}"
+
+    @property
     def database_url(self) -> str:
         return spec.database_url(DB_PASSWORD, host="127.0.0.1", port=self.pg_port)
 
@@ -159,7 +166,8 @@ class LocalStack:
     def _app_env(self) -> dict:
         env = {
             **{k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "HUEY_IMMEDIATE", "DEBUG")},
-            **spec.app_environment(spec.AppSettings(domain=DOMAIN)),
+            **spec.app_environment(spec.AppSettings(domain=DOMAIN, exam_domain=EXAM_DOMAIN)),
+            "EXAM_ORIGIN": self.exam_origin,
             "DATABASE_URL": self.database_url,
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "SECRET_KEY": "local-stack-" + os.urandom(16).hex(),
@@ -231,12 +239,13 @@ class LocalStack:
         if not errors.exists():
             shutil.copytree(REPO / "nginx" / "errors", errors)
         return nginx_config.render_nginx_conf(
-            domain=DOMAIN, upstreams=[f"127.0.0.1:{p}" for p in upstream_ports],
+            domain=DOMAIN, exam_domain=EXAM_DOMAIN, upstreams=[f"127.0.0.1:{p}" for p in upstream_ports],
             certificate=str(cert), certificate_key=str(key), max_body_mb=101, errors_dir=str(errors),
             static_root=str(self.root / "static"), media_root=str(self.root / "media"),
             private_root=str(self.root / "private"), acme_webroot=str(self.root / "acme"),
             listen_http=self.http_port, listen_https=self.https_port, ipv6=False, bind_address="127.0.0.1",
             http2_on_directive=False, worker_user=pwd.getpwuid(os.getuid()).pw_name,
+            frame_ancestors=self.env["FRAME_ANCESTORS"],
             pid_file=str(self.root / "nginx.pid"), temp_dir=str(self.root / "nginx-temp"),
         )
 
@@ -316,7 +325,7 @@ def main() -> int:
     stack = LocalStack(root, daphne_replicas=int(os.environ.get("DAPHNE_REPLICAS", "4")))
     stack.start()
     stack.manage("ensure_demo_data")
-    print(f"Numbas LTI, production-shaped, at {stack.url}/ (self-signed certificate)\n"
+    print(f"Numbas LTI, production-shaped, at {stack.url}/ (self-signed certificate), exams at {stack.exam_origin}/\n"
           f"  test launches: {stack.url}/test-launch/ needs a staff login: "
           f"create one with DEBUG=1 DATABASE_URL={stack.database_url} .venv/bin/python app/manage.py createsuperuser\n"
           f"  logs: {stack.logs}\n  Ctrl-C stops everything.", flush=True)
