@@ -5,6 +5,7 @@ Without any variables set and with DEBUG=1 the project runs on the embedded defa
 SQLite under var/, in-memory channel layer, local-memory cache and a SQLite Huey queue.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -273,3 +274,17 @@ PASSBACK_CONCURRENCY = env.int("PASSBACK_CONCURRENCY", default=16)  # requests i
 PRIVATE_ROOT = env.str("PRIVATE_ROOT", default=str(VAR_DIR / "private"))
 PRIVATE_X_ACCEL_PREFIX = env.str("PRIVATE_X_ACCEL_PREFIX", default="")
 REPORT_RETENTION_DAYS = env.int("REPORT_RETENTION_DAYS", default=7)
+
+# --- Requests to addresses an LMS gave us (core/outbound.py) ------------------------------
+# They never go to loopback, private, link-local or other special-purpose addresses, except in
+# the networks listed here (comma-separated CIDRs), e.g. an LMS on the same private network:
+# OUTBOUND_ALLOWED_NETWORKS=10.20.0.0/16. scripts/dev and the tests allow loopback.
+OUTBOUND_ALLOWED_NETWORKS = [n.strip() for n in env.list("OUTBOUND_ALLOWED_NETWORKS", default=[]) if n.strip()]
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)  # strict: host bits set is a typo that would allow more
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"OUTBOUND_ALLOWED_NETWORKS: {error}. Give networks as CIDRs separated by commas, "
+            "e.g. 10.20.0.0/16,fd00:1::/64."
+        ) from None
