@@ -110,7 +110,7 @@ def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeRepor
             report_when=settings_.report_when, trigger=trigger, changed=changed, report=report
         ):
             if not _can_report(membership):
-                report.state, report.last_error = ReportState.NO_OUTCOME, (
+                report.state, report.last_error = ReportState.NO_OUTCOME, gettext(
                     "The LMS did not send an outcome service URL and result id for this student, "
                     "so it has no gradebook entry to report to."
                 )
