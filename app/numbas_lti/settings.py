@@ -269,6 +269,12 @@ PASSBACK_RETRY_BASE_SECONDS = env.float("PASSBACK_RETRY_BASE_SECONDS", default=0
 PASSBACK_RETRY_MAX_SECONDS = env.float("PASSBACK_RETRY_MAX_SECONDS", default=600)
 PASSBACK_TIMEOUT_SECONDS = env.float("PASSBACK_TIMEOUT_SECONDS", default=20)
 PASSBACK_CONCURRENCY = env.int("PASSBACK_CONCURRENCY", default=16)  # requests in flight per delivery task
+# An address that keeps answering with something that is not an LTI outcomes answer (a login
+# page with 200, say) is not an outage but the wrong address: after this many such answers in a
+# row (about an hour of retries at the defaults) the grade is marked failed for a person to see.
+PASSBACK_MAX_NON_LTI_ANSWERS = env.int("PASSBACK_MAX_NON_LTI_ANSWERS", default=20)
+if PASSBACK_MAX_NON_LTI_ANSWERS < 1:
+    raise ImproperlyConfigured("PASSBACK_MAX_NON_LTI_ANSWERS must be 1 or more.")
 # Private files (report downloads): never under MEDIA_ROOT, served only through a view that
 # checks who is asking (nginx: X-Accel-Redirect to an internal location when set).
 PRIVATE_ROOT = env.str("PRIVATE_ROOT", default=str(VAR_DIR / "private"))

@@ -28,7 +28,8 @@ print(json.dumps({
 def settings_with(tmp_path, **env):
     clean = {k: v for k, v in os.environ.items() if k not in (
         "DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "HUEY_IMMEDIATE", "DJANGO_SETTINGS_MODULE",
-        "BEHIND_TLS_PROXY", "COOKIES_SECURE", "DB_POOL", "DB_CONN_MAX_AGE", "OUTBOUND_ALLOWED_NETWORKS")}
+        "BEHIND_TLS_PROXY", "COOKIES_SECURE", "DB_POOL", "DB_CONN_MAX_AGE", "OUTBOUND_ALLOWED_NETWORKS",
+        "PASSBACK_MAX_NON_LTI_ANSWERS")}
     clean.update({"DJANGO_SETTINGS_MODULE": "numbas_lti.settings", "VAR_DIR": str(tmp_path), **env})
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup();" + PROBE],
@@ -96,3 +97,8 @@ def test_an_allowed_network_that_is_not_a_cidr_stops_the_server(tmp_path, value)
     result = settings_with(tmp_path, DEBUG="1", OUTBOUND_ALLOWED_NETWORKS=value)
     assert result.returncode != 0
     assert "OUTBOUND_ALLOWED_NETWORKS" in result.stderr and value in result.stderr
+
+
+def test_the_limit_of_non_lti_answers_must_be_positive(tmp_path):
+    result = settings_with(tmp_path, DEBUG="1", PASSBACK_MAX_NON_LTI_ANSWERS="0")
+    assert result.returncode != 0 and "PASSBACK_MAX_NON_LTI_ANSWERS must be 1 or more" in result.stderr

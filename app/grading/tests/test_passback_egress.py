@@ -1,7 +1,8 @@
 """Grades go only where an LMS may receive them (issue 12): never to loopback, private,
 link-local or metadata addresses however the outcome URL is written or resolves, never after a
-redirect; a refused address fails at once with an explanation, and what an LMS answers reaches
-people only as a short, clean, labelled excerpt.
+redirect; a refused address fails at once with an explanation, an address that keeps answering
+with something that is not LTI fails after PASSBACK_MAX_NON_LTI_ANSWERS answers, and what an
+LMS answers reaches people only as a short, clean, labelled excerpt.
 
 All traffic stays on 127.0.0.0/8 (see tests/support/egress.py): names resolve through a fake
 resolver, and a connection that would leave loopback is stopped and recorded.
@@ -34,6 +35,9 @@ def pox(major: str, description: str = "") -> bytes:
         f"</imsx_codeMajor><imsx_description>{description}</imsx_description></imsx_statusInfo>"
         "</imsx_POXResponseHeaderInfo></imsx_POXHeader><imsx_POXBody/></imsx_POXEnvelopeResponse>"
     ).encode()
+
+
+LOGIN_PAGE = b"<!doctype html><html><head><title>Log in</title></head><body><form>...</form></body></html>"
 
 
 @pytest.fixture
@@ -216,3 +220,31 @@ def test_hostile_answers_are_shown_escaped_and_labelled_to_instructors_and_staff
         assert "&lt;script&gt;alert(" in page and "<script>alert(" not in page and "onerror=alert(1)>" not in page
         assert "\x00" not in page and "\x1b" not in page
         assert "w" * (passback.EXCERPT_CHARS + 1) not in page
+
+
+# --- an address that keeps answering with something that is not LTI --------------------------
+
+
+def test_an_address_that_keeps_answering_with_a_login_page_fails_after_the_limit(consumer, settings, fast_retries):
+    """With a limit of 2: a login page (1), a POX failure (an LTI answer: back to 0), the login
+    page (1), a 503 (an outage: no change), the login page (2: failed). Re-sending starts over."""
+    settings.PASSBACK_MAX_NON_LTI_ANSWERS = 2
+    script = [(200, LOGIN_PAGE), (200, pox("failure", "Gradebook busy")), (200, LOGIN_PAGE),
+              (503, b"Service Unavailable"), (200, LOGIN_PAGE)]
+    with CannedServer(script=script) as lms:
+        membership = enrolled(consumer, lms.url())
+        answer(start(membership), 3, complete=True)
+        deliver_until_quiet()
+        deliver_until_quiet(budget=1)
+        assert len(lms.requests) == 5  # and no more: it is not retried
+        report = GradeReport.objects.get(membership=membership)
+        assert report.state == ReportState.FAILED
+        assert "2 times in a row" in report.last_error and "re-send" in report.last_error
+        assert "The LMS answered" in report.last_error
+        assert list(GradeSend.objects.order_by("sent_at", "id").values_list("outcome", flat=True)) == [
+            SendOutcome.RETRY] * 4 + [SendOutcome.FAILED]
+
+        services.grade_resend(report=report)  # the instructor's re-send: two more answers allowed
+        deliver_until_quiet()
+        assert len(lms.requests) == 7
+        assert GradeReport.objects.get(membership=membership).state == ReportState.FAILED
