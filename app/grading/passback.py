@@ -142,17 +142,14 @@ def judge_answer(status: int, body: bytes) -> Judgement:
             "The LMS's grade address answered (HTTP %(status)s), but not with an LTI outcomes answer: it may be "
             "a login or error page. It will be tried again. %(said)s"
         ) % {"status": status, "said": said}, False)
-    raw_description = _text(root, "imsx_description")
-    description = excerpt(raw_description)
+    description = _text(root, "imsx_description")
     minor = {n.text.strip().lower() for n in root.iter(f"{_NS}imsx_codeMinorFieldValue") if n.text}
     minor |= {n.text.strip().lower() for n in root.iter("imsx_codeMinorFieldValue") if n.text}
-    status_text = f"{major}: {description}" if description else major
-    if minor:
-        status_text += f" ({excerpt(', '.join(sorted(minor)), limit=100)})"
-    answer = gettext("The LMS answered: %(status)s") % {"status": status_text}
+    said = major + (f" ({', '.join(sorted(minor))})" if minor else "") + (f": {description}" if description else "")
+    answer = gettext("The LMS answered: %(status)s") % {"status": excerpt(said)}  # codes first: they may be cut
     if major == "success":
         return Judgement(SendOutcome.DELIVERED, answer, True)
-    if major == "unsupported" or minor & PERMANENT_MINOR or _PERMANENT_DESCRIPTION.search(raw_description):
+    if major == "unsupported" or minor & PERMANENT_MINOR or _PERMANENT_DESCRIPTION.search(description):
         return Judgement(SendOutcome.FAILED, answer, True)
     return Judgement(SendOutcome.RETRY, answer, True)  # "failure" or "processing": the LMS may accept it later
 

@@ -69,3 +69,11 @@ def test_retry_delay_grows_exponentially_with_jitter_and_a_cap(settings, failure
     delays = [services.retry_delay(failures) for _ in range(50)]
     assert all(ceiling / 10 <= d <= ceiling for d in delays)
     assert len(set(delays)) > 1  # jitter: not every grade retries at the same instant
+
+
+def test_a_pox_answer_is_shown_as_a_short_excerpt_with_its_codes_first():
+    judged = passback.judge_answer(200, pox("failure", "&lt;b&gt;Gradebook\u202e&lt;/b&gt; " + "d" * 5000,
+                                            minor="unknownobject"))
+    assert judged.outcome == SendOutcome.FAILED
+    assert judged.answer.startswith("The LMS answered: failure (unknownobject): <b>Gradebook</b> ddd")
+    assert len(judged.answer) <= len("The LMS answered: ") + passback.EXCERPT_CHARS
