@@ -65,6 +65,9 @@ class GradeReport(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker is sending it until then.")
     failures = models.PositiveIntegerField(default=0, help_text="Consecutive failed sends (sets the backoff).")
+    non_lti_answers = models.PositiveIntegerField(
+        default=0, help_text="Consecutive answers that were not LTI (a login page, say): too many and it fails."
+    )
     sent_score = models.FloatField(null=True, blank=True)
     sent_version = models.PositiveIntegerField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

@@ -12,14 +12,14 @@ import logging
 import random
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Min, Q, Value, When
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from attempts.models import Attempt, ReportWhen
 from attempts.selectors import resource_settings
@@ -110,16 +110,16 @@ def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeRepor
             report_when=settings_.report_when, trigger=trigger, changed=changed, report=report
         ):
             if not _can_report(membership):
-                report.state, report.last_error = ReportState.NO_OUTCOME, (
+                report.state, report.last_error = ReportState.NO_OUTCOME, gettext(
                     "The LMS did not send an outcome service URL and result id for this student, "
                     "so it has no gradebook entry to report to."
                 )
             elif report.state != ReportState.PENDING or trigger == Trigger.MANUAL:
-                report.state, report.due_at, report.failures = ReportState.PENDING, now, 0
+                report.state, report.due_at, report.failures, report.non_lti_answers = ReportState.PENDING, now, 0, 0
                 transaction.on_commit(passback_kick)
             else:  # already pending: the newer score supersedes the older one when it is sent
                 transaction.on_commit(passback_kick)
-            fields |= {"state", "due_at", "failures", "last_error"}
+            fields |= {"state", "due_at", "failures", "non_lti_answers", "last_error"}
         report.updated_at = now
         if report.pk is None:
             report.version = max(report.version, 1)
@@ -173,7 +173,7 @@ def grade_resend(*, report: GradeReport) -> None:
         if report.score is None:
             return
         GradeReport.objects.filter(pk=report.pk).update(
-            state=ReportState.PENDING, due_at=now, failures=0, lease_until=None, updated_at=now
+            state=ReportState.PENDING, due_at=now, failures=0, non_lti_answers=0, lease_until=None, updated_at=now
         )
         transaction.on_commit(passback_kick)
 
@@ -303,6 +303,7 @@ class _Claimed:
     report_id: int
     version: int
     failures: int
+    non_lti_answers: int
     delivery: passback.Delivery
 
 
@@ -316,7 +317,7 @@ def _claim_due(*, now: datetime, limit: int) -> list[_Claimed]:
             due = due.select_for_update(skip_locked=True, of=("self",))
         rows = list(
             due.order_by("due_at").values_list(
-                "id", "version", "failures", "score",
+                "id", "version", "failures", "non_lti_answers", "score",
                 "membership__lis_result_sourcedid", "membership__lis_outcome_service_url",
                 "membership__resource__consumer__key", "membership__resource__consumer__secret",
             )[:limit]
@@ -324,30 +325,60 @@ def _claim_due(*, now: datetime, limit: int) -> list[_Claimed]:
         if rows:
             GradeReport.objects.filter(id__in=[r[0] for r in rows]).update(lease_until=now + LEASE)
     return [
-        _Claimed(r[0], r[1], r[2], passback.Delivery(r[4], r[5], r[6], r[7], r[3]))
+        _Claimed(r[0], r[1], r[2], r[3], passback.Delivery(r[5], r[6], r[7], r[8], r[4]))
         for r in rows
     ]
 
 
 def _send(claimed: _Claimed) -> passback.SendResult:
-    return passback.send(claimed.delivery, timeout=settings.PASSBACK_TIMEOUT_SECONDS)
+    return _give_up_on_the_wrong_address(
+        claimed, passback.send(claimed.delivery, timeout=settings.PASSBACK_TIMEOUT_SECONDS)
+    )
+
+
+def _give_up_on_the_wrong_address(claimed: _Claimed, result: passback.SendResult) -> passback.SendResult:
+    """An address that answers, again and again, with something that is not LTI (a login page,
+    an odd status) is the wrong address, not an LMS having a bad moment: after
+    PASSBACK_MAX_NON_LTI_ANSWERS such answers in a row the grade fails, for a person to see
+    and re-send. Outages (no answer, 5xx, 429, POX failure) never count."""
+    in_a_row = claimed.non_lti_answers + 1
+    if result.lti_answer is not False or in_a_row < settings.PASSBACK_MAX_NON_LTI_ANSWERS:
+        return result
+    explanation = ngettext(
+        "The LMS's grade address answered %(count)s time with something that is not an LTI outcomes answer, "
+        "so the grade is no longer sent there. Check the outcome service URL in the LMS's settings for this "
+        "tool, then re-send.",
+        "The LMS's grade address answered %(count)s times in a row with something that is not an LTI outcomes "
+        "answer, so the grade is no longer sent there. Check the outcome service URL in the LMS's settings for "
+        "this tool, then re-send.",
+        in_a_row,
+    ) % {"count": in_a_row}
+    return replace(result, outcome=SendOutcome.FAILED, lms_answer=f"{explanation} {result.lms_answer}")
+
+
+def _non_lti_answers_after(claimed: _Claimed, result: passback.SendResult) -> int:
+    if result.lti_answer is None:  # no answer to judge: neither proves nor disproves the address
+        return claimed.non_lti_answers
+    return claimed.non_lti_answers + 1 if result.lti_answer is False else 0
 
 
 def _record_row(claimed: _Claimed, result: passback.SendResult, now: datetime, retry_at: datetime) -> None:
     same_version = Q(version=claimed.version)
+    non_lti_answers = _non_lti_answers_after(claimed, result)
     if result.outcome == SendOutcome.DELIVERED:
         updates = dict(
             state=Case(When(same_version, then=Value(ReportState.DELIVERED)), default=Value(ReportState.PENDING)),
             due_at=now, failures=0, sent_score=claimed.delivery.score, sent_version=claimed.version,
-            delivered_at=now, last_error="",
+            delivered_at=now, last_error="", non_lti_answers=0,
         )
     elif result.outcome == SendOutcome.FAILED:
         updates = dict(
             state=Case(When(same_version, then=Value(ReportState.FAILED)), default=Value(ReportState.PENDING)),
-            due_at=now, failures=F("failures") + 1, last_error=result.lms_answer,
+            due_at=now, failures=F("failures") + 1, last_error=result.lms_answer, non_lti_answers=non_lti_answers,
         )
     else:
-        updates = dict(due_at=retry_at, failures=F("failures") + 1, last_error=result.lms_answer)
+        updates = dict(due_at=retry_at, failures=F("failures") + 1, last_error=result.lms_answer,
+                       non_lti_answers=non_lti_answers)
     GradeReport.objects.filter(pk=claimed.report_id).update(lease_until=None, updated_at=now, **updates)
 
 
@@ -359,14 +390,15 @@ UPDATE {table} AS r SET
                ELSE 'pending' END,
   due_at = CASE WHEN v.outcome = 'retry' THEN v.retry_at ELSE %s END,
   failures = CASE WHEN v.outcome = 'delivered' THEN 0 ELSE r.failures + 1 END,
+  non_lti_answers = v.non_lti_answers,
   sent_score = CASE WHEN v.outcome = 'delivered' THEN v.score ELSE r.sent_score END,
   sent_version = CASE WHEN v.outcome = 'delivered' THEN v.version ELSE r.sent_version END,
   delivered_at = CASE WHEN v.outcome = 'delivered' THEN %s ELSE r.delivered_at END,
   last_error = CASE WHEN v.outcome = 'delivered' THEN '' ELSE v.answer END
-FROM (VALUES {rows}) AS v(id, version, outcome, score, retry_at, answer)
+FROM (VALUES {rows}) AS v(id, version, outcome, score, retry_at, answer, non_lti_answers)
 WHERE r.id = v.id
 """
-_RECORD_ROW = "(%s::bigint, %s::integer, %s::text, %s::double precision, %s::timestamptz, %s::text)"
+_RECORD_ROW = "(%s::bigint, %s::integer, %s::text, %s::double precision, %s::timestamptz, %s::text, %s::integer)"
 
 
 def _record(done: list[tuple[_Claimed, passback.SendResult]]) -> None:
@@ -380,7 +412,7 @@ def _record(done: list[tuple[_Claimed, passback.SendResult]]) -> None:
             params = [now, now, now]
             for c, r in done:
                 params += [c.report_id, c.version, r.outcome, c.delivery.score, retry_at.get(c.report_id, now),
-                           r.lms_answer]
+                           r.lms_answer, _non_lti_answers_after(c, r)]
             sql = _RECORD_SQL.format(table=GradeReport._meta.db_table, rows=",".join([_RECORD_ROW] * len(done)))
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)

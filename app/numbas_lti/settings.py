@@ -5,6 +5,7 @@ Without any variables set and with DEBUG=1 the project runs on the embedded defa
 SQLite under var/, in-memory channel layer, local-memory cache and a SQLite Huey queue.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -300,8 +301,28 @@ PASSBACK_RETRY_BASE_SECONDS = env.float("PASSBACK_RETRY_BASE_SECONDS", default=0
 PASSBACK_RETRY_MAX_SECONDS = env.float("PASSBACK_RETRY_MAX_SECONDS", default=600)
 PASSBACK_TIMEOUT_SECONDS = env.float("PASSBACK_TIMEOUT_SECONDS", default=20)
 PASSBACK_CONCURRENCY = env.int("PASSBACK_CONCURRENCY", default=16)  # requests in flight per delivery task
+# An address that keeps answering with something that is not an LTI outcomes answer (a login
+# page with 200, say) is not an outage but the wrong address: after this many such answers in a
+# row (about an hour of retries at the defaults) the grade is marked failed for a person to see.
+PASSBACK_MAX_NON_LTI_ANSWERS = env.int("PASSBACK_MAX_NON_LTI_ANSWERS", default=20)
+if PASSBACK_MAX_NON_LTI_ANSWERS < 1:
+    raise ImproperlyConfigured("PASSBACK_MAX_NON_LTI_ANSWERS must be 1 or more.")
 # Private files (report downloads): never under MEDIA_ROOT, served only through a view that
 # checks who is asking (nginx: X-Accel-Redirect to an internal location when set).
 PRIVATE_ROOT = env.str("PRIVATE_ROOT", default=str(VAR_DIR / "private"))
 PRIVATE_X_ACCEL_PREFIX = env.str("PRIVATE_X_ACCEL_PREFIX", default="")
 REPORT_RETENTION_DAYS = env.int("REPORT_RETENTION_DAYS", default=7)
+
+# --- Requests to addresses an LMS gave us (core/outbound.py) ------------------------------
+# They never go to loopback, private, link-local or other special-purpose addresses, except in
+# the networks listed here (comma-separated CIDRs), e.g. an LMS on the same private network:
+# OUTBOUND_ALLOWED_NETWORKS=10.20.0.0/16. scripts/dev and the tests allow loopback.
+OUTBOUND_ALLOWED_NETWORKS = [n.strip() for n in env.list("OUTBOUND_ALLOWED_NETWORKS", default=[]) if n.strip()]
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)  # strict: host bits set is a typo that would allow more
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"OUTBOUND_ALLOWED_NETWORKS: {error}. Give networks as CIDRs separated by commas, "
+            "e.g. 10.20.0.0/16,fd00:1::/64."
+        ) from None

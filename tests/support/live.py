@@ -134,6 +134,7 @@ def start_live_server(
         "VAR_DIR": str(tmp / "var"),
         "SERVE_FILES": "1",
         "PYTHONUNBUFFERED": "1",
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",  # the test LMS (tests/support/lms_stub.py) is on loopback
         **(extra_env or {}),
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)

@@ -176,6 +176,7 @@ class LocalStack:
             "ALLOWED_HOSTS": f"{DOMAIN},127.0.0.1",
             "FRAME_ANCESTORS": "'self' https: http://127.0.0.1:*",
             "PYTHONUNBUFFERED": "1",
+            "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",  # the test LMS (tests/support/lms_stub.py) is on loopback
             **self.extra_env,
         }
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"

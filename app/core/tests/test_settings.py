@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 APP = Path(__file__).resolve().parents[2]
 
 PROBE = """
@@ -26,7 +28,8 @@ print(json.dumps({
 def settings_with(tmp_path, **env):
     clean = {k: v for k, v in os.environ.items() if k not in (
         "DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "HUEY_IMMEDIATE", "DJANGO_SETTINGS_MODULE",
-        "BEHIND_TLS_PROXY", "COOKIES_SECURE", "DB_POOL", "DB_CONN_MAX_AGE")}
+        "BEHIND_TLS_PROXY", "COOKIES_SECURE", "DB_POOL", "DB_CONN_MAX_AGE", "OUTBOUND_ALLOWED_NETWORKS",
+        "PASSBACK_MAX_NON_LTI_ANSWERS")}
     clean.update({"DJANGO_SETTINGS_MODULE": "numbas_lti.settings", "VAR_DIR": str(tmp_path), **env})
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup();" + PROBE],
@@ -74,3 +77,28 @@ def test_pool_with_persistent_connections_is_refused(tmp_path):
     )
     assert result.returncode != 0
     assert "DB_CONN_MAX_AGE must be 0 while DB_POOL is on" in result.stderr
+
+
+def test_outbound_requests_allow_no_special_network_unless_told(tmp_path):
+    probe = "import django; django.setup(); from django.conf import settings; print(settings.OUTBOUND_ALLOWED_NETWORKS)"
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "OUTBOUND_ALLOWED_NETWORKS")}
+    env.update(DJANGO_SETTINGS_MODULE="numbas_lti.settings", VAR_DIR=str(tmp_path), DEBUG="1")
+
+    def run(**extra):
+        return subprocess.run([sys.executable, "-c", probe], cwd=APP, env={**env, **extra}, capture_output=True,
+                              text=True, timeout=60).stdout.strip()
+
+    assert run() == "[]"
+    assert run(OUTBOUND_ALLOWED_NETWORKS="10.20.0.0/16, fd00:1::/64") == "['10.20.0.0/16', 'fd00:1::/64']"
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/8", "intranet", "10.0.0.0/40"])
+def test_an_allowed_network_that_is_not_a_cidr_stops_the_server(tmp_path, value):
+    result = settings_with(tmp_path, DEBUG="1", OUTBOUND_ALLOWED_NETWORKS=value)
+    assert result.returncode != 0
+    assert "OUTBOUND_ALLOWED_NETWORKS" in result.stderr and value in result.stderr
+
+
+def test_the_limit_of_non_lti_answers_must_be_positive(tmp_path):
+    result = settings_with(tmp_path, DEBUG="1", PASSBACK_MAX_NON_LTI_ANSWERS="0")
+    assert result.returncode != 0 and "PASSBACK_MAX_NON_LTI_ANSWERS must be 1 or more" in result.stderr

@@ -19,28 +19,28 @@ def pox(major, description="", minor=None):
 
 
 @pytest.mark.parametrize(
-    "status, body, outcome",
+    "status, body, outcome, lti_answer",
     [
-        (200, pox("success", "Score updated"), SendOutcome.DELIVERED),
-        (200, pox("failure", "Database busy"), SendOutcome.RETRY),
-        (200, pox("processing"), SendOutcome.RETRY),
-        (200, pox("failure", "Invalid sourcedid"), SendOutcome.FAILED),
-        (200, pox("failure", "No such thing", minor="unknownobject"), SendOutcome.FAILED),
-        (200, pox("unsupported", "replaceResult is not supported"), SendOutcome.FAILED),
-        (200, b"<html>Maintenance</html>", SendOutcome.RETRY),
-        (200, b"not xml at all", SendOutcome.RETRY),
-        (200, b'<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', SendOutcome.RETRY),  # no entity expansion
-        (500, b"oops", SendOutcome.RETRY),
-        (502, b"", SendOutcome.RETRY),
-        (429, b"slow down", SendOutcome.RETRY),
-        (401, b"bad signature", SendOutcome.FAILED),
-        (404, b"no such endpoint", SendOutcome.FAILED),
-        (302, b"", SendOutcome.FAILED),
+        (200, pox("success", "Score updated"), SendOutcome.DELIVERED, True),
+        (200, pox("failure", "Database busy"), SendOutcome.RETRY, True),
+        (200, pox("processing"), SendOutcome.RETRY, True),
+        (200, pox("failure", "Invalid sourcedid"), SendOutcome.FAILED, True),
+        (200, pox("failure", "No such thing", minor="unknownobject"), SendOutcome.FAILED, True),
+        (200, pox("unsupported", "replaceResult is not supported"), SendOutcome.FAILED, True),
+        (200, b"<html>Maintenance</html>", SendOutcome.RETRY, False),
+        (200, b"not xml at all", SendOutcome.RETRY, False),
+        (200, b'<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', SendOutcome.RETRY, False),  # no entity expansion
+        (500, b"oops", SendOutcome.RETRY, None),
+        (502, b"", SendOutcome.RETRY, None),
+        (429, b"slow down", SendOutcome.RETRY, None),
+        (401, b"bad signature", SendOutcome.FAILED, None),
+        (404, b"no such endpoint", SendOutcome.FAILED, None),
+        (302, b"", SendOutcome.FAILED, None),
     ],
 )
-def test_lms_answers_are_judged(status, body, outcome):
-    judged, answer = passback.judge_answer(status, body)
-    assert judged == outcome and answer
+def test_lms_answers_are_judged(status, body, outcome, lti_answer):
+    judged = passback.judge_answer(status, body)
+    assert (judged.outcome, judged.lti_answer) == (outcome, lti_answer) and judged.answer
 
 
 def test_scores_are_sent_as_lms_friendly_decimals():
@@ -69,3 +69,11 @@ def test_retry_delay_grows_exponentially_with_jitter_and_a_cap(settings, failure
     delays = [services.retry_delay(failures) for _ in range(50)]
     assert all(ceiling / 10 <= d <= ceiling for d in delays)
     assert len(set(delays)) > 1  # jitter: not every grade retries at the same instant
+
+
+def test_a_pox_answer_is_shown_as_a_short_excerpt_with_its_codes_first():
+    judged = passback.judge_answer(200, pox("failure", "&lt;b&gt;Gradebook\u202e&lt;/b&gt; " + "d" * 5000,
+                                            minor="unknownobject"))
+    assert judged.outcome == SendOutcome.FAILED
+    assert judged.answer.startswith("The LMS answered: failure (unknownobject): <b>Gradebook</b> ddd")
+    assert len(judged.answer) <= len("The LMS answered: ") + passback.EXCERPT_CHARS
