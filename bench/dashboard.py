@@ -229,7 +229,7 @@ def main():
         try:
             os.environ.update({"DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "numbas_lti.settings",
                                "SECRET_KEY": "bench-" + uuid.uuid4().hex, "DEBUG": "0", "DB_POOL": "0",
-                               "ALLOWED_HOSTS": "testserver", "LOG_LEVEL": "WARNING",
+                               "ALLOWED_HOSTS": "testserver", "EXAM_ORIGIN": "http://exams.localhost", "LOG_LEVEL": "WARNING",
                                "VAR_DIR": str(Path(tmp) / "var"), "PRIVATE_ROOT": str(Path(tmp) / "private")})
             os.environ.pop("REDIS_URL", None)
             import django

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "infra")]
 from tests.support import lms as test_lms  # noqa: E402
 from tests.support.live import start_live_server  # noqa: E402
 

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "app")]
+sys.path[:0] = [str(REPO), str(REPO / "app"), str(REPO / "infra")]
 
 TARGET_SECONDS = 10.0
 TARGET_RSS_MB = 150.0
@@ -40,6 +40,7 @@ def django_env(database_url: str, private_root: Path) -> dict:
         "DJANGO_SETTINGS_MODULE": "numbas_lti.settings",
         "SECRET_KEY": "bench-" + uuid.uuid4().hex,
         "DEBUG": "0",
+        "EXAM_ORIGIN": "http://exams.localhost",
         "PRIVATE_ROOT": str(private_root),
         "VAR_DIR": str(private_root.parent / "var"),
         "LOG_LEVEL": "WARNING",

@@ -100,3 +100,16 @@ def test_the_demo_exam_runs_on_its_own_host_in_development(dev_server, page):
     tool_frame = next(frame for frame in page.frames if "/attempt/" in frame.url)
     tool_frame.wait_for_function("document.getElementById('save-status').dataset.state === 'saved'", timeout=15000)
     assert runtime.evaluate("() => document.cookie") == ""
+
+
+def test_the_readmes_consumer_command_works_as_printed_in_a_new_shell(dev_server):
+    """README.md and scripts/dev's banner print how to add an LMS consumer to the dev database;
+    a new shell has none of scripts/dev's variables, so the line must carry what it needs."""
+    clone = dev_server["clone"]
+    readme = (clone / "README.md").read_text()
+    [line] = [line for line in readme.splitlines() if line.startswith("DEBUG=1 .venv/bin/python app/manage.py create_lti_consumer")]
+    assert "create_lti_consumer --key KEY" in dev_server["log"].read_text()
+    new_shell = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+    result = subprocess.run(["bash", "-c", line], cwd=clone, env=new_shell, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "moodle-maths" in result.stdout and "secret" in result.stdout.lower()
