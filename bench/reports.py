@@ -74,7 +74,7 @@ def copy(cursor, table: str, columns: list[str], rows) -> int:
 def setup(database_url: str, *, students: int, per_student: int, questions: int) -> tuple[int, int]:
     """Create the data set; return (resource id, Element rows)."""
     os.environ.update({"DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "numbas_lti.settings",
-                       "SECRET_KEY": "bench", "DB_POOL": "0"})
+                       "SECRET_KEY": "bench", "DB_POOL": "0", "EXAM_ORIGIN": "http://exams.localhost"})
     import django
 
     django.setup()

@@ -65,8 +65,9 @@ class GradeReport(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True, help_text="A worker is sending it until then.")
     failures = models.PositiveIntegerField(default=0, help_text="Consecutive failed sends (sets the backoff).")
+    # A database default too: rows written by plain SQL (benchmarks, imports) start at 0 like any other.
     non_lti_answers = models.PositiveIntegerField(
-        default=0, help_text="Consecutive answers that were not LTI (a login page, say): too many and it fails."
+        default=0, db_default=0, help_text="Consecutive answers that were not LTI (a login page, say): too many and it fails."
     )
     sent_score = models.FloatField(null=True, blank=True)
     sent_version = models.PositiveIntegerField(null=True, blank=True)
