@@ -2,10 +2,13 @@
 end, review — and the database holds exactly what the exam set, also when the websocket
 or the whole network drops out."""
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from tests.support.attempt_page import (
     exam_frame,
+    runtime_frame,
     DEMO_SECRET,
     answer,
     assert_database_equals_exam,
@@ -21,8 +24,13 @@ from tests.support.tcpproxy import TcpProxy
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_attempt_answer_reload_end_review(demo_server, page):
     server = demo_server
+    hosts = set()
+    page.context.on("request", lambda request: hosts.add(urlsplit(request.url).hostname))
     launch_student(page, demo_server.url, "browser-1")
     exam = start_attempt(page)
+    # The exam runs on the exam-content origin, inside the runtime frame of the attempt page.
+    assert runtime_frame(page).url.startswith(f"{server.exam_origin}/runtime/frame.html")
+    assert runtime_frame(page).child_frames[0].url.startswith(f"{server.exam_origin}/exams/")
     answer(exam, "q0p0", "4")
     answer(exam, "q1p0", "13")
     wait_saved(page)
@@ -56,6 +64,8 @@ def test_attempt_answer_reload_end_review(demo_server, page):
     assert exam.locator("#answer-q0p1").is_disabled()
     assert exam.locator("#answer-q0p1").input_value() == "42"
     assert page.locator(".badge").inner_text() == "Review (read-only)"
+    assert hosts <= {"localhost", "exams.localhost", "127.0.0.1"}, hosts  # nothing leaves this machine
+    assert "exams.localhost" in hosts
 
 
 def test_websocket_down_changes_go_over_http(demo_server, page):
