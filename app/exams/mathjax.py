@@ -25,6 +25,9 @@ _MATHJAX_2 = re.compile(r"^(?:https?:)?//[^/]*/(?:.*/)?(?:mathjax/(?:2(?:\.\d+)*
 # A MathJax 4 component (tex-svg.js, tex-mml-chtml.js, startup.js, ...) from jsdelivr or unpkg.
 _MATHJAX_4 = re.compile(r"^(?:https?:)?//(?:cdn\.jsdelivr\.net/npm|unpkg\.com)/mathjax@4(?:\.\d+)*"
                         r"/(?P<file>[\w.-]+\.js)(?P<query>\?.*)?$", re.I)
+# A Subresource Integrity hash pins the CDN's file; the local copy is another file (another
+# version, often), which the browser would refuse to run. The content origin is trusted anyway.
+_INTEGRITY = re.compile(r"""\s+integrity\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""", re.I)
 
 
 def local_mathjax(html: str) -> str:
@@ -33,12 +36,14 @@ def local_mathjax(html: str) -> str:
     def replace(match: re.Match) -> str:
         tag, url, quote = match.group(0), match.group("url"), match.group("quote")
         if found := _MATHJAX_2.match(url):
-            return tag.replace(f"{quote}{url}{quote}", f"{quote}{LOCAL_2}{found.group('query') or ''}{quote}", 1)
-        if found := _MATHJAX_4.match(url):
+            local, before = f"{LOCAL_2}{found.group('query') or ''}", ""
+        elif found := _MATHJAX_4.match(url):
             local = f"{LOCAL_4}{found.group('file')}{found.group('query') or ''}"
-            return (f'<script src="{FONTS_4}"></script>'
-                    + tag.replace(f"{quote}{url}{quote}", f"{quote}{local}{quote}", 1))
-        return tag
+            before = f'<script src="{FONTS_4}"></script>'
+        else:
+            return tag
+        tag = _INTEGRITY.sub("", tag)
+        return before + tag.replace(f"{quote}{url}{quote}", f"{quote}{local}{quote}", 1)
 
     return _SCRIPT_SRC.sub(replace, html)
 

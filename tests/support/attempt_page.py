@@ -20,8 +20,8 @@ def _launch(page, base_url, landing_test_id, **params):
 
 
 def launch_student(page, base_url, user_id, **overrides):
-    _launch(page, base_url, "student-page", user_id=user_id, resource_link_id="demo-exam",
-            **{"lis_person_name_full": f"Student {user_id}", **overrides})
+    _launch(page, base_url, "student-page", user_id=user_id,
+            **{"resource_link_id": "demo-exam", "lis_person_name_full": f"Student {user_id}", **overrides})
 
 
 def launch_instructor(page, base_url, user_id, *, resource_link_id="demo-exam", **overrides):
