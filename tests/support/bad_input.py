@@ -284,6 +284,17 @@ def _duplicate_keys(t: Tokens) -> BatchProbe:
     return BatchProbe(good[:-1] + ', "changes": "all of them"}')
 
 
+def _numbers(bad: tuple[str, str], terminate: bool = False) -> Callable[[Tokens], BatchProbe]:
+    """A batch of good changes (a completed attempt's score among them) and one bad number."""
+
+    def build(t):
+        good = [("cmi.location", "3"), ("cmi.score.raw", "2"), ("cmi.score.max", "4"), ("cmi.objectives.0.id", "q0"),
+                ("cmi.objectives.0.score.raw", "2"), ("cmi.completion_status", "completed")]
+        return BatchProbe(batch_message(t.own, [*good, bad], terminate=terminate))
+
+    return build
+
+
 def _values(t: Tokens, sizes: list[int]) -> BatchProbe:
     return BatchProbe(_batch(t.own, [(f"cmi.interactions.{i}.learner_response", "x" * n) for i, n in enumerate(sizes)]))
 
@@ -352,6 +363,23 @@ BATCHES: list[BatchCase] = [
     BatchCase("t_negative", _one_change(t=-1), (400, "invalid"), INVALID),
     BatchCase("t_a_string", _one_change(t="2025-11-25T10:00:00Z"), (400, "invalid"), INVALID),
     BatchCase("t_infinite", _one_change(t=float("inf")), (400, "invalid"), INVALID),
+    # values that become numbers in the database (protocol.NUMBER_KEY): beyond double precision,
+    # too small to tell from 0, not numbers at all, or beyond 10^15 — refused whole, even with good changes
+    *[BatchCase(f"{name}_{label}", _numbers((key, value)), (400, "invalid"), INVALID)
+      for name, key in (("score_raw", "cmi.score.raw"), ("score_scaled", "cmi.score.scaled"),
+                        ("score_max", "cmi.score.max"))
+      for label, value in (("1e309", "1e309"), ("minus_1e400", "-1e400"), ("nan", "NaN"), ("infinity", "Infinity"),
+                           ("minus_infinity", "-Infinity"), ("400_digits", "9" * 400), ("1e-400", "1e-400"),
+                           ("over_10_to_the_15", "1000000000000001"))],
+    BatchCase("score_min_inf", _numbers(("cmi.score.min", "inf")), (400, "invalid"), INVALID),
+    BatchCase("objective_score_raw_1e309", _numbers(("cmi.objectives.0.score.raw", "1e309")), (400, "invalid"),
+              INVALID),
+    BatchCase("objective_score_max_nan", _numbers(("cmi.objectives.3.score.max", "nan")), (400, "invalid"), INVALID),
+    BatchCase("interaction_result_1e309", _numbers(("cmi.interactions.0.result", "1e309")), (400, "invalid"), INVALID),
+    BatchCase("interaction_weighting_infinity", _numbers(("cmi.interactions.2.weighting", "Infinity")),
+              (400, "invalid"), INVALID),
+    BatchCase("score_1e309_in_a_terminating_batch", _numbers(("cmi.score.raw", "1e309"), terminate=True),
+              (400, "invalid"), INVALID),
     # sizes: the app answers up to daphne's message limit (infra spec.WEBSOCKET_MAX_MESSAGE_BYTES, twice
     # the batch limit, as for HTTP bodies); beyond it daphne closes the connection with 1009
     BatchCase("value_over_4_mb", lambda t: _values(t, [4 * MB + 1]), (400, "invalid"), INVALID),
