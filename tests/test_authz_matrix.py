@@ -587,6 +587,14 @@ def _summary(world, actor, message):
     assert message["type"] == "summary" and message["in_progress"] == 1 and message["completed"] == 1, message
 
 
+def _not_found(world, actor, message):
+    assert message["type"] == "error" and message["code"] == "not_found", message
+
+
+def everyone_ws(expect: WsExpect) -> dict[str, WsExpect]:
+    return {actor: expect for actor in ACTORS}
+
+
 ATTEMPT_SOCKET = lambda w, a: f"/ws/attempt/{w.attempt_open.pk}/?token={w.attempt_open.writer_token}"  # noqa: E731
 
 WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
@@ -596,7 +604,7 @@ WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
         WsProbe(lambda w, a: "/ws/whoami/", {"student": WsExpect(False, None)}, label="cross-origin",
                 origin="http://evil.example"),
     )),
-    "ws/attempt/<int:attempt_id>/": ("Only the owner, with the current writer token, may connect and write "
+    "ws/attempt/<id:attempt_id>/": ("Only the owner, with the current writer token, may connect and write "
                                      "(4401 not authenticated, 4403 not the owner).", (
         # every caller presents S1's current writer token (as if it had leaked)
         WsProbe(ATTEMPT_SOCKET, {
@@ -613,7 +621,7 @@ WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
         }, label="then-writes", send=lambda w, a: [batch_body(w, a)]),
         WsProbe(ATTEMPT_SOCKET, {"student": WsExpect(False, None)}, label="cross-origin", origin="http://evil.example"),
     )),
-    "ws/resource/<int:resource_id>/live/": ("Only the resource's instructors may watch it live (4401 not "
+    "ws/resource/<id:resource_id>/live/": ("Only the resource's instructors may watch it live (4401 not "
                                             "authenticated, 4403 anyone else).", (
         WsProbe(LIVE_SOCKET, {
             "anonymous": WsExpect(True, 4401), "student": WsExpect(True, 4403), "other_student": WsExpect(True, 4403),
@@ -621,6 +629,13 @@ WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
             "staff": WsExpect(True, 4403),
         }),
         WsProbe(LIVE_SOCKET, {"instructor": WsExpect(False, None)}, label="cross-origin", origin="http://evil.example"),
+    )),
+    "^.*$": ("Any other address — an unknown path, an id beyond a bigint — is refused for everyone (4404).", (
+        WsProbe(lambda w, a: f"/ws/attempt/{2**63}/?token={w.attempt_open.writer_token}",
+                everyone_ws(WsExpect(True, 4404, _not_found)), label="attempt-beyond-bigint"),
+        WsProbe(lambda w, a: f"/ws/resource/{10**20}/live/", everyone_ws(WsExpect(True, 4404, _not_found)),
+                label="resource-beyond-64-bits"),
+        WsProbe(lambda w, a: "/ws/nothing-here/", everyone_ws(WsExpect(True, 4404, _not_found)), label="unknown"),
     )),
 }
 

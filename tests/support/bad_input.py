@@ -215,7 +215,7 @@ class Tokens:
 @dataclass(frozen=True)
 class BatchProbe:
     body: object  # dict/list: sent as JSON; str/bytes: sent as they are
-    attempt: str = "own"  # own | other | ended | unknown | beyond_bigint
+    attempt: str = "own"  # own | other | ended | unknown | beyond_bigint | beyond_64_bits
     who: str = "owner"  # owner | other_student | instructor | anonymous
     before: tuple[dict, ...] = ()  # good batches stored (and acknowledged) first
     socket_token: str | None = None  # websocket only: the ?token= of the connection (default: the attempt's)
@@ -231,7 +231,7 @@ class WsExpect:
 class BatchCase:
     name: str
     build: Callable[[Tokens], BatchProbe]
-    http: tuple[int, str] | None  # status and error code over HTTP; None: websocket only
+    http: tuple[int, str | None] | None  # status and error code over HTTP (None: not JSON); None: websocket only
     ws: WsExpect | None  # None: HTTP only
     http_bug: str | None = None
     ws_bug: str | None = None
@@ -299,7 +299,7 @@ def _values(t: Tokens, sizes: list[int]) -> BatchProbe:
     return BatchProbe(_batch(t.own, [(f"cmi.interactions.{i}.learner_response", "x" * n) for i, n in enumerate(sizes)]))
 
 
-INVALID, FORBIDDEN = WsExpect("invalid"), WsExpect("forbidden", 4403)
+INVALID, FORBIDDEN, NOT_FOUND = WsExpect("invalid"), WsExpect("forbidden", 4403), WsExpect("not_found", 4404)
 _RECURSION = ("json.loads raises RecursionError (not a ValueError) on deeply nested input; the view catches only "
               "ValueError")
 _SURROGATE = ("a lone UTF-16 surrogate (JSON \\ud800) passes parse_batch but cannot be encoded for the database "
@@ -400,8 +400,11 @@ BATCHES: list[BatchCase] = [
               (403, "forbidden"), FORBIDDEN),
     BatchCase("unknown_attempt_id", lambda t: BatchProbe(_batch(t.own), attempt="unknown"), (403, "forbidden"),
               FORBIDDEN),
+    # no route matches an id beyond a bigint, on SQLite as on PostgreSQL (core.converters)
     BatchCase("attempt_id_beyond_bigint", lambda t: BatchProbe(_batch(t.own), attempt="beyond_bigint"),
-              (403, "forbidden"), FORBIDDEN),
+              (404, None), NOT_FOUND),
+    BatchCase("attempt_id_beyond_64_bits", lambda t: BatchProbe(_batch(t.own), attempt="beyond_64_bits"),
+              (404, None), NOT_FOUND),
     BatchCase("ended_attempt_review_mode", lambda t: BatchProbe(_batch(t.ended), attempt="ended"), (409, "ended"),
               WsExpect("ended", 4410)),
     BatchCase("reused_batch_id_other_content", _reused, (409, "batch_reused"), WsExpect("batch_reused")),
