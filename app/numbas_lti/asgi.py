@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from core.access_log import AccessLogMiddleware  # noqa: E402
 from numbas_lti.routing import websocket_urlpatterns  # noqa: E402
 
 if settings.SERVE_FILES:
@@ -26,11 +27,11 @@ if settings.SERVE_FILES:
 gc.freeze()
 gc.set_threshold(*settings.GC_THRESHOLDS)
 
-application = ProtocolTypeRouter(
+application = AccessLogMiddleware(ProtocolTypeRouter(  # daphne's own access log is off: it shows tokens
     {
         "http": django_http,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
-)
+))

@@ -105,9 +105,11 @@ WEBSOCKET_MAX_MESSAGE_BYTES = 2 * 8 * 1024 * 1024 + 64 * 1024
 
 
 def daphne_command(*, bind: str = "0.0.0.0", port: int = DAPHNE_PORT) -> list[str]:
-    """daphne behind nginx (which sets X-Forwarded-For/-Proto); the local stack binds loopback ports."""
+    """daphne behind nginx (which sets X-Forwarded-For/-Proto); the local stack binds loopback ports.
+    `-v 0`: no access log of daphne's own, which writes every URL with its query string and so
+    the hand-off and writer tokens; the app logs requests itself (app/core/access_log.py)."""
     limit = str(WEBSOCKET_MAX_MESSAGE_BYTES)
-    return ["daphne", "-b", bind, "-p", str(port), "--proxy-headers",
+    return ["daphne", "-v", "0", "-b", bind, "-p", str(port), "--proxy-headers",
             "--websocket-max-message-size", limit, "--websocket-max-frame-size", limit,
             "numbas_lti.asgi:application"]
 
