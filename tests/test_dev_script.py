@@ -78,3 +78,20 @@ def test_test_launch_page_launches_into_the_demo_resource(dev_server, page, role
     assert tool.get_by_test_id("resource-title").inner_text() == "Demo exam"
     assert tool.get_by_test_id("user-name").inner_text() == f"Demo {role}"
     assert tool.get_by_test_id("role").inner_text() == role
+
+
+def test_the_dev_server_takes_no_claimed_address_for_the_login_lockout(dev_server):
+    """scripts/dev has no proxy in front: the address is the connection's, so sending a new
+    X-Forwarded-For with each guess does not escape the lockout."""
+    import re
+
+    import requests
+
+    http = requests.Session()
+    http.trust_env = False
+    form = http.get(dev_server["url"] + "/admin/login/", timeout=30)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    statuses = [http.post(dev_server["url"] + "/admin/login/", timeout=30,
+                          data={"csrfmiddlewaretoken": csrf, "username": "dev-guesser", "password": "guess"},
+                          headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(6)]
+    assert statuses == [200, 200, 200, 200, 429, 429]

@@ -5,6 +5,7 @@ Without any variables set and with DEBUG=1 the project runs on the embedded defa
 SQLite under var/, in-memory channel layer, local-memory cache and a SQLite Huey queue.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "huey.contrib.djhuey",
+    "axes",
     "core",
     "lms",
     "portal",
@@ -64,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "numbas_lti.urls"
@@ -230,6 +233,19 @@ ATTEMPT_MAX_BATCH_CHARS = env.int("ATTEMPT_MAX_BATCH_CHARS", default=8 * 1024 * 
 
 # --- Auth -----------------------------------------------------------------------------
 LOGIN_URL = "admin:login"
+# Password logins (the admin's) are throttled by django-axes: after LOGIN_FAILURE_LIMIT failures
+# for one user name from one address, that pair is locked out for LOGIN_COOLOFF_MINUTES (every
+# further try starts the wait again). The address is REMOTE_ADDR (core.login_throttle.client_ip).
+# LTI launches sign users in without a password and are not affected.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.lockout_response"
+AXES_HANDLER = "core.login_throttle.PasswordLoginHandler"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are not recorded: only failures count
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -258,6 +274,7 @@ LOGGING = {
         "oauthlib": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # failures and lockouts; not every step of every login
         # run_huey adds its own handler to "huey": without propagate=False every line is logged twice.
         "huey": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
