@@ -46,6 +46,7 @@ import pytest
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.test import override_settings
 from django.urls import reverse
 
 from tests.support import lms as test_lms
@@ -127,6 +128,7 @@ class Probe:
     json_body: Callable[[World, str], dict] | None = None
     headers: dict = field(default_factory=dict)
     check: Callable[[World, str, object], None] | None = None  # the allowed request did what it should
+    settings: dict = field(default_factory=dict)  # overridden for this probe (a feature an operator turns on)
 
 
 @dataclass(frozen=True)
@@ -459,11 +461,15 @@ HTTP_TABLE: dict[str, Route] = {
             other_instructor=refuse(403), staff=refuse(403)),
             json_body=batch_body, check=check_batch_stored),)),
     # testlaunch
-    "testlaunch:launch": Route("staff", "A local stand-in LMS; in production (DEBUG off) staff only.", (
-        Probe("GET", to_path("testlaunch:launch"), {**everyone(refuse(404)), "staff": allow(200)}),
+    "testlaunch:launch": Route("staff", "A local stand-in LMS; outside DEBUG off for everyone unless an operator "
+                                        "sets TEST_LAUNCH_ENABLED, and then staff only.", (
+        Probe("GET", to_path("testlaunch:launch"), everyone(refuse(404)), label="off"),
+        Probe("GET", to_path("testlaunch:launch"), {**everyone(refuse(404)), "staff": allow(200)}, label="enabled",
+              settings={"TEST_LAUNCH_ENABLED": True}),
         Probe("POST", to_path("testlaunch:launch"), {**everyone(refuse(404)), "staff": allow(200)}, label="sign",
               data=lambda w, a: {"resource": w.resource_a.pk, "role": "instructor", "user_id": "authz-demo",
-                                 "full_name": "Demo"}, check=check_contains("oauth_signature")),
+                                 "full_name": "Demo"}, check=check_contains("oauth_signature"),
+              settings={"TEST_LAUNCH_ENABLED": True}),
     )),
     # media (only with SERVE_FILES, i.e. development; nginx serves /media/ in production)
     # Its document root is fixed when the URLconf is imported (the real MEDIA_ROOT, which tests never
@@ -726,7 +732,8 @@ def test_http(world, key, probe: Probe, actor, expect: Expect):
         kwargs["content_type"] = "application/json"
     before = snapshot() if expect.kind == "refuse" else None
 
-    response = getattr(client, probe.method.lower())(path, headers=probe.headers, **kwargs)
+    with override_settings(**probe.settings):
+        response = getattr(client, probe.method.lower())(path, headers=probe.headers, **kwargs)
 
     try:
         assert response.status_code != 405, f"{probe.method} is not a method {key} accepts: no evidence"

@@ -187,7 +187,9 @@ LTI_TIMESTAMP_TOLERANCE_SECONDS = env.int("LTI_TIMESTAMP_TOLERANCE_SECONDS", def
 # How long a "continue in a new window" link from a launch stays valid.
 LTI_HANDOFF_MAX_AGE_SECONDS = env.int("LTI_HANDOFF_MAX_AGE_SECONDS", default=15 * 60)
 INSTANCE_NAME = env.str("INSTANCE_NAME", default="Numbas LTI Provider")
-# The local test-launch page (a demo LMS) is available in DEBUG, and to staff otherwise.
+# The local test-launch page (a demo LMS) signs launches into any resource: on with DEBUG (for
+# everyone), otherwise off (404) unless an operator turns it on (then for staff only).
+TEST_LAUNCH_ENABLED = env.bool("TEST_LAUNCH_ENABLED", default=DEBUG)
 DEMO_CONSUMER_KEY = env.str("DEMO_CONSUMER_KEY", default="demo")
 
 # --- E-mail ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_pages_no_lms_embeds_cannot_be_framed_by_anyone(path, status):
 @pytest.mark.parametrize("path", ["/admin/", "/admin/lms/consumer/", "/admin/lms/consumer/999/change/", "/staff/",
                                   "/test-launch/"])
 def test_staff_pages_cannot_be_framed_when_signed_in_either(staff, settings, path):
-    settings.DEBUG = False
+    settings.DEBUG, settings.TEST_LAUNCH_ENABLED = False, True
     response = staff.get(path, follow=False)
     assert response.status_code in (200, 302)
     assert_not_framable(response)
