@@ -46,6 +46,7 @@ import pytest
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.test import override_settings
 from django.urls import reverse
 
 from tests.support import lms as test_lms
@@ -127,6 +128,7 @@ class Probe:
     json_body: Callable[[World, str], dict] | None = None
     headers: dict = field(default_factory=dict)
     check: Callable[[World, str, object], None] | None = None  # the allowed request did what it should
+    settings: dict = field(default_factory=dict)  # overridden for this probe (a feature an operator turns on)
 
 
 @dataclass(frozen=True)
@@ -469,11 +471,15 @@ HTTP_TABLE: dict[str, Route] = {
             other_instructor=refuse(403), staff=refuse(403)),
             json_body=batch_body, check=check_batch_stored),)),
     # testlaunch
-    "testlaunch:launch": Route("staff", "A local stand-in LMS; in production (DEBUG off) staff only.", (
-        Probe("GET", to_path("testlaunch:launch"), {**everyone(refuse(404)), "staff": allow(200)}),
+    "testlaunch:launch": Route("staff", "A local stand-in LMS; outside DEBUG off for everyone unless an operator "
+                                        "sets TEST_LAUNCH_ENABLED, and then staff only.", (
+        Probe("GET", to_path("testlaunch:launch"), everyone(refuse(404)), label="off"),
+        Probe("GET", to_path("testlaunch:launch"), {**everyone(refuse(404)), "staff": allow(200)}, label="enabled",
+              settings={"TEST_LAUNCH_ENABLED": True}),
         Probe("POST", to_path("testlaunch:launch"), {**everyone(refuse(404)), "staff": allow(200)}, label="sign",
               data=lambda w, a: {"resource": w.resource_a.pk, "role": "instructor", "user_id": "authz-demo",
-                                 "full_name": "Demo"}, check=check_contains("oauth_signature")),
+                                 "full_name": "Demo"}, check=check_contains("oauth_signature"),
+              settings={"TEST_LAUNCH_ENABLED": True}),
     )),
     # media (only with SERVE_FILES, i.e. development; nginx serves /media/ in production)
     # Its document root is fixed when the URLconf is imported (the real MEDIA_ROOT, which tests never
@@ -592,6 +598,14 @@ def _summary(world, actor, message):
     assert message["type"] == "summary" and message["in_progress"] == 1 and message["completed"] == 1, message
 
 
+def _not_found(world, actor, message):
+    assert message["type"] == "error" and message["code"] == "not_found", message
+
+
+def everyone_ws(expect: WsExpect) -> dict[str, WsExpect]:
+    return {actor: expect for actor in ACTORS}
+
+
 ATTEMPT_SOCKET = lambda w, a: f"/ws/attempt/{w.attempt_open.pk}/?token={w.attempt_open.writer_token}"  # noqa: E731
 
 WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
@@ -601,7 +615,7 @@ WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
         WsProbe(lambda w, a: "/ws/whoami/", {"student": WsExpect(False, None)}, label="cross-origin",
                 origin="http://evil.example"),
     )),
-    "ws/attempt/<int:attempt_id>/": ("Only the owner, with the current writer token, may connect and write "
+    "ws/attempt/<id:attempt_id>/": ("Only the owner, with the current writer token, may connect and write "
                                      "(4401 not authenticated, 4403 not the owner).", (
         # every caller presents S1's current writer token (as if it had leaked)
         WsProbe(ATTEMPT_SOCKET, {
@@ -618,7 +632,7 @@ WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
         }, label="then-writes", send=lambda w, a: [batch_body(w, a)]),
         WsProbe(ATTEMPT_SOCKET, {"student": WsExpect(False, None)}, label="cross-origin", origin="http://evil.example"),
     )),
-    "ws/resource/<int:resource_id>/live/": ("Only the resource's instructors may watch it live (4401 not "
+    "ws/resource/<id:resource_id>/live/": ("Only the resource's instructors may watch it live (4401 not "
                                             "authenticated, 4403 anyone else).", (
         WsProbe(LIVE_SOCKET, {
             "anonymous": WsExpect(True, 4401), "student": WsExpect(True, 4403), "other_student": WsExpect(True, 4403),
@@ -626,6 +640,13 @@ WS_TABLE: dict[str, tuple[str, tuple[WsProbe, ...]]] = {
             "staff": WsExpect(True, 4403),
         }),
         WsProbe(LIVE_SOCKET, {"instructor": WsExpect(False, None)}, label="cross-origin", origin="http://evil.example"),
+    )),
+    "^.*$": ("Any other address — an unknown path, an id beyond a bigint — is refused for everyone (4404).", (
+        WsProbe(lambda w, a: f"/ws/attempt/{2**63}/?token={w.attempt_open.writer_token}",
+                everyone_ws(WsExpect(True, 4404, _not_found)), label="attempt-beyond-bigint"),
+        WsProbe(lambda w, a: f"/ws/resource/{10**20}/live/", everyone_ws(WsExpect(True, 4404, _not_found)),
+                label="resource-beyond-64-bits"),
+        WsProbe(lambda w, a: "/ws/nothing-here/", everyone_ws(WsExpect(True, 4404, _not_found)), label="unknown"),
     )),
 }
 
@@ -716,7 +737,8 @@ def test_http(world, key, probe: Probe, actor, expect: Expect):
         kwargs["content_type"] = "application/json"
     before = snapshot() if expect.kind == "refuse" else None
 
-    response = getattr(client, probe.method.lower())(path, headers=probe.headers, **kwargs)
+    with override_settings(**probe.settings):
+        response = getattr(client, probe.method.lower())(path, headers=probe.headers, **kwargs)
 
     try:
         assert response.status_code != 405, f"{probe.method} is not a method {key} accepts: no evidence"

@@ -113,3 +113,20 @@ def test_the_readmes_consumer_command_works_as_printed_in_a_new_shell(dev_server
     result = subprocess.run(["bash", "-c", line], cwd=clone, env=new_shell, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "moodle-maths" in result.stdout and "secret" in result.stdout.lower()
+
+
+def test_the_dev_server_takes_no_claimed_address_for_the_login_lockout(dev_server):
+    """scripts/dev has no proxy in front: the address is the connection's, so sending a new
+    X-Forwarded-For with each guess does not escape the lockout."""
+    import re
+
+    import requests
+
+    http = requests.Session()
+    http.trust_env = False
+    form = http.get(dev_server["url"] + "/admin/login/", timeout=30)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    statuses = [http.post(dev_server["url"] + "/admin/login/", timeout=30,
+                          data={"csrfmiddlewaretoken": csrf, "username": "dev-guesser", "password": "guess"},
+                          headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(6)]
+    assert statuses == [200, 200, 200, 200, 429, 429]

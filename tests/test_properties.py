@@ -9,6 +9,7 @@ keeps what a valid batch says."""
 import json
 import math
 import re
+from decimal import Decimal
 import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from attempts.protocol import BATCH_ID, KEY, MAX_SEQUENCE, ParsedBatch, ProtocolError, parse_batch
+from attempts.protocol import BATCH_ID, KEY, MAX_SEQUENCE, NUMBER_KEY, ParsedBatch, ProtocolError, parse_batch
 from tests.support import lms as test_lms
 from tests.support.bad_input import FORM, launch_rows
 
@@ -140,7 +141,8 @@ json_values = st.recursive(
     max_leaves=20,
 )
 batch_ids = st.from_regex(BATCH_ID, fullmatch=True)
-keys = st.from_regex(KEY, fullmatch=True)
+# the values of score elements are checked as numbers (test_a_score_is_accepted_only_if_…, below)
+keys = st.from_regex(KEY, fullmatch=True).filter(lambda key: not NUMBER_KEY.fullmatch(key))
 values = st.text(max_size=30).filter(lambda value: "\x00" not in value)
 sequences = st.integers(0, MAX_SEQUENCE - 1)
 client_ms = st.none() | st.integers(0, 10**14 - 1) | st.floats(0, 10**14, exclude_max=True)
@@ -281,3 +283,34 @@ def test_parse_batch_accepts_only_the_documented_alphabets(message):
             assert "\x00" not in change.value
             assert 0 <= change.sequence < MAX_SEQUENCE
             assert change.client_ms is None or (0 <= change.client_ms < 10**14 and not math.isnan(change.client_ms))
+
+
+number_keys = st.sampled_from(["cmi.score.raw", "cmi.score.scaled", "cmi.score.min", "cmi.objectives.12.score.max",
+                               "cmi.interactions.3.result", "cmi.interactions.0.weighting"])
+number_texts = (st.floats().map(repr) | st.decimals().map(str) | st.integers().map(str) | values
+                | st.from_regex(r"\s?[-+]?[0-9]{0,40}(\.[0-9]{0,20})?([eE][-+]?[0-9]{1,4})?\s?", fullmatch=True))
+
+
+@PURE_EXAMPLES
+@example(key="cmi.score.raw", value="1e-400")
+@example(key="cmi.score.raw", value="0e-400")
+@given(key=number_keys, value=number_texts)
+def test_a_score_is_accepted_only_if_postgresql_and_arithmetic_can_use_it(key, value):
+    message = {"batch": "abcdefgh", "token": "t", "changes": [{"seq": 1, "key": key, "value": value}]}
+    try:
+        parse_batch(message)
+        accepted = True
+    except ProtocolError as error:
+        assert error.code == "invalid" and key in error.message
+        accepted = False
+    try:
+        number = float(value)
+    except ValueError:
+        assert accepted, "text that is no number is kept as text"
+        return
+    event("accepted" if accepted else "refused")
+    if accepted:
+        assert math.isfinite(number) and abs(number) <= 1e15
+        assert number != 0 or Decimal(value.strip()) == 0, "a number PostgreSQL would refuse as too small"
+    else:
+        assert not math.isfinite(number) or abs(number) >= 1e15 or abs(number) <= 1e-300, value

@@ -5,6 +5,12 @@ A batch, as the browser sends it:
      "changes": [{"seq": 17, "key": "cmi.location", "value": "3", "t": 1732540000123}, ...],
      "terminate": false}
 `parse_batch` turns untrusted JSON into a `ParsedBatch` or raises `ProtocolError`.
+
+Values from the exam that become numbers in the database are checked here, so that a batch is
+either storable as a whole or refused as a whole: `seq` (a bigint), `t` (a timestamp), and the
+values of NUMBER_KEY — the attempt's score (attempts.services copies it onto the attempt row as
+double precision) and the questions' and parts' scores (grading.scoring reads them into the
+grade and the per-question scores).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -22,6 +29,15 @@ BATCH_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # used with fullmatch: "$" would 
 KEY = re.compile(r"(cmi|adl|numbas)\.[A-Za-z0-9_.{}=:-]{1,240}")
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_SEQUENCE = 2**53
+NUMBER_KEY = re.compile(
+    r"cmi\.(?:objectives\.[0-9]+\.)?score\.(?:raw|min|max|scaled)|cmi\.interactions\.[0-9]+\.(?:weighting|result)"
+)
+# Numbers in those elements: SCORM's are real(10,7) (the attempt page's API takes at most 10
+# digits before the point); anything up to 10^15 is exact in double precision, and sums of
+# thousands of them stay far from overflowing. PostgreSQL refuses to read text beyond its range
+# (1e309) or too small to tell from 0 (1e-400) as double precision; NaN and Infinity are no scores.
+NUMBER_MAX = Decimal("1e15")
+NUMBER_MIN = Decimal("1e-300")  # in size, when not 0
 
 
 class ProtocolError(ValueError):
@@ -57,6 +73,23 @@ def _client_ms(raw) -> int | float | None:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not (0 <= raw < 10**14):
         raise ValueError(_("t must be milliseconds since 1970"))
     return raw
+
+
+def _check_number(key: str, value: str) -> None:
+    """A value of a NUMBER_KEY element that reads as a number must be one the database can
+    store and arithmetic can use. Other text (a result of "correct") is stored as it is."""
+    try:
+        float(value)
+    except ValueError:
+        return  # not a number: kept as text, never read as one
+    try:
+        number = Decimal(value.strip())  # exact: float() turns 1e-400 into 0 and 1e309 into inf
+    except InvalidOperation:
+        number = Decimal("NaN")  # a spelling only float() reads
+    if not number.is_finite() or abs(number) > NUMBER_MAX or (number and abs(number) < NUMBER_MIN):
+        shown = value[:40] + ("…" if len(value) > 40 else "")
+        raise ValueError(_("%(key)s must be a number from -10^15 to 10^15 (0, or at least 10^-300 in size), "
+                           "not “%(value)s”") % {"key": key, "value": shown})
 
 
 def parse_batch(message) -> ParsedBatch:
@@ -103,6 +136,8 @@ def parse_batch(message) -> ParsedBatch:
                     raise ValueError(_("value must be valid Unicode text")) from None
             if len(value) > settings.ATTEMPT_MAX_VALUE_CHARS:
                 raise ValueError(_("value is longer than %(count)d characters") % {"count": settings.ATTEMPT_MAX_VALUE_CHARS})
+            if NUMBER_KEY.fullmatch(key):
+                _check_number(key, value)
             total += len(value)
             parsed.append(Change(sequence, key, value, _client_ms(change.get("t"))))
         except ValueError as error:

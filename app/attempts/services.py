@@ -4,6 +4,7 @@ run-time data — each batch in one transaction, acknowledged only after it comm
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -526,9 +527,11 @@ def _attempt_summary_update(cursor, *, attempt_id: int, terminate: bool, now) ->
         if key in values:
             if field.startswith("score_"):
                 try:
-                    fields[field] = float(values[key])
+                    number = float(values[key])
                 except ValueError:
                     continue
+                if math.isfinite(number):  # values stored before protocol.NUMBER_KEY was checked
+                    fields[field] = number
             else:
                 fields[field] = values[key][:20]
     exit_value = values.get("cmi.exit", "")

@@ -1,7 +1,9 @@
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils.translation import gettext as _
 
-# Close codes in the 4000 range are ours; 4401 mirrors HTTP 401.
+# Close codes in the 4000 range are ours; 4401 mirrors HTTP 401, 4404 HTTP 404.
 CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
 
 
 class WhoAmIConsumer(AsyncJsonWebsocketConsumer):
@@ -15,3 +17,14 @@ class WhoAmIConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
         await self.send_json({"user": user.get_username(), "name": user.get_full_name()})
+
+
+class NotFoundConsumer(AsyncJsonWebsocketConsumer):
+    """Every websocket address no route matches (an unknown path, an id beyond a bigint): a
+    clear refusal instead of Channels' "No route found" error, which fails the handshake with
+    a 500 and a traceback in the log."""
+
+    async def connect(self):
+        await self.accept()
+        await self.send_json({"type": "error", "code": "not_found", "message": _("There is nothing at this address.")})
+        await self.close(code=CLOSE_NOT_FOUND)

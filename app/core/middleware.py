@@ -1,11 +1,32 @@
 from django.conf import settings
 
+# The first path segment of the pages an LMS embeds: the launch (and its error page), the
+# "continue in a new window" hand-off, the activity's student and instructor pages, the attempt
+# page and the exam files inside it.
+LMS_EMBEDDED = frozenset({"lti", "resource", "attempt"})  # exams: the exam-content origin (content/)
+
+
+def _frame_ancestors(policy: str | None, sources: str) -> str:
+    """A Content-Security-Policy with its frame-ancestors directive (if any) replaced."""
+    kept = [d.strip() for d in (policy or "").split(";") if d.strip() and d.split()[0].lower() != "frame-ancestors"]
+    return "; ".join([*kept, f"frame-ancestors {sources}"])
+
 
 class FrameAncestorsMiddleware:
-    """Let LMS pages embed ours (CSP frame-ancestors) instead of a blanket X-Frame-Options.
+    """Who may put our pages in a frame.
 
-    Responses that already carry a CSP, or that Django marked as not framable (the admin),
-    are left alone.
+    Pages an LMS embeds may be framed by the LMS sites (CSP frame-ancestors FRAME_ANCESTORS;
+    no blanket X-Frame-Options, which cannot name other sites). Responses that already carry a
+    CSP or an X-Frame-Options of their own are left alone there.
+
+    Every other response — the admin and the staff dashboard (their login page, redirects and
+    errors included), the test-launch page, the home page — may be framed by nobody:
+    frame-ancestors 'none', and X-Frame-Options: DENY for browsers without CSP. Otherwise any
+    site (FRAME_ANCESTORS allows every https: site by default) could frame the admin under a
+    signed-in operator and trick their clicks (clickjacking).
+
+    First in MIDDLEWARE, so that responses made by other middleware (CSRF refusals, slash
+    redirects, the login lockout page) pass through it too.
     """
 
     def __init__(self, get_response):
@@ -14,6 +35,10 @@ class FrameAncestorsMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if "Content-Security-Policy" not in response and not response.get("X-Frame-Options"):
-            response["Content-Security-Policy"] = self.header
+        if request.path_info.split("/", 2)[1] in LMS_EMBEDDED:
+            if "Content-Security-Policy" not in response and not response.get("X-Frame-Options"):
+                response["Content-Security-Policy"] = self.header
+        else:
+            response["Content-Security-Policy"] = _frame_ancestors(response.get("Content-Security-Policy"), "'none'")
+            response["X-Frame-Options"] = "DENY"
         return response

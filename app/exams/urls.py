@@ -5,5 +5,5 @@ from exams import views
 app_name = "exams"
 
 urlpatterns = [
-    path("<int:resource_id>/instructor/exam/", views.upload, name="upload"),
+    path("<id:resource_id>/instructor/exam/", views.upload, name="upload"),
 ]

@@ -5,9 +5,9 @@ from grading import views
 app_name = "grading"
 
 urlpatterns = [
-    path("<int:resource_id>/instructor/grades/", views.grades, name="grades"),
-    path("<int:resource_id>/instructor/grades/settings/", views.settings_update, name="settings"),
-    path("<int:resource_id>/instructor/grades/discounts/", views.discount_update, name="discount"),
-    path("<int:resource_id>/instructor/grades/report-all/", views.report_all, name="report_all"),
-    path("<int:resource_id>/instructor/grades/<int:report_id>/resend/", views.resend, name="resend"),
+    path("<id:resource_id>/instructor/grades/", views.grades, name="grades"),
+    path("<id:resource_id>/instructor/grades/settings/", views.settings_update, name="settings"),
+    path("<id:resource_id>/instructor/grades/discounts/", views.discount_update, name="discount"),
+    path("<id:resource_id>/instructor/grades/report-all/", views.report_all, name="report_all"),
+    path("<id:resource_id>/instructor/grades/<id:report_id>/resend/", views.resend, name="resend"),
 ]

@@ -5,6 +5,6 @@ from insights import views
 app_name = "insights"
 
 urlpatterns = [
-    path("<int:resource_id>/instructor/statistics/", views.statistics, name="statistics"),
-    path("<int:resource_id>/instructor/live/", views.live, name="live"),
+    path("<id:resource_id>/instructor/statistics/", views.statistics, name="statistics"),
+    path("<id:resource_id>/instructor/live/", views.live, name="live"),
 ]

@@ -20,12 +20,10 @@ from pylti.common import LTIException, verify_request_common
 
 from lms import selectors
 from lms.models import Consumer, Role
+from lms.roles import is_instructor
 
 logger = logging.getLogger(__name__)
 
-INSTRUCTOR_ROLES = frozenset(
-    {"instructor", "administrator", "contentdeveloper", "manager", "teachingassistant"}
-)
 MAX_ID_LENGTH = 255
 MAX_URL_LENGTH = 1000
 _http_url = URLValidator(schemes=["http", "https"])
@@ -65,26 +63,10 @@ class LaunchData:
     return_url: str
 
 
-def role_from_lti_roles(roles: str) -> Role:
-    """Map the LTI `roles` parameter to our two roles.
-
-    Accepts the short forms (``Instructor``), the LIS URNs (``urn:lti:role:ims/lis/Instructor``,
-    ``urn:lti:instrole:ims/lis/Administrator``, sub-roles such as
-    ``urn:lti:role:ims/lis/TeachingAssistant/Grader``) and LTI 1.3 vocabulary URIs
-    (``http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor``).
-    """
-    for raw in roles.split(","):
-        name = raw.strip()
-        if not name:
-            continue
-        if "#" in name:
-            name = name.rsplit("#", 1)[1]
-        elif name.lower().startswith("urn:lti:"):
-            _, _, path = name.partition("ims/lis/")
-            name = path.split("/", 1)[0]
-        if name.lower() in INSTRUCTOR_ROLES:
-            return Role.INSTRUCTOR
-    return Role.STUDENT
+def role_from_lti_roles(roles: str, *, extra_instructor_roles: str = "") -> Role:
+    """Map the LTI `roles` parameter to our two roles: only course (context) roles make an
+    instructor, plus the consumer's extra roles (see lms.roles for the vocabularies)."""
+    return Role.INSTRUCTOR if is_instructor(roles, extra_instructor_roles=extra_instructor_roles) else Role.STUDENT
 
 
 def _rejected_method(method: str) -> LaunchRejected:
@@ -290,7 +272,7 @@ def _valid_email_or_blank(value: str) -> str:
     return value if len(value) <= 254 else ""
 
 
-def _parse(params: Mapping[str, str], timestamp: int) -> LaunchData:
+def _parse(params: Mapping[str, str], timestamp: int, consumer: Consumer) -> LaunchData:
     def text(name: str, limit: int) -> str:
         return params.get(name, "").strip()[:limit]
 
@@ -311,7 +293,7 @@ def _parse(params: Mapping[str, str], timestamp: int) -> LaunchData:
         full_name=full_name,
         email=_valid_email_or_blank(params.get("lis_person_contact_email_primary", "")),
         roles=roles[:5000],
-        role=role_from_lti_roles(roles),
+        role=role_from_lti_roles(roles, extra_instructor_roles=consumer.instructor_roles),
         lis_result_sourcedid=params.get("lis_result_sourcedid", "")[:5000],
         lis_outcome_service_url=_valid_url_or_blank(params.get("lis_outcome_service_url", ""), "lis_outcome_service_url"),
         return_url=_valid_url_or_blank(params.get("launch_presentation_return_url", ""), "launch_presentation_return_url"),
@@ -331,4 +313,4 @@ def launch_authenticate(
     timestamp = _check_timestamp(params["oauth_timestamp"], now)
     _check_signature(consumer, url, params, headers)
     _check_message(params)
-    return consumer, _parse(params, timestamp)
+    return consumer, _parse(params, timestamp, consumer)

@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from lms.roles import validate_role_list
+
 
 class Consumer(models.Model):
     """An LMS (tool consumer) allowed to launch us with an OAuth1 key and secret."""
@@ -19,6 +21,14 @@ class Consumer(models.Model):
     # and the admin shows it only to staff who can change consumers.
     secret = models.CharField(max_length=255)
     active = models.BooleanField(default=True)
+    # Institution and system roles (an LMS's administrators) do not make anyone an instructor
+    # of a course (lms.roles); an operator may grant that per LMS.
+    instructor_roles = models.TextField(
+        _("extra instructor roles"), blank=True, validators=[validate_role_list],
+        help_text=_("Roles that also make someone an instructor of the course they launch from, one per line, "
+                    "e.g. urn:lti:instrole:ims/lis/Administrator. Course roles Instructor, TeachingAssistant, "
+                    "ContentDeveloper, Administrator and Manager always do."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

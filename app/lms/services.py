@@ -8,35 +8,57 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from lms.launch import LaunchData, replayed_launch
 from lms.models import Consumer, Context, LaunchLog, LtiIdentity, Resource, ResourceMembership, UsedNonce
+from lms.roles import roles_split, validate_role_list
 from lms.selectors import handoff_token_hash
 
 User = get_user_model()
 
 
-def consumer_create_or_update(*, key: str, secret: str | None = None, name: str | None = None) -> tuple[Consumer, str, bool]:
-    """Create the consumer with this key, or give an existing one a new secret (and name).
+def consumer_create_or_update(*, key: str, secret: str | None = None, name: str | None = None,
+                              instructor_roles: str | None = None,
+                              keep_secret: bool = False) -> tuple[Consumer, str | None, bool]:
+    """Create the consumer with this key, or give an existing one a new secret (unless
+    `keep_secret`), and the name and extra instructor roles when given (roles comma-separated
+    or one per line, "" for none).
 
-    Returns (consumer, secret, created). Without a secret, a new random one is generated.
+    Returns (consumer, secret, created); secret is None when an existing one was kept. Without
+    a secret, a new random one is generated.
     """
     key = key.strip()
     if not key:
         raise ValueError("The consumer key must not be empty.")
+    if instructor_roles is not None:
+        try:
+            validate_role_list(instructor_roles)
+        except ValidationError as error:
+            raise ValueError(" ".join(error.messages)) from None
+        instructor_roles = "\n".join(roles_split(instructor_roles))
+    secret_given = bool(secret)
     secret = secret or secrets.token_urlsafe(32)
     with transaction.atomic():
         consumer = Consumer.objects.select_for_update().filter(key=key).first()
         if consumer is None:
-            consumer = Consumer.objects.create(key=key, secret=secret, name=name or key)
+            consumer = Consumer.objects.create(key=key, secret=secret, name=name or key,
+                                               instructor_roles=instructor_roles or "")
             return consumer, secret, True
-        consumer.secret = secret
-        update_fields = ["secret", "updated_at"]
+        update_fields = ["updated_at"]
+        if keep_secret and not secret_given:
+            secret = None
+        else:
+            consumer.secret = secret
+            update_fields.append("secret")
         if name:
             consumer.name = name
             update_fields.append("name")
+        if instructor_roles is not None:
+            consumer.instructor_roles = instructor_roles
+            update_fields.append("instructor_roles")
         consumer.save(update_fields=update_fields)
         return consumer, secret, False
 

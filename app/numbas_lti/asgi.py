@@ -14,6 +14,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from content.server import content_application  # noqa: E402
+from core.access_log import AccessLogMiddleware  # noqa: E402
 
 from numbas_lti.routing import websocket_urlpatterns  # noqa: E402
 
@@ -28,12 +29,13 @@ if settings.SERVE_FILES:
 gc.freeze()
 gc.set_threshold(*settings.GC_THRESHOLDS)
 
-# Requests addressed to the exam-content host never reach Django or Channels (content/server.py).
-application = content_application(ProtocolTypeRouter(
+# daphne's own access log is off (it shows tokens): ours is outermost. Requests addressed to the
+# exam-content host never reach Django or Channels (content/server.py).
+application = AccessLogMiddleware(content_application(ProtocolTypeRouter(
     {
         "http": django_http,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
-))
+)))

@@ -6,6 +6,7 @@ SQLite under var/, in-memory channel layer, local-memory cache and a SQLite Huey
 """
 
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "huey.contrib.djhuey",
+    "axes",
     "core",
     "content",
     "lms",
@@ -60,13 +62,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.FrameAncestorsMiddleware",  # first: it sees every response (see its docstring)
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "core.middleware.FrameAncestorsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "numbas_lti.urls"
@@ -191,7 +194,9 @@ LTI_TIMESTAMP_TOLERANCE_SECONDS = env.int("LTI_TIMESTAMP_TOLERANCE_SECONDS", def
 # How long a "continue in a new window" link from a launch stays valid.
 LTI_HANDOFF_MAX_AGE_SECONDS = env.int("LTI_HANDOFF_MAX_AGE_SECONDS", default=15 * 60)
 INSTANCE_NAME = env.str("INSTANCE_NAME", default="Numbas LTI Provider")
-# The local test-launch page (a demo LMS) is available in DEBUG, and to staff otherwise.
+# The local test-launch page (a demo LMS) signs launches into any resource: on with DEBUG (for
+# everyone), otherwise off (404) unless an operator turns it on (then for staff only).
+TEST_LAUNCH_ENABLED = env.bool("TEST_LAUNCH_ENABLED", default=DEBUG)
 DEMO_CONSUMER_KEY = env.str("DEMO_CONSUMER_KEY", default="demo")
 
 # --- E-mail ---------------------------------------------------------------------------
@@ -263,6 +268,19 @@ ATTEMPT_MAX_BATCH_CHARS = env.int("ATTEMPT_MAX_BATCH_CHARS", default=8 * 1024 * 
 
 # --- Auth -----------------------------------------------------------------------------
 LOGIN_URL = "admin:login"
+# Password logins (the admin's) are throttled by django-axes: after LOGIN_FAILURE_LIMIT failures
+# for one user name from one address, that pair is locked out for LOGIN_COOLOFF_MINUTES (every
+# further try starts the wait again). The address is REMOTE_ADDR (core.login_throttle.client_ip).
+# LTI launches sign users in without a password and are not affected.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.lockout_response"
+AXES_HANDLER = "core.login_throttle.PasswordLoginHandler"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are not recorded: only failures count
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -281,7 +299,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Hand-off and writer tokens never reach the log, whoever logs a URL (core.access_log).
+    "filters": {"redact_secrets": {"()": "core.access_log.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # pylti logs the consumers' secrets and every launch parameter at DEBUG.
@@ -289,6 +309,7 @@ LOGGING = {
         "oauthlib": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # failures and lockouts; not every step of every login
         # run_huey adds its own handler to "huey": without propagate=False every line is logged twice.
         "huey": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },

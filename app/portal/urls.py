@@ -5,7 +5,7 @@ from portal import views
 app_name = "portal"
 
 urlpatterns = [
-    path("<int:resource_id>/", views.student, name="student"),
-    path("<int:resource_id>/instructor/", views.instructor, name="instructor"),
-    path("<int:resource_id>/instructor/settings/", views.settings_update, name="settings"),
+    path("<id:resource_id>/", views.student, name="student"),
+    path("<id:resource_id>/instructor/", views.instructor, name="instructor"),
+    path("<id:resource_id>/instructor/settings/", views.settings_update, name="settings"),
 ]

@@ -1,5 +1,7 @@
 """A local stand-in for an LMS: pick a resource and a role, and be launched with a real
-signed LTI 1.1 POST. Exists only in DEBUG, or for staff."""
+signed LTI 1.1 POST. It can sign a launch into any resource as anyone, so it exists only when
+settings.TEST_LAUNCH_ENABLED (on with DEBUG, for everyone; otherwise an operator's explicit
+choice, and then for staff only)."""
 
 from django import forms
 from django.conf import settings
@@ -24,7 +26,8 @@ class TestLaunchForm(forms.Form):
 
 
 def _allowed(request) -> bool:
-    return settings.DEBUG or (request.user.is_authenticated and request.user.is_staff)
+    staff = request.user.is_authenticated and request.user.is_staff
+    return settings.TEST_LAUNCH_ENABLED and (settings.DEBUG or staff)
 
 
 @never_cache

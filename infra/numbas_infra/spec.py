@@ -108,10 +108,14 @@ MIGRATE_COMMAND = ["sh", "-c", "python manage.py migrate --noinput && python man
 WEBSOCKET_MAX_MESSAGE_BYTES = 2 * 8 * 1024 * 1024 + 64 * 1024
 
 
-def daphne_command(*, bind: str = "0.0.0.0", port: int = DAPHNE_PORT) -> list[str]:
-    """daphne behind nginx (which sets X-Forwarded-For/-Proto); the local stack binds loopback ports."""
+def daphne_command(*, bind: str = "0.0.0.0", port: int = DAPHNE_PORT, behind_proxy: bool = True) -> list[str]:
+    """daphne behind nginx (which sets X-Forwarded-For/-Proto); the local stack binds loopback ports.
+    `-v 0`: no access log of daphne's own, which writes every URL with its query string and so
+    the hand-off and writer tokens; the app logs requests itself (app/core/access_log.py).
+    `behind_proxy=False` (scripts/dev): the client's address is the connection's, since without
+    nginx in front anyone could claim another in X-Forwarded-For (and so escape the login lockout)."""
     limit = str(WEBSOCKET_MAX_MESSAGE_BYTES)
-    return ["daphne", "-b", bind, "-p", str(port), "--proxy-headers",
+    return ["daphne", "-v", "0", "-b", bind, "-p", str(port), *(["--proxy-headers"] if behind_proxy else []),
             "--websocket-max-message-size", limit, "--websocket-max-frame-size", limit,
             "numbas_lti.asgi:application"]
 

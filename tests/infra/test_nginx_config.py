@@ -683,3 +683,25 @@ def test_nginx_serves_and_proxies_on_loopback(tmp_path, upstream, session):
     access_log = (tmp_path / "stdout.log").read_text()
     assert "/hello" in access_log and "/ws/attempt/1/" in access_log
     assert "do-not-log" not in access_log
+
+
+@needs_nginx
+@pytest.mark.slow
+def test_the_access_log_never_shows_a_hand_off_token(tmp_path, upstream, session):
+    site = _site(tmp_path)
+    https_port = free_port()
+    conf = nginx_config.render_nginx_conf(
+        domain=DOMAIN, upstreams=[f"127.0.0.1:{upstream.server_address[1]}"], max_body_mb=1,
+        listen_http=free_port(), listen_https=https_port, ipv6=False, bind_address="127.0.0.1", **site)
+    https_url = f"https://127.0.0.1:{https_port}"
+    paths = ["/lti/handoff/Secret-Handoff-1/", "/lti/handoff/Secret-Handoff-2", "/lti/handoff/Secret-Handoff-3/?x=1",
+             "/resource/7/?launch=Secret-Handoff-4", "/lti/handoffs-are-not-this/", "/static/x.css"]
+    with running_nginx(tmp_path, conf, https_port):
+        for path in paths:
+            assert session.get(https_url + path, timeout=TIMEOUT, allow_redirects=False).status_code == 200, path
+
+    access_log = (tmp_path / "stdout.log").read_text()
+    assert "Secret-Handoff" not in access_log
+    requests_logged = re.findall(r'"GET (\S+) HTTP/1.1"', access_log)
+    assert requests_logged == ["/lti/handoff/[redacted]/", "/lti/handoff/[redacted]", "/lti/handoff/[redacted]/",
+                               "/resource/7/", "/lti/handoffs-are-not-this/"], access_log  # static: not logged

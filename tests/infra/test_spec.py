@@ -84,3 +84,11 @@ def test_daphne_accepts_every_batch_the_app_accepts_over_the_websocket():
         # as for HTTP bodies: twice the batch limit in characters, for JSON escaping
         assert limit >= 2 * settings.ATTEMPT_MAX_BATCH_CHARS, option
         assert limit < 64 * 1024 * 1024, f"{option}: an unbounded message lets anyone exhaust memory"
+
+
+def test_daphne_keeps_no_access_log_and_trusts_forwarded_addresses_only_behind_nginx():
+    deployed, development = spec.DAPHNE_COMMAND, spec.daphne_command(bind="127.0.0.1", port=8000, behind_proxy=False)
+    for command in (deployed, development):
+        assert command[command.index("-v") + 1] == "0", "daphne's access log writes URLs with their tokens"
+    assert "--proxy-headers" in deployed  # behind nginx, which sets X-Forwarded-For itself
+    assert "--proxy-headers" not in development  # nothing in front: X-Forwarded-For is whatever a client says

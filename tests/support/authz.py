@@ -221,6 +221,8 @@ def build_world() -> World:
     assert report.state == ReportFileState.DONE, report.error
 
     group = Group.objects.create(name="authz-markers")
+    # A failed admin login (django-axes records it), so that its admin pages have an object.
+    assert Client().post("/admin/login/", {"username": "authz-guesser", "password": "guess"}).status_code == 200
     return World(
         consumer=consumer, resource_a=resource_a, resource_b=resource_b, users=users, sessions=sessions,
         memberships=memberships, attempt_done=attempt_done, attempt_open=attempt_open, grade_report=grade_report,

@@ -215,7 +215,7 @@ class Tokens:
 @dataclass(frozen=True)
 class BatchProbe:
     body: object  # dict/list: sent as JSON; str/bytes: sent as they are
-    attempt: str = "own"  # own | other | ended | unknown | beyond_bigint
+    attempt: str = "own"  # own | other | ended | unknown | beyond_bigint | beyond_64_bits
     who: str = "owner"  # owner | other_student | instructor | anonymous
     before: tuple[dict, ...] = ()  # good batches stored (and acknowledged) first
     socket_token: str | None = None  # websocket only: the ?token= of the connection (default: the attempt's)
@@ -231,7 +231,7 @@ class WsExpect:
 class BatchCase:
     name: str
     build: Callable[[Tokens], BatchProbe]
-    http: tuple[int, str] | None  # status and error code over HTTP; None: websocket only
+    http: tuple[int, str | None] | None  # status and error code over HTTP (None: not JSON); None: websocket only
     ws: WsExpect | None  # None: HTTP only
     http_bug: str | None = None
     ws_bug: str | None = None
@@ -284,11 +284,22 @@ def _duplicate_keys(t: Tokens) -> BatchProbe:
     return BatchProbe(good[:-1] + ', "changes": "all of them"}')
 
 
+def _numbers(bad: tuple[str, str], terminate: bool = False) -> Callable[[Tokens], BatchProbe]:
+    """A batch of good changes (a completed attempt's score among them) and one bad number."""
+
+    def build(t):
+        good = [("cmi.location", "3"), ("cmi.score.raw", "2"), ("cmi.score.max", "4"), ("cmi.objectives.0.id", "q0"),
+                ("cmi.objectives.0.score.raw", "2"), ("cmi.completion_status", "completed")]
+        return BatchProbe(batch_message(t.own, [*good, bad], terminate=terminate))
+
+    return build
+
+
 def _values(t: Tokens, sizes: list[int]) -> BatchProbe:
     return BatchProbe(_batch(t.own, [(f"cmi.interactions.{i}.learner_response", "x" * n) for i, n in enumerate(sizes)]))
 
 
-INVALID, FORBIDDEN = WsExpect("invalid"), WsExpect("forbidden", 4403)
+INVALID, FORBIDDEN, NOT_FOUND = WsExpect("invalid"), WsExpect("forbidden", 4403), WsExpect("not_found", 4404)
 _RECURSION = ("json.loads raises RecursionError (not a ValueError) on deeply nested input; the view catches only "
               "ValueError")
 _SURROGATE = ("a lone UTF-16 surrogate (JSON \\ud800) passes parse_batch but cannot be encoded for the database "
@@ -352,6 +363,23 @@ BATCHES: list[BatchCase] = [
     BatchCase("t_negative", _one_change(t=-1), (400, "invalid"), INVALID),
     BatchCase("t_a_string", _one_change(t="2025-11-25T10:00:00Z"), (400, "invalid"), INVALID),
     BatchCase("t_infinite", _one_change(t=float("inf")), (400, "invalid"), INVALID),
+    # values that become numbers in the database (protocol.NUMBER_KEY): beyond double precision,
+    # too small to tell from 0, not numbers at all, or beyond 10^15 — refused whole, even with good changes
+    *[BatchCase(f"{name}_{label}", _numbers((key, value)), (400, "invalid"), INVALID)
+      for name, key in (("score_raw", "cmi.score.raw"), ("score_scaled", "cmi.score.scaled"),
+                        ("score_max", "cmi.score.max"))
+      for label, value in (("1e309", "1e309"), ("minus_1e400", "-1e400"), ("nan", "NaN"), ("infinity", "Infinity"),
+                           ("minus_infinity", "-Infinity"), ("400_digits", "9" * 400), ("1e-400", "1e-400"),
+                           ("over_10_to_the_15", "1000000000000001"))],
+    BatchCase("score_min_inf", _numbers(("cmi.score.min", "inf")), (400, "invalid"), INVALID),
+    BatchCase("objective_score_raw_1e309", _numbers(("cmi.objectives.0.score.raw", "1e309")), (400, "invalid"),
+              INVALID),
+    BatchCase("objective_score_max_nan", _numbers(("cmi.objectives.3.score.max", "nan")), (400, "invalid"), INVALID),
+    BatchCase("interaction_result_1e309", _numbers(("cmi.interactions.0.result", "1e309")), (400, "invalid"), INVALID),
+    BatchCase("interaction_weighting_infinity", _numbers(("cmi.interactions.2.weighting", "Infinity")),
+              (400, "invalid"), INVALID),
+    BatchCase("score_1e309_in_a_terminating_batch", _numbers(("cmi.score.raw", "1e309"), terminate=True),
+              (400, "invalid"), INVALID),
     # sizes: the app answers up to daphne's message limit (infra spec.WEBSOCKET_MAX_MESSAGE_BYTES, twice
     # the batch limit, as for HTTP bodies); beyond it daphne closes the connection with 1009
     BatchCase("value_over_4_mb", lambda t: _values(t, [4 * MB + 1]), (400, "invalid"), INVALID),
@@ -372,8 +400,11 @@ BATCHES: list[BatchCase] = [
               (403, "forbidden"), FORBIDDEN),
     BatchCase("unknown_attempt_id", lambda t: BatchProbe(_batch(t.own), attempt="unknown"), (403, "forbidden"),
               FORBIDDEN),
+    # no route matches an id beyond a bigint, on SQLite as on PostgreSQL (core.converters)
     BatchCase("attempt_id_beyond_bigint", lambda t: BatchProbe(_batch(t.own), attempt="beyond_bigint"),
-              (403, "forbidden"), FORBIDDEN),
+              (404, None), NOT_FOUND),
+    BatchCase("attempt_id_beyond_64_bits", lambda t: BatchProbe(_batch(t.own), attempt="beyond_64_bits"),
+              (404, None), NOT_FOUND),
     BatchCase("ended_attempt_review_mode", lambda t: BatchProbe(_batch(t.ended), attempt="ended"), (409, "ended"),
               WsExpect("ended", 4410)),
     BatchCase("reused_batch_id_other_content", _reused, (409, "batch_reused"), WsExpect("batch_reused")),

@@ -323,11 +323,13 @@ class LocalStack:
 
 def main() -> int:
     root = Path(os.environ.get("STACK_DIR") or tempfile.mkdtemp(prefix="numbas-lti-stack-"))
-    stack = LocalStack(root, daphne_replicas=int(os.environ.get("DAPHNE_REPLICAS", "4")))
+    # The test-launch page is off in production; this local stack turns it on (for staff).
+    stack = LocalStack(root, daphne_replicas=int(os.environ.get("DAPHNE_REPLICAS", "4")),
+                       extra_env={"TEST_LAUNCH_ENABLED": "1"})
     stack.start()
     stack.manage("ensure_demo_data")
     print(f"Numbas LTI, production-shaped, at {stack.url}/ (self-signed certificate), exams at {stack.exam_origin}/\n"
-          f"  test launches: {stack.url}/test-launch/ needs a staff login: "
+          f"  test launches (TEST_LAUNCH_ENABLED=1 here): {stack.url}/test-launch/ needs a staff login: "
           f"create one with DEBUG=1 DATABASE_URL={stack.database_url} .venv/bin/python app/manage.py createsuperuser\n"
           f"  logs: {stack.logs}\n  Ctrl-C stops everything.", flush=True)
     try:

@@ -125,3 +125,15 @@ def test_scores_reach_the_attempt_row_as_they_change_and_nonsense_is_ignored(att
     attempt.refresh_from_db()
     assert (attempt.score_raw, attempt.score_max) == (2.5, 10.0)
     assert not attempt.is_ended
+
+
+@pytest.mark.django_db
+def test_a_score_stored_before_numbers_were_checked_does_not_reach_the_attempt_row(attempt):
+    # Values from before protocol.NUMBER_KEY was checked may hold what no score can be.
+    Element.objects.create(attempt=attempt, key="cmi.score.raw", value="Infinity", sequence=1)
+    Element.objects.create(attempt=attempt, key="cmi.score.max", value="4", sequence=2)
+    store(attempt, batch(attempt.writer_token, [("cmi.completion_status", "completed"), ("cmi.exit", "normal")],
+                         terminate=True))
+    attempt.refresh_from_db()
+    assert attempt.is_ended and attempt.score_max == 4.0
+    assert attempt.score_raw is None
