@@ -691,7 +691,7 @@ def test_the_access_log_never_shows_a_hand_off_token(tmp_path, upstream, session
     site = _site(tmp_path)
     https_port = free_port()
     conf = nginx_config.render_nginx_conf(
-        domain=DOMAIN, upstreams=[f"127.0.0.1:{upstream.server_address[1]}"], max_body_mb=1,
+        domain=DOMAIN, exam_domain=EXAM_DOMAIN, upstreams=[f"127.0.0.1:{upstream.server_address[1]}"], max_body_mb=1,
         listen_http=free_port(), listen_https=https_port, ipv6=False, bind_address="127.0.0.1", **site)
     https_url = f"https://127.0.0.1:{https_port}"
     paths = ["/lti/handoff/Secret-Handoff-1/", "/lti/handoff/Secret-Handoff-2", "/lti/handoff/Secret-Handoff-3/?x=1",

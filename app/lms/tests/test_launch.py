@@ -1,6 +1,7 @@
 """LTI 1.1 launches, signed by an independent consumer (the PyPI `lti` package)."""
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 
@@ -318,8 +319,10 @@ def test_invalid_optional_values_are_dropped_not_fatal(client, consumer):
 @pytest.mark.django_db
 def test_session_cookie_is_samesite_none_and_secure(client, consumer):
     response = client.post(LAUNCH, signed(consumer))
-    cookie = response.cookies["sessionid"]
-    assert cookie["samesite"] == "None"
+    # __Host-: a sibling host name (the exam-content origin) cannot plant a cookie of this name.
+    assert settings.SESSION_COOKIE_NAME == "__Host-sessionid"
+    cookie = response.cookies[settings.SESSION_COOKIE_NAME]
+    assert cookie["samesite"] == "None" and cookie["path"] == "/" and not cookie["domain"]
     assert cookie["secure"] is True
     assert cookie["httponly"] is True
 

@@ -246,7 +246,9 @@
     takeoverPanel.dataset.reason = reason;
     for (const part of takeoverPanel.querySelectorAll("[data-reason]")) part.hidden = part.dataset.reason !== reason;
     takeoverPanel.hidden = false;
-    frame.hidden = true; // nothing typed in a window that does not save may look saved
+    // Nothing typed in a window that does not save may look saved. Invisible, not display:none:
+    // Chromium does not lay out frames loaded inside a frame that was not displayed.
+    frame.style.visibility = "hidden";
     showStatus();
   }
 
@@ -266,7 +268,7 @@
     button.disabled = false;
     if (!held) return;
     takeoverPanel.hidden = true;
-    frame.hidden = false;
+    frame.style.visibility = "";
     ended = false;
     lastError = "";
     await openAttempt({ reloadRuntime: true });
