@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 _real_getaddrinfo = socket.getaddrinfo
 _RealSocket = socket.socket
 
@@ -196,3 +198,23 @@ def free_port_on(*hosts: str) -> int:
             continue
         return port
     raise RuntimeError(f"no port free on all of {hosts}")
+
+
+# Fixtures for the modules that test outgoing requests (import them by name).
+@pytest.fixture
+def attempts(monkeypatch):
+    """Connections that tried to leave loopback (and were stopped)."""
+    return jail(monkeypatch)
+
+
+@pytest.fixture
+def resolve(monkeypatch):
+    """Install a FakeResolver: resolve({"name": [[addresses of the 1st look-up], [2nd], ...]})."""
+
+    def install(answers):
+        resolver = FakeResolver(answers)
+        monkeypatch.setattr(socket, "getaddrinfo", resolver)
+        return resolver
+
+    install({})  # no test reaches real DNS, even by mistake
+    return install

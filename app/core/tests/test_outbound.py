@@ -18,29 +18,11 @@ import urllib3
 
 from core import outbound
 from core.outbound import AddressPolicy, DestinationRefused, OutboundClient, Refusal
-from tests.support.egress import CannedServer, FakeResolver, free_port_on, jail
+from tests.support.egress import CannedServer, free_port_on
+from tests.support.egress import attempts, resolve  # noqa: F401 (fixtures)
 
 NOTHING_ALLOWED = AddressPolicy()
 LOOPBACK_ALLOWED = AddressPolicy(outbound.parse_networks(["127.0.0.0/8"]))
-
-
-@pytest.fixture
-def attempts(monkeypatch):
-    """Connections that tried to leave loopback (and were stopped)."""
-    return jail(monkeypatch)
-
-
-@pytest.fixture
-def resolve(monkeypatch):
-    """Install a FakeResolver: resolve({"name": [[addresses of the 1st look-up], [2nd], ...]})."""
-
-    def install(answers):
-        resolver = FakeResolver(answers)
-        monkeypatch.setattr(outbound.socket, "getaddrinfo", resolver)
-        return resolver
-
-    install({})  # no test reaches real DNS, even by mistake
-    return install
 
 
 # --- which addresses ---------------------------------------------------------------------

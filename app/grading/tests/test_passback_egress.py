@@ -22,7 +22,8 @@ from grading import passback, services
 from grading.models import GradeReport, GradeSend, ReportState, SendOutcome
 from grading.tests.helpers import answer, start, student_with_exam
 from lms.models import ResourceMembership
-from tests.support.egress import CannedServer, FakeResolver, free_port_on, jail
+from tests.support.egress import CannedServer, free_port_on
+from tests.support.egress import attempts, resolve  # noqa: F401 (fixtures)
 from tests.support.lms_stub import LmsStub
 
 pytestmark = pytest.mark.django_db
@@ -43,22 +44,6 @@ LOGIN_PAGE = b"<!doctype html><html><head><title>Log in</title></head><body><for
 @pytest.fixture
 def nothing_allowed(settings):
     settings.OUTBOUND_ALLOWED_NETWORKS = []
-
-
-@pytest.fixture
-def attempts(monkeypatch):
-    return jail(monkeypatch)
-
-
-@pytest.fixture
-def resolve(monkeypatch):
-    def install(answers):
-        resolver = FakeResolver(answers)
-        monkeypatch.setattr(socket, "getaddrinfo", resolver)
-        return resolver
-
-    install({})
-    return install
 
 
 @pytest.fixture
