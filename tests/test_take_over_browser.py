@@ -24,7 +24,8 @@ def test_another_site_cannot_take_an_attempt_over_and_the_student_can(demo_serve
     attempt_url = f"{server.url}/attempt/{attempt_id}/"
     held = writer_token(server, attempt_id)
 
-    other = page.context.new_page()  # the same browser, so the same session cookie
+    other = page.context.new_page()  # the same browser, so the same session cookie: on a phone
+    other.set_viewport_size({"width": 390, "height": 844})
     html = (f'<!doctype html><title>Another site</title><img id="pixel" src="{attempt_url}" alt="">'
             f'<a id="go" href="{attempt_url}">Your exam</a>')
     with serve_html(html) as elsewhere:
@@ -34,6 +35,9 @@ def test_another_site_cannot_take_an_attempt_over_and_the_student_can(demo_serve
         other.locator("#go").click()
         other.get_by_test_id("continue-here").wait_for()
     assert other.locator("#take-over > [data-reason='elsewhere']").is_visible()
+    button = other.get_by_test_id("continue-here").bounding_box()
+    assert button["x"] >= 0 and button["x"] + button["width"] <= 390  # within a phone's width
+    assert other.evaluate("document.documentElement.scrollWidth") <= 390
     assert other.locator("#save-status").get_attribute("data-state") == "error"
     assert writer_token(server, attempt_id) == held  # opening the page changed nothing either
     answer(exam_a, "q0p1", "42")  # the first window still saves
