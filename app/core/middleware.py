@@ -1,9 +1,9 @@
 from django.conf import settings
 
 # The first path segment of the pages an LMS embeds: the launch (and its error page), the
-# "continue in a new window" hand-off, the activity's student and instructor pages, the attempt
-# page and the exam files inside it.
-LMS_EMBEDDED = frozenset({"lti", "resource", "attempt"})  # exams: the exam-content origin (content/)
+# "continue in a new window" hand-off, the activity's student and instructor pages and the attempt
+# page. The exam files inside it come from the exam-content origin, with its own policy (content/).
+LMS_EMBEDDED = frozenset({"lti", "resource", "attempt"})
 
 
 def _frame_ancestors(policy: str | None, sources: str) -> str:
