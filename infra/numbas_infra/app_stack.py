@@ -1,10 +1,18 @@
 """The containers on the server, deployed by the Docker provider over SSH once cloud-init has
-finished: PostgreSQL, Redis, the migrate step, daphne × N, huey × M, nginx (the only one that
-publishes ports) and certbot. What each runs comes from spec.py."""
+finished, and the deploy's steps (steps.py) run over SSH between them:
+
+    prepare ─▶ PostgreSQL, Redis ─▶ migrate (backup first) ─▶ daphne × N, huey × M (a new
+    generation next to the old one) ─▶ nginx files + reload ─▶ nginx, certbot ─▶ verify ─▶ prune
+    ... then Pulumi removes the previous generation's containers (gracefully: daphne's websockets
+    close and reconnect to the new ones; Huey finishes its running tasks).
+
+What each container runs comes from spec.py."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from pathlib import Path
 
 import pulumi
@@ -13,16 +21,20 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_tls as tls
 
-from numbas_infra import nginx_config, spec
+from numbas_infra import nginx_config, spec, steps
 from numbas_infra.config import StackConfig
 from numbas_infra.hetzner import Server
 
 REPO = Path(__file__).resolve().parents[2]
 TLS_DIR = "/etc/nginx/tls"  # cert.pem / key.pem: links to the Let's Encrypt files once issued
-BOOTSTRAP_DIR = "/etc/nginx/bootstrap"
-ERRORS_DIR = "/usr/share/nginx/errors"
-# cloud-init exits 2 for "done, with recoverable errors": the server is usable.
-CLOUD_INIT_WAIT = "cloud-init status --wait >/dev/null; s=$?; [ $s -eq 0 ] || [ $s -eq 2 ]"
+BOOTSTRAP_DIR = f"{spec.NGINX_DIR}/bootstrap"
+ERRORS_DIR = f"{spec.NGINX_DIR}/errors"
+NGINX_CONF = f"{spec.NGINX_DIR}/nginx.conf"
+UPSTREAMS_CONF = f"{spec.NGINX_DIR}/upstreams.conf"
+NGINX_START_PATH = f"{spec.NGINX_DIR}/start.sh"
+# A self-signed certificate that serves until Let's Encrypt's is issued. Long-lived on purpose:
+# the tls provider replaces a certificate once it is due for renewal, and nothing here needs that.
+BOOTSTRAP_CERT_HOURS = 24 * 365 * 20
 
 
 def image_tag() -> str:
@@ -40,15 +52,15 @@ def image_tag() -> str:
 
 def _health(check: spec.HealthCheck) -> docker.ContainerHealthcheckArgs:
     return docker.ContainerHealthcheckArgs(
-        tests=check.test, interval=f"{check.interval_s}s", timeout=f"{check.timeout_s}s",
-        retries=check.retries, start_period=f"{check.start_period_s}s",
+        tests=check.test, interval=spec.go_duration(check.interval_s), timeout=spec.go_duration(check.timeout_s),
+        retries=check.retries, start_period=spec.go_duration(check.start_period_s),
     )
 
 
 def _mounts(mounts: tuple[spec.Mount, ...]) -> list[docker.ContainerMountArgs]:
     return [
         docker.ContainerMountArgs(target=m.target, source=m.source, read_only=m.read_only,
-                                  type="bind" if m.source.startswith("/") else "volume")
+                                  type="bind")
         for m in mounts
     ]
 
@@ -66,6 +78,7 @@ NGINX_START = """\
 # Serve with the bootstrap certificate until Let's Encrypt's exists, then switch; reload every
 # 6 hours so renewed certificates are picked up.
 set -eu
+conf=%(conf)s
 live="/etc/letsencrypt/live/$DOMAIN"
 link() {
   if [ -s "$live/fullchain.pem" ] && [ -s "$live/privkey.pem" ]; then
@@ -84,20 +97,49 @@ link || true
   n=0
   while sleep 300; do
     n=$((n + 1))
-    if link || [ $((n %% 72)) -eq 0 ]; then nginx -s reload; fi
+    if link || [ $((n %% 72)) -eq 0 ]; then nginx -s reload -c "$conf"; fi
   done
 ) &
-exec nginx -g 'daemon off;'
-""" % {"bootstrap": BOOTSTRAP_DIR, "tls": TLS_DIR}
+exec nginx -c "$conf" -g 'daemon off;'
+""" % {"bootstrap": BOOTSTRAP_DIR, "tls": TLS_DIR, "conf": NGINX_CONF}
 
+# Renewal every 12 h; a failure waits 5 min, then twice as long each time (at most 12 h), so a
+# broken DNS record or firewall does not run into Let's Encrypt's rate limits.
 CERTBOT_LOOP = (
-    'trap exit TERM; while :; do '
-    'certbot certonly --webroot -w {webroot} -d "$DOMAIN" -d "$EXAM_DOMAIN" --cert-name "$DOMAIN" '
-    '--email "$ACME_EMAIL" --agree-tos --non-interactive --keep-until-expiring --expand {staging}'
-    '&& sleep 12h & wait $!; '
-    '[ -s "/etc/letsencrypt/live/$DOMAIN/fullchain.pem" ] || sleep 300; '
+    'trap exit TERM; delay=300; while :; do '
+    'if certbot certonly --webroot -w {webroot} -d "$DOMAIN" -d "$EXAM_DOMAIN" --cert-name "$DOMAIN" '
+    '--email "$ACME_EMAIL" --agree-tos --non-interactive --keep-until-expiring --expand {staging}; '
+    'then delay=300; sleep 12h & wait $!; '
+    'else echo "certbot failed; next attempt in $delay s"; sleep "$delay" & wait $!; '
+    'delay=$((delay * 2)); [ "$delay" -le 43200 ] || delay=43200; fi; '
     'done'
 )
+
+
+def ssh_dir(cfg: StackConfig) -> str:
+    """Where the Docker provider's ssh finds the deploy key and the pinned host key: the same
+    string on every machine (ssh expands ~), one directory per project and stack."""
+    return f"~/.ssh/pulumi/{cfg.name}"
+
+
+def write_ssh_files(directory: str, *, alias_pattern: str, deploy_key: str, host_key: str) -> str:
+    """Written at every run, from the state: any operator's machine or CI can deploy, with no file
+    left over from the first deploy. Returns the directory."""
+    path = Path(os.path.expanduser(directory))
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    for name, content in (("deploy_key", deploy_key.strip() + "\n"),
+                          ("known_hosts", f"{alias_pattern} {host_key.strip()}\n")):
+        temporary = path / f".{name}.{os.getpid()}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(content)
+        os.replace(temporary, path / name)
+    return directory
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class AppStack(pulumi.ComponentResource):
@@ -105,45 +147,46 @@ class AppStack(pulumi.ComponentResource):
         super().__init__("numbas-lti:app:AppStack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         host = server.ipv4_address
+        server_id = server.server.id
 
-        # 1. Wait until cloud-init has installed Docker and mounted the volumes, checking the
-        #    server's host key (pinned in cloud-init) on the way.
-        self.cloud_init_wait = command.remote.Command(
-            f"{name}-cloud-init-wait",
-            connection=command.remote.ConnectionArgs(
-                host=host, user="root", private_key=server.deploy_key.private_key_openssh,
-                host_key=server.host_key.public_key_openssh.apply(str.strip), dial_error_limit=30,
-            ),
-            create=CLOUD_INIT_WAIT,
-            triggers=[server.server.id],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=server.attachments),
+        # 1. The deploy's SSH connection: the deploy key and the server's host key, both from the
+        #    state (tls.PrivateKey), the host key pinned.
+        self.connection = command.remote.ConnectionArgs(
+            host=host, user="root", private_key=server.deploy_key.private_key_openssh,
+            host_key=server.host_key.public_key_openssh.apply(str.strip), dial_error_limit=30,
         )
-        # 2. The Docker provider uses the system ssh: give it the deploy key and the pinned host key.
-        ssh_dir = f"$HOME/.ssh/numbas-lti-{cfg.stack}"
-        self.ssh_files = command.local.Command(
-            f"{name}-ssh-files",
-            create=(f'set -eu; umask 077; mkdir -p "{ssh_dir}"; printf "%s\\n" "$DEPLOY_KEY" > "{ssh_dir}/deploy_key"; '
-                    f'printf "%s %s\\n" "$HOST" "$HOST_KEY" > "{ssh_dir}/known_hosts"; echo "{ssh_dir}"'),
-            environment={
-                "DEPLOY_KEY": server.deploy_key.private_key_openssh,
-                "HOST": host,
-                "HOST_KEY": server.host_key.public_key_openssh.apply(str.strip),
-            },
-            triggers=[host, server.host_key.id, server.deploy_key.id],
-            opts=child,
-        )
-        # The host is derived from the wait's output: the provider (and every container) cannot be
-        # used before cloud-init is done (a provider's depends_on is not honoured).
-        self.docker_host = pulumi.Output.all(host, self.cloud_init_wait.stdout).apply(lambda v: f"ssh://root@{v[0]}")
+
+        def step(step_name: str, script, *, triggers: list, depends_on=(), stdin=None) -> command.remote.Command:
+            return command.remote.Command(
+                f"{name}-{step_name}", connection=self.connection, create=script, update=script, stdin=stdin,
+                triggers=[server_id, *triggers],  # every step runs again on a new server
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),
+            )
+
+        #    Wait until cloud-init has installed Docker and mounted the volumes.
+        self.prepare = step("prepare", steps.prepare_script(), triggers=[], depends_on=server.attachments)
+
+        # 2. The Docker provider uses the system ssh. Its host names the server (id included), so a
+        #    replaced server is a new provider and everything on it is created again; ssh reaches
+        #    it by address (HostName) and checks the pinned key under the alias.
+        alias = server_id.apply(lambda i: f"{cfg.name}-server-{i}")
+        directory = ssh_dir(cfg)
+        self.ssh_files = pulumi.Output.all(server.deploy_key.private_key_openssh, server.host_key.public_key_openssh).apply(
+            lambda keys: write_ssh_files(directory, alias_pattern=f"{cfg.name}-server-*", deploy_key=keys[0],
+                                         host_key=keys[1]))
+        # The host is derived from the prepare step's output: the provider (and every container)
+        # cannot be used before cloud-init is done (a provider's depends_on is not honoured).
+        self.docker_host = pulumi.Output.all(alias, self.prepare.stdout).apply(lambda v: f"ssh://root@{v[0]}")
         self.provider = docker.Provider(
             f"{name}-docker",
             host=self.docker_host,
             # Previews (CI, outside the admins' networks) diff against the state without
             # reaching the server; `pulumi up` connects as soon as it changes something.
             disable_docker_daemon_check=True,
-            ssh_opts=self.ssh_files.stdout.apply(lambda d: [
-                "-i", f"{d.strip()}/deploy_key", "-o", f"UserKnownHostsFile={d.strip()}/known_hosts",
-                "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+            ssh_opts=pulumi.Output.all(self.ssh_files, host).apply(lambda v: [
+                "-i", f"{v[0]}/deploy_key", "-o", f"UserKnownHostsFile={v[0]}/known_hosts",
+                "-o", f"HostName={v[1]}", "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
+                "-o", "ConnectTimeout=30",
             ]),
             opts=child,
         )
@@ -160,21 +203,18 @@ class AppStack(pulumi.ComponentResource):
         if cfg.email_url is not None:
             app_secrets["EMAIL_URL"] = cfg.email_url
 
-        # 4. Network, volumes, images.
+        # 4. Network and images.
         self.network = docker.Network(f"{name}-network", name=spec.NETWORK, driver="bridge", opts=on_server)
         networks = [docker.ContainerNetworksAdvancedArgs(name=self.network.name)]
-        self.volumes = {
-            v: docker.Volume(f"{name}-{v}", name=v, opts=on_server)
-            for v in (spec.STATIC_VOLUME, spec.CERTS_VOLUME, spec.ACME_VOLUME)
-        }
         remote = {
             role: docker.RemoteImage(f"{name}-{role}-image", name=ref, keep_locally=True, opts=on_server)
             for role, ref in (("postgres", spec.POSTGRES_IMAGE), ("redis", spec.REDIS_IMAGE),
                               ("nginx", spec.NGINX_IMAGE), ("certbot", spec.CERTBOT_IMAGE))
         }
+        self.image_tag = image_tag()
         self.app_image = docker.Image(
             f"{name}-app-image",
-            image_name=f"{spec.APP_IMAGE}:{image_tag()}",
+            image_name=f"{spec.APP_IMAGE}:{self.image_tag}",
             build=docker.DockerBuildArgs(context=str(REPO), dockerfile=str(REPO / "app" / "Dockerfile"),
                                          platform="linux/amd64"),
             skip_push=True, build_on_preview=False,
@@ -183,100 +223,148 @@ class AppStack(pulumi.ComponentResource):
 
         self.dependencies: dict[str, list[str]] = {}  # container name -> what it waits for (tests read it)
 
-        def container(spec_: spec.ContainerSpec, image, *, envs=None, depends_on=(), **kwargs) -> docker.Container:
+        def container(spec_: spec.ContainerSpec, image, *, envs=None, depends_on=(), replace_in_place: bool,
+                      name_output=None, **kwargs) -> docker.Container:
+            """replace_in_place: a container with a fixed name or fixed ports is removed before its
+            replacement starts; the others (daphne, huey: a name per generation) start first."""
             self.dependencies[spec_.name] = [d._name for d in depends_on]
+            resource = spec_.name.removeprefix(spec.PROJECT + "-")
+            if spec_.role in ("daphne", "huey"):
+                resource = f"{spec_.role}-{spec_.name.rsplit('-', 1)[1]}"  # stable: the generation is in `name`
             return docker.Container(
-                f"{name}-{spec_.name.removeprefix(spec.PROJECT + '-')}",
-                name=spec_.name, image=image, command=spec_.command or None, envs=envs,
+                f"{name}-{resource}",
+                name=name_output if name_output is not None else spec_.name,
+                image=image, command=spec_.command or None, envs=envs,
                 mounts=_mounts(spec_.mounts) or None, networks_advanced=networks,
                 healthcheck=_health(spec_.health) if spec_.health else None,
                 restart="no" if spec_.one_shot else "unless-stopped",
                 log_opts={"max-size": "10m", "max-file": "5"},
                 opts=pulumi.ResourceOptions(
-                    parent=self, provider=self.provider, depends_on=list(depends_on), delete_before_replace=True,
+                    parent=self, provider=self.provider, depends_on=list(depends_on),
+                    delete_before_replace=replace_in_place,
                     # Secret environments (built by _envs) say so where policies can see it.
                     additional_secret_outputs=["envs"] if isinstance(envs, pulumi.Output) else None,
                 ),
                 **kwargs,
             )
 
-        # 5. Data services.
+        # 5. Data services, sized for the server and the pools that use them.
+        app_settings = spec.AppSettings(domain=cfg.domain, exam_domain=cfg.exam_domain, exam_mathjax=cfg.exam_mathjax,
+                                        instance_name=cfg.instance_name, from_email=cfg.from_email,
+                                        admin_emails=cfg.admin_emails)
+        self.budget = spec.connection_budget(daphne_replicas=cfg.daphne_replicas, huey_replicas=cfg.huey_replicas,
+                                             huey_workers=app_settings.huey_workers)
+        self.postgres_settings = {"max_connections": str(self.budget.max_connections)}
         postgres = spec.ContainerSpec(
-            spec.container_name("postgres"), "postgres", [], {},
+            spec.container_name("postgres"), "postgres",
+            ["postgres", *(arg for k, v in sorted(self.postgres_settings.items()) for arg in ("-c", f"{k}={v}"))], {},
             (spec.Mount(f"{spec.DATA_MOUNT}/postgres", "/var/lib/postgresql/data"),), health=spec.POSTGRES_HEALTH,
         )
         self.postgres = container(
             postgres, remote["postgres"].image_id,
             envs=_envs({"POSTGRES_USER": "numbas_lti", "POSTGRES_DB": "numbas_lti", "PGDATA": "/var/lib/postgresql/data/pgdata"},
                        {"POSTGRES_PASSWORD": self.database_password}),
-            wait=True,
+            wait=True, replace_in_place=True, shm_size=256, stop_timeout=120, destroy_grace_seconds=120,
         )
         redis = spec.ContainerSpec(
             spec.container_name("redis"), "redis", ["redis-server", "--appendonly", "yes", "--dir", "/data"], {},
             (spec.Mount(f"{spec.DATA_MOUNT}/redis", "/data"),), health=spec.REDIS_HEALTH,
         )
-        self.redis = container(redis, remote["redis"].image_id, wait=True)
+        self.redis = container(redis, remote["redis"].image_id, wait=True, replace_in_place=True)
 
-        # 6. The app: migrate first (it must succeed), then daphne and huey.
-        app_settings = spec.AppSettings(domain=cfg.domain, exam_domain=cfg.exam_domain, exam_mathjax=cfg.exam_mathjax,
-                                        instance_name=cfg.instance_name, from_email=cfg.from_email,
-                                        admin_emails=cfg.admin_emails)
+        # 6. The app: migrate first (its failure stops the deploy here, with its output), then a
+        #    new generation of daphne and huey next to the running one.
         specs = spec.app_containers(app_settings, daphne_replicas=cfg.daphne_replicas, huey_replicas=cfg.huey_replicas)
         migrate_spec, long_running = specs[0], specs[1:]
-        self.migrate = container(
-            migrate_spec, self.app_image.image_name,
-            envs=_envs(migrate_spec.env, app_secrets), depends_on=[self.postgres, self.redis],
-            must_run=False, attach=True, logs=True,
+        app_env = _envs(migrate_spec.env, app_secrets)
+        self.migrate = step(
+            "migrate",
+            steps.migrate_script(image=f"{spec.APP_IMAGE}:{self.image_tag}", network=spec.NETWORK,
+                                 mounts=migrate_spec.mounts, backup_container=None),
+            stdin=app_env.apply(lambda lines: steps.env_file_lines(dict(line.split("=", 1) for line in lines))),
+            triggers=[self.app_image.image_name], depends_on=[self.postgres, self.redis, self.app_image],
+        )
+        # A new generation whenever anything that replaces an app container changes (image,
+        # definitions, secrets): its names are new, so it starts beside the old one.
+        definitions = [[s.role, s.command, s.env, [m.__dict__ for m in s.mounts], s.health and s.health.__dict__]
+                       for s in long_running]
+        self.generation = random.RandomId(
+            f"{name}-generation", byte_length=3,
+            keepers={"image": self.app_image.image_name, "definitions": _digest(definitions),
+                     "secrets": pulumi.Output.secret(pulumi.Output.all(*app_secrets.values()).apply(_digest))},
+            opts=child,
         )
         self.daphnes, self.hueys = [], []
         for s in long_running:
+            index = int(s.name.rsplit("-", 1)[1])
+            generated = self.generation.hex.apply(lambda g, role=s.role, i=index: spec.container_name(f"{role}-{g}", i))
+            stop = ({"stop_signal": spec.DAPHNE_STOP_SIGNAL, "stop_timeout": spec.DAPHNE_STOP_GRACE_S,
+                     "destroy_grace_seconds": spec.DAPHNE_STOP_GRACE_S} if s.role == "daphne" else
+                    {"stop_signal": spec.HUEY_STOP_SIGNAL, "stop_timeout": spec.HUEY_STOP_GRACE_S,
+                     "destroy_grace_seconds": spec.HUEY_STOP_GRACE_S})
             c = container(s, self.app_image.image_name, envs=_envs(s.env, app_secrets), depends_on=[self.migrate],
-                          wait=True, wait_timeout=120)
+                          name_output=generated, wait=True, wait_timeout=180, replace_in_place=False, **stop)
             (self.daphnes if s.role == "daphne" else self.hueys).append(c)
 
-        # 7. nginx (the only published ports) and certbot.
+        # 7. nginx's files (config, upstream list, bootstrap certificate, error pages), installed and
+        #    reloaded by a step: new daphne containers join nginx without a new nginx.
         self.bootstrap_key = tls.PrivateKey(f"{name}-bootstrap-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         self.bootstrap_cert = tls.SelfSignedCert(
             f"{name}-bootstrap-cert", private_key_pem=self.bootstrap_key.private_key_pem,
             subject=tls.SelfSignedCertSubjectArgs(common_name=cfg.domain), dns_names=[cfg.domain, cfg.exam_domain],
-            validity_period_hours=24 * 90, allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            validity_period_hours=BOOTSTRAP_CERT_HOURS, early_renewal_hours=0,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
             opts=child,
         )
         self.nginx_conf = nginx_config.render_nginx_conf(
             domain=cfg.domain, exam_domain=cfg.exam_domain, exam_mathjax=cfg.exam_mathjax,
-            upstreams=spec.daphne_upstreams(cfg.daphne_replicas),
+            upstreams=None, upstreams_file=UPSTREAMS_CONF,
             certificate=f"{TLS_DIR}/cert.pem", certificate_key=f"{TLS_DIR}/key.pem",
             # +1 MB for the form around the file: Django, not nginx, refuses an upload that is too large.
             max_body_mb=app_settings.max_upload_mb + 1, errors_dir=ERRORS_DIR,
-            # Docker's DNS: daphne containers replaced with new addresses are found again.
+            # Docker's DNS: a daphne container restarted with a new address is found again.
             resolver="127.0.0.11",
             # Docker disables IPv6 inside containers; it forwards the host's IPv6 port to IPv4.
             ipv6=False,
         )
+        self.upstreams_conf = pulumi.Output.all(*(c.name for c in self.daphnes)).apply(
+            lambda names: nginx_config.render_upstream_servers([f"{n}:{spec.DAPHNE_PORT}" for n in names],
+                                                               resolve=True) + "\n")
         errors = sorted((REPO / "nginx" / "errors").glob("*.html"))
+        prefix = spec.NGINX_DIR + "/"
+        bundle = pulumi.Output.all(self.upstreams_conf, self.bootstrap_cert.cert_pem,
+                                   self.bootstrap_key.private_key_pem).apply(lambda v: steps.tar_bundle({
+            NGINX_CONF.removeprefix(prefix): (self.nginx_conf, 0o644),
+            UPSTREAMS_CONF.removeprefix(prefix): (v[0], 0o644),
+            NGINX_START_PATH.removeprefix(prefix): (NGINX_START, 0o755),
+            f"{BOOTSTRAP_DIR.removeprefix(prefix)}/cert.pem": (v[1], 0o644),
+            f"{BOOTSTRAP_DIR.removeprefix(prefix)}/key.pem": (v[2], 0o600),
+            **{f"{ERRORS_DIR.removeprefix(prefix)}/{p.name}": (p.read_text(), 0o644) for p in errors},
+        }))
+        nginx_name = spec.container_name("nginx")
+        self.nginx_files = step(
+            "nginx-config", steps.nginx_config_script(container=nginx_name, conf=NGINX_CONF),
+            stdin=pulumi.Output.secret(bundle),  # it carries the bootstrap key
+            triggers=[bundle.apply(steps.bundle_digest)], depends_on=[*self.daphnes, self.prepare],
+        )
         nginx = spec.ContainerSpec(
-            spec.container_name("nginx"), "nginx", ["/bin/sh", "/docker-entrypoint.d/numbas-lti-start.sh"], {},
-            (spec.Mount(spec.STATIC_VOLUME, spec.STATIC_ROOT, read_only=True),
+            nginx_name, "nginx", ["/bin/sh", NGINX_START_PATH], {},
+            (spec.Mount(spec.ETC_DIR, spec.ETC_DIR, read_only=True),
+             spec.Mount(spec.STATIC_VOLUME, spec.STATIC_ROOT, read_only=True),
              spec.Mount(f"{spec.FILES_MOUNT}/media", spec.MEDIA_ROOT, read_only=True),
              spec.Mount(f"{spec.FILES_MOUNT}/private", spec.PRIVATE_ROOT, read_only=True),
              spec.Mount(spec.CERTS_VOLUME, spec.CERT_DIR, read_only=True),
              spec.Mount(spec.ACME_VOLUME, spec.ACME_WEBROOT, read_only=True)),
             ports=((80, 80), (443, 443)), health=spec.NGINX_HEALTH,
         )
+        # Published on the host's IPv4 and IPv6 (the AAAA record points here); the provider's
+        # default binds 0.0.0.0 only.
         self.nginx = container(
             nginx, remote["nginx"].image_id,
             envs=[f"DOMAIN={cfg.domain}"],
-            ports=[docker.ContainerPortArgs(internal=i, external=e) for e, i in nginx.ports],
-            uploads=[
-                docker.ContainerUploadArgs(file="/etc/nginx/nginx.conf", content=self.nginx_conf),
-                docker.ContainerUploadArgs(file="/docker-entrypoint.d/numbas-lti-start.sh", content=NGINX_START,
-                                           executable=True),
-                docker.ContainerUploadArgs(file=f"{BOOTSTRAP_DIR}/cert.pem", content=self.bootstrap_cert.cert_pem),
-                docker.ContainerUploadArgs(file=f"{BOOTSTRAP_DIR}/key.pem",
-                                           content=pulumi.Output.secret(self.bootstrap_key.private_key_pem)),
-                *(docker.ContainerUploadArgs(file=f"{ERRORS_DIR}/{p.name}", content=p.read_text()) for p in errors),
-            ],
-            depends_on=self.daphnes,
+            ports=[docker.ContainerPortArgs(internal=i, external=e, ip=ip) for e, i in nginx.ports
+                   for ip in ("0.0.0.0", "::")],
+            depends_on=[self.nginx_files], replace_in_place=True,
         )
         certbot = spec.ContainerSpec(
             spec.container_name("certbot"), "certbot",
@@ -287,6 +375,15 @@ class AppStack(pulumi.ComponentResource):
         self.certbot = container(
             certbot, remote["certbot"].image_id,
             envs=[f"DOMAIN={cfg.domain}", f"EXAM_DOMAIN={cfg.exam_domain}", f"ACME_EMAIL={cfg.acme_email}"],
-            entrypoints=["sh", "-c"], depends_on=[self.nginx],
+            entrypoints=["sh", "-c"], depends_on=[self.nginx], replace_in_place=True,
         )
+
+        # 8. Verify through nginx on the public name, then drop old images (a few kept for rollback).
+        self.verify = step(
+            "verify", self.daphnes[0].name.apply(lambda probe: steps.verify_script(
+                domain=cfg.domain, probe_container=probe, nginx_container=nginx_name)),
+            triggers=[self.generation.hex, self.nginx_files.id], depends_on=[self.nginx, self.nginx_files, *self.hueys],
+        )
+        self.prune = step("prune", steps.prune_script(repository=spec.APP_IMAGE, current_tag=self.image_tag),
+                          triggers=[self.app_image.image_name], depends_on=[self.verify])
         self.register_outputs({})

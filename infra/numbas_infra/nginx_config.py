@@ -50,7 +50,7 @@ def render_nginx_conf(
     *,
     domain: str,
     exam_domain: str,
-    upstreams: list[str],
+    upstreams: list[str] | None,
     certificate: str,
     certificate_key: str,
     max_body_mb: int,
@@ -72,12 +72,16 @@ def render_nginx_conf(
     exam_mathjax: str = "local",
     exam_sources: tuple[str, ...] = (),
     frame_ancestors: str = "'self' https:",
+    upstreams_file: str | None = None,
 ) -> str:
     """The complete nginx.conf.
 
     exam_domain: the exam-content host (EXAM_ORIGIN's), another name than `domain`; the
       certificate must name both.
-    upstreams: "host:port" of every daphne (spec.daphne_upstreams(n)).
+    upstreams: "host:port" of every daphne (spec.daphne_upstreams(n)); or None with
+    upstreams_file: the absolute path of a file with the upstream's `server` lines
+      (render_upstream_servers), included in the upstream block: production rewrites that file
+      and reloads nginx when daphne containers change, so nginx.conf itself stays the same.
     max_body_mb: client_max_body_size in MB; give Django's upload limit plus a little for the
       multipart envelope, so that Django (not nginx) words the refusal of a borderline file.
     bind_address: an IPv4 address to listen on instead of all (tests: 127.0.0.1).
@@ -101,12 +105,12 @@ def render_nginx_conf(
     if _FORBIDDEN.sub("", frame_ancestors.replace("'", "").replace(" ", "")) != \
             frame_ancestors.replace("'", "").replace(" ", ""):
         raise ValueError(f"frame_ancestors has characters nginx cannot take: {frame_ancestors!r}")
-    if not isinstance(upstreams, (list, tuple)) or not upstreams:
-        raise ValueError("upstreams must be a non-empty list of host:port (at least one daphne)")
-    for upstream in upstreams:
-        _check_upstream(upstream)
-    if len(set(upstreams)) != len(upstreams):
-        raise ValueError(f"upstreams lists a server twice: {list(upstreams)!r}")
+    if upstreams_file is not None:
+        if upstreams is not None:
+            raise ValueError("give either upstreams or upstreams_file, not both")
+        _check_absolute_path("upstreams_file", upstreams_file)
+    else:
+        _check_upstreams(upstreams)
     if isinstance(max_body_mb, bool) or not isinstance(max_body_mb, int) or not 1 <= max_body_mb <= 10_000:
         raise ValueError(f"max_body_mb must be a whole number of MB between 1 and 10000, not {max_body_mb!r}")
     paths = {
@@ -170,9 +174,6 @@ def render_nginx_conf(
             "\n        location ^~ /mathjax/ {\n"
             f"            alias {static_root.rstrip('/')}/content/mathjax/;\n            charset utf-8;\n"
             f'            add_header Cache-Control "{policy.MATHJAX_CACHE}" always;\n{exam_location_headers}        }}\n')
-    server_params = f" max_fails={UPSTREAM_MAX_FAILS} fail_timeout={UPSTREAM_FAIL_TIMEOUT}"
-    if resolver is not None:
-        server_params += " resolve"
     temp_paths = ""
     if temp_dir is not None:
         root = temp_dir.rstrip("/") or "/"
@@ -200,7 +201,8 @@ def render_nginx_conf(
         "runtime_cache": policy.RUNTIME_CACHE,
         "mathjax_locations": mathjax_locations,
         "upstream_resolver": f"        resolver {resolver} valid=10s ipv6=off;\n" if resolver else "",
-        "upstream_servers": "\n".join(f"        server {u}{server_params};" for u in upstreams),
+        "upstream_servers": (f"        include {upstreams_file};" if upstreams_file is not None
+                             else render_upstream_servers(upstreams, resolve=resolver is not None, indent=8)),
         "http_listen": listen(listen_http, " default_server"),
         "https_default_listen": listen(listen_https, f"{tls} default_server"),
         "https_listen": listen(listen_https, tls),
@@ -217,6 +219,23 @@ def render_nginx_conf(
         "acme_webroot": acme_webroot.rstrip("/") or "/",
     }
     return Template(TEMPLATE_PATH.read_text(encoding="utf-8")).substitute(values)
+
+
+def render_upstream_servers(upstreams: list[str], *, resolve: bool, indent: int = 0) -> str:
+    """The upstream block's `server` lines. resolve: re-resolve the names while running (needs the
+    http-level `resolver`, which render_nginx_conf writes when given one)."""
+    _check_upstreams(upstreams)
+    params = f" max_fails={UPSTREAM_MAX_FAILS} fail_timeout={UPSTREAM_FAIL_TIMEOUT}" + (" resolve" if resolve else "")
+    return "\n".join(f"{' ' * indent}server {u}{params};" for u in upstreams)
+
+
+def _check_upstreams(upstreams: object) -> None:
+    if not isinstance(upstreams, (list, tuple)) or not upstreams:
+        raise ValueError("upstreams must be a non-empty list of host:port (at least one daphne)")
+    for upstream in upstreams:
+        _check_upstream(upstream)
+    if len(set(upstreams)) != len(upstreams):
+        raise ValueError(f"upstreams lists a server twice: {list(upstreams)!r}")
 
 
 def _check_hostname(name: str, value: object) -> None:

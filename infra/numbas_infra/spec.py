@@ -36,17 +36,58 @@ def container_name(role: str, index: int | None = None) -> str:
     return f"{PROJECT}-{role}" if index is None else f"{PROJECT}-{role}-{index}"
 
 
-def daphne_names(replicas: int) -> list[str]:
-    return [container_name("daphne", i) for i in range(1, replicas + 1)]
+def daphne_names(replicas: int, generation: str | None = None) -> list[str]:
+    """daphne containers; in production each deploy that changes them brings a new `generation`
+    (a new set of names), so new containers start next to the old ones (a rolling upgrade)."""
+    role = f"daphne-{generation}" if generation else "daphne"
+    return [container_name(role, i) for i in range(1, replicas + 1)]
 
 
-def huey_names(replicas: int) -> list[str]:
-    return [container_name("huey", i) for i in range(1, replicas + 1)]
+def huey_names(replicas: int, generation: str | None = None) -> list[str]:
+    role = f"huey-{generation}" if generation else "huey"
+    return [container_name(role, i) for i in range(1, replicas + 1)]
 
 
-def daphne_upstreams(replicas: int) -> list[str]:
+def daphne_upstreams(replicas: int, generation: str | None = None) -> list[str]:
     """host:port of every daphne, as nginx's upstream lists them."""
-    return [f"{name}:{DAPHNE_PORT}" for name in daphne_names(replicas)]
+    return [f"{name}:{DAPHNE_PORT}" for name in daphne_names(replicas, generation)]
+
+
+# --- PostgreSQL connections: the pools and the server's limit, sized together ---------------
+# Per daphne, database work runs on Django's one thread for sync code plus ATTEMPT_DB_THREADS (6)
+# for attempt data: 8 connections at once at most (measured: see README, "Connections").
+DAPHNE_DB_THREADS = 6
+DAPHNE_POOL_SIZE, DAPHNE_POOL_OVERFLOW = DAPHNE_DB_THREADS + 2, 2
+HUEY_POOL_OVERFLOW = 1
+RESERVED_CONNECTIONS = 20  # the migrate step, backups, an operator's psql, superuser_reserved_connections
+
+
+@dataclass(frozen=True)
+class ConnectionBudget:
+    daphne_pool: tuple[int, int]  # (DB_POOL_SIZE, DB_POOL_MAX_OVERFLOW) per daphne
+    huey_pool: tuple[int, int]
+    max_connections: int  # PostgreSQL's
+
+
+def connection_budget(*, daphne_replicas: int, huey_replicas: int, huey_workers: int) -> ConnectionBudget:
+    """PostgreSQL's max_connections covers every pool at its fullest twice over (during a rolling
+    upgrade the old and the new containers run side by side), plus a reserve."""
+    daphne = (DAPHNE_POOL_SIZE, DAPHNE_POOL_OVERFLOW)
+    huey = (huey_workers + 1, HUEY_POOL_OVERFLOW)  # + the scheduler thread
+    peak = 2 * (daphne_replicas * sum(daphne) + huey_replicas * sum(huey))
+    return ConnectionBudget(daphne, huey, max(100, peak + RESERVED_CONNECTIONS))
+
+
+def go_duration(seconds: int) -> str:
+    """A duration as the Docker provider reads it back (Go's time.Duration): 20s, 5m0s, 1h0m0s.
+    Written any other way ("300s"), every `pulumi up` would show a difference."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
 
 
 @dataclass(frozen=True)
@@ -100,7 +141,8 @@ def database_url(password: str, *, host: str = container_name("postgres"), port:
 
 
 # Commands, as argv lists (app/ is the working directory in the image).
-MIGRATE_COMMAND = ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput"]
+MIGRATE_STEPS = (["python", "manage.py", "migrate", "--noinput"], ["python", "manage.py", "collectstatic", "--noinput"])
+MIGRATE_COMMAND = ["sh", "-c", " && ".join(" ".join(step) for step in MIGRATE_STEPS)]
 # One websocket message carries one batch of attempt data. The app accepts a batch of up to
 # ATTEMPT_MAX_BATCH_CHARS (8 M characters) and, over HTTP, a body of twice that to leave room for
 # JSON escaping; daphne's own default (1 MiB) would cut the connection long before the app could
@@ -122,6 +164,10 @@ def daphne_command(*, bind: str = "0.0.0.0", port: int = DAPHNE_PORT, behind_pro
 
 DAPHNE_COMMAND = daphne_command()
 HUEY_COMMAND = ["python", "manage.py", "run_huey"]
+# Stopping: daphne closes its websockets on SIGTERM (clients reconnect to the new containers);
+# Huey's consumer finishes running tasks on SIGINT (SIGTERM would abandon them).
+DAPHNE_STOP_SIGNAL, DAPHNE_STOP_GRACE_S = "SIGTERM", 30
+HUEY_STOP_SIGNAL, HUEY_STOP_GRACE_S = "SIGINT", 120
 
 
 @dataclass(frozen=True)
@@ -170,9 +216,15 @@ class ContainerSpec:
     one_shot: bool = False
 
 
-STATIC_VOLUME = f"{PROJECT}-static"
-CERTS_VOLUME = f"{PROJECT}-certs"
-ACME_VOLUME = f"{PROJECT}-acme"
+# Host directories, bind-mounted (no Docker volumes: a docker.Volume's id is its name, so after
+# a server replacement the old one's deletion could remove the new server's).
+ETC_DIR = "/etc/numbas-lti"
+NGINX_DIR = f"{ETC_DIR}/nginx"  # nginx's files (steps.nginx_config_script), read-only in nginx
+STATE_DIR = "/var/lib/numbas-lti"
+STATIC_VOLUME = f"{STATE_DIR}/static"  # collectstatic's output, served by nginx
+ACME_VOLUME = f"{STATE_DIR}/acme"  # the ACME http-01 webroot
+CERTS_VOLUME = f"{FILES_MOUNT}/letsencrypt"  # on the files volume: it survives a replaced server
+HOST_DIRS = (ETC_DIR, NGINX_DIR, STATE_DIR, STATIC_VOLUME, ACME_VOLUME, CERTS_VOLUME)
 
 APP_MOUNTS = (
     Mount(STATIC_VOLUME, STATIC_ROOT),
@@ -181,12 +233,19 @@ APP_MOUNTS = (
 )
 
 
-def app_containers(settings: AppSettings, *, daphne_replicas: int, huey_replicas: int) -> list[ContainerSpec]:
-    """The migrate step, daphne × N and huey × M, with the non-secret environment."""
+def app_containers(settings: AppSettings, *, daphne_replicas: int, huey_replicas: int,
+                   generation: str | None = None) -> list[ContainerSpec]:
+    """The migrate step, daphne × N and huey × M, with the non-secret environment (database pools
+    sized by connection_budget)."""
     env = app_environment(settings)
+    budget = connection_budget(daphne_replicas=daphne_replicas, huey_replicas=huey_replicas,
+                               huey_workers=settings.huey_workers)
+    daphne_env = {**env, "ATTEMPT_DB_THREADS": str(DAPHNE_DB_THREADS),
+                  "DB_POOL_SIZE": str(budget.daphne_pool[0]), "DB_POOL_MAX_OVERFLOW": str(budget.daphne_pool[1])}
+    huey_env = {**env, "DB_POOL_SIZE": str(budget.huey_pool[0]), "DB_POOL_MAX_OVERFLOW": str(budget.huey_pool[1])}
     specs = [ContainerSpec(container_name("migrate"), "migrate", MIGRATE_COMMAND, env, APP_MOUNTS, one_shot=True)]
-    specs += [ContainerSpec(name, "daphne", DAPHNE_COMMAND, env, APP_MOUNTS, health=DAPHNE_HEALTH)
-              for name in daphne_names(daphne_replicas)]
-    specs += [ContainerSpec(name, "huey", HUEY_COMMAND, env, APP_MOUNTS, health=HUEY_HEALTH)
-              for name in huey_names(huey_replicas)]
+    specs += [ContainerSpec(name, "daphne", DAPHNE_COMMAND, daphne_env, APP_MOUNTS, health=DAPHNE_HEALTH)
+              for name in daphne_names(daphne_replicas, generation)]
+    specs += [ContainerSpec(name, "huey", HUEY_COMMAND, huey_env, APP_MOUNTS, health=HUEY_HEALTH)
+              for name in huey_names(huey_replicas, generation)]
     return specs

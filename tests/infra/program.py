@@ -4,7 +4,10 @@ resource it declares, with its inputs, for the infra tests."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
+import tempfile
 import runpy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,10 +29,21 @@ class Declared:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self):
+    """Records what the program declares and answers as the providers would, where the program
+    depends on it: hcloud ids (the server's can be set, to model a replacement), generated keys,
+    random ids that stay the same while their keepers do (pulumi-random's behaviour), and command
+    failures (a step whose script exits non-zero fails the resource: `failing`)."""
+
+    def __init__(self, *, server_id: str = "4242", failing: frozenset[str] = frozenset()):
         self.resources: list[Declared] = []
+        self.server_id = server_id
+        self.failing = failing
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        # Only a command fails its resource on a non-zero exit: the docker provider waits for an
+        # `attach`ed container but ignores its exit code (the GUIDE's §4).
+        if args.name in self.failing and args.typ.startswith("command:"):
+            raise Exception(f"{args.name}: Process exited with status 1 (modelled failure)")
         self.resources.append(Declared(args.typ, args.name, dict(args.inputs), args.provider or ""))
         outputs = dict(args.inputs)
         if args.typ == "hcloud:index/primaryIp:PrimaryIp":
@@ -41,12 +55,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["certPem"] = "-----BEGIN CERTIFICATE-----"
         elif args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = f"generated-{args.name}"
+        elif args.typ == "random:index/randomId:RandomId":
+            keepers = json.dumps(args.inputs.get("keepers"), sort_keys=True, default=str)
+            outputs["hex"] = hashlib.sha256(keepers.encode()).hexdigest()[:6]
         elif args.typ.startswith("command:"):
-            outputs["stdout"] = "/root/.ssh/numbas-lti-test" if "ssh-files" in args.name else ""
+            outputs["stdout"] = ""
         elif args.typ == "docker:index/image:Image":
             outputs["imageName"] = args.inputs.get("imageName")
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = f"sha256:{args.name}"
+        if args.typ == "hcloud:index/server:Server":
+            return self.server_id, outputs
         return f"{args.name}-id" if not args.typ.startswith("hcloud") else "4242", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -70,6 +89,7 @@ def stack_config(stack: str) -> dict[str, str]:
 @dataclass
 class Run:
     mocks: RecordingMocks
+    home: str = ""
     namespace: dict = field(default_factory=dict)
 
 
@@ -86,11 +106,18 @@ def resolve(awaitable_factory):
     return _pulumi_thread.submit(lambda: _sync_await(awaitable_factory())).result(timeout=120)
 
 
-def run_program(stack: str, overrides: dict[str, object] | None = None) -> Run:
-    return _pulumi_thread.submit(_run_program, stack, overrides).result(timeout=300)
+_last_mocks: RecordingMocks | None = None  # the latest run's, also when the program failed
 
 
-def _run_program(stack: str, overrides: dict[str, object] | None = None) -> Run:
+def run_program(stack: str, overrides: dict[str, object] | None = None, *, server_id: str = "4242",
+                failing: frozenset[str] = frozenset(), home: str | None = None) -> Run:
+    """One run of the program. home: the operator's home directory for this run (a fresh empty one
+    by default: nothing from an earlier deploy is on this machine)."""
+    return _pulumi_thread.submit(_run_program, stack, overrides, server_id, failing, home).result(timeout=300)
+
+
+def _run_program(stack: str, overrides: dict[str, object] | None = None, server_id: str = "4242",
+                 failing: frozenset[str] = frozenset(), home: str | None = None) -> Run:
     config = stack_config(stack)
     for key, value in (overrides or {}).items():
         full = key if ":" in key else f"{PROJECT}:{key}"
@@ -98,16 +125,25 @@ def _run_program(stack: str, overrides: dict[str, object] | None = None) -> Run:
             config.pop(full, None)
         else:
             config[full] = value if isinstance(value, str) else json.dumps(value)
-    mocks = RecordingMocks()
+    global _last_mocks
+    mocks = _last_mocks = RecordingMocks(server_id=server_id, failing=failing)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(config)
-    run = Run(mocks)
+    run = Run(mocks, home=home or tempfile.mkdtemp(prefix="operator-home-"))
 
     @pulumi.runtime.test
     def program():
         run.namespace = runpy.run_path(str(REPO / "infra" / "__main__.py"), run_name="__pulumi__")
 
-    program()
+    previous = os.environ.get("HOME")
+    os.environ["HOME"] = run.home
+    try:
+        program()
+    finally:
+        if previous is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = previous
     return run
 
 

@@ -6,6 +6,7 @@ to set."""
 import pytest
 
 import json
+import re
 
 from tests.infra.program import is_secret, plain, resolve, run_program, was_secret
 
@@ -20,6 +21,11 @@ def run(request):
 
 def containers(run):
     return {r.inputs["name"]: r for r in run.mocks.of_type(CONTAINER)}
+
+
+def by_role(run, role):
+    """Names of the daphne or huey containers (numbas-lti-daphne-<generation>-<n>)."""
+    return sorted(n for n in containers(run) if n.startswith(f"numbas-lti-{role}-"))
 
 
 def test_hetzner_resources_exist_with_their_properties(run):
@@ -61,19 +67,20 @@ def test_the_firewall_opens_80_443_everywhere_22_to_admins_and_icmp_only(run):
 
 def test_the_docker_provider_waits_for_cloud_init_over_a_pinned_host_key(run):
     m = run.mocks
-    wait = m.named("app-cloud-init-wait")
-    assert "cloud-init status --wait" in wait.inputs["create"]
-    assert was_secret(wait.inputs["connection"])  # it carries the deploy key
-    assert plain(wait.inputs["connection"])["hostKey"].startswith("ssh-ed25519 ")
+    prepare = m.named("app-prepare")
+    assert "cloud-init status --wait" in prepare.inputs["create"]
+    assert was_secret(prepare.inputs["connection"])  # it carries the deploy key
+    assert plain(prepare.inputs["connection"])["hostKey"].startswith("ssh-ed25519 ")
     app = run.namespace["app"]
-    # The provider's host is computed from the wait command's output: it cannot exist before.
+    # The provider's host is computed from the prepare step's output: it cannot exist before.
     assert app.provider._name == "app-docker"
     provider = m.named("app-docker")
-    assert provider.inputs["host"] == "ssh://root@203.0.113.10"
+    assert provider.inputs["host"] == "ssh://root@numbas-lti-" + run.namespace["cfg"].stack + "-server-4242"
     ssh_opts = json.loads(provider.inputs["sshOpts"])
     assert "StrictHostKeyChecking=yes" in ssh_opts and any(o.startswith("UserKnownHostsFile=") for o in ssh_opts)
+    assert "HostName=203.0.113.10" in ssh_opts
     assert not any("StrictHostKeyChecking=no" in o for o in ssh_opts)
-    assert wait.name in {r._name for r in resolve(app.docker_host.resources)}
+    assert prepare.name in {r._name for r in resolve(app.docker_host.resources)}
     assert all(c.provider.startswith("urn:") and "app-docker" in c.provider for c in m.of_type(CONTAINER))
 
 
@@ -82,19 +89,20 @@ def test_replicas_give_containers_and_an_upstream_of_that_size():
     names = containers(run)
     daphnes = [n for n in names if n.startswith("numbas-lti-daphne-")]
     assert len(daphnes) == 8 and len([n for n in names if n.startswith("numbas-lti-huey-")]) == 2
-    conf = run.namespace["app"].nginx_conf
-    assert all(f"server {n}:8700" in conf for n in daphnes)
-    upstream = conf[conf.index("upstream daphne"):].split("}", 1)[0]
-    assert upstream.count("server ") == 8
+    upstreams = resolve(lambda: run.namespace["app"].upstreams_conf.future())
+    assert all(f"server {n}:8700 " in upstreams for n in daphnes)
+    assert upstreams.count("server ") == 8
+    assert "include /etc/numbas-lti/nginx/upstreams.conf;" in run.namespace["app"].nginx_conf
 
 
 def test_exams_are_served_from_a_host_of_their_own(run):
     cfg = run.namespace["cfg"]
     assert cfg.exam_domain == f"exams.{cfg.domain}"
     named = containers(run)
-    for name in ("numbas-lti-migrate", "numbas-lti-daphne-1", "numbas-lti-huey-1"):
+    for name in (by_role(run, "daphne")[0], by_role(run, "huey")[0]):
         envs = plain(named[name].inputs["envs"])
         assert f"EXAM_ORIGIN=https://{cfg.exam_domain}" in envs and "EXAM_MATHJAX=local" in envs, name
+    assert f"EXAM_ORIGIN=https://{cfg.exam_domain}\n" in plain(run.mocks.named("app-migrate").inputs["stdin"])
     conf = run.namespace["app"].nginx_conf
     assert f"server_name {cfg.exam_domain};" in conf and "location ^~ /media/exams/" not in conf
     # One certificate names both hosts: the bootstrap one and Let's Encrypt's.
@@ -113,7 +121,7 @@ def test_an_exam_host_outside_the_dns_zone_is_left_to_the_operator():
     told = run.namespace["dns_records"](["203.0.113.10", "2001:db8::1"])
     assert told == ("numbas-staging.example.ac.uk: managed in Hetzner DNS; create A numbas-exams.example.net -> "
                     "203.0.113.10 and AAAA numbas-exams.example.net -> 2001:db8::1 at your DNS provider")
-    envs = plain(containers(run)["numbas-lti-daphne-1"].inputs["envs"])
+    envs = plain(containers(run)[by_role(run, "daphne")[0]].inputs["envs"])
     assert "EXAM_ORIGIN=https://numbas-exams.example.net" in envs and "EXAM_MATHJAX=cdn" in envs
     assert "return 302 https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.9/" in run.namespace["app"].nginx_conf
 
@@ -122,7 +130,9 @@ def test_only_nginx_publishes_ports_and_images_are_pinned(run):
     named = containers(run)
     published = {n for n, c in named.items() if c.inputs.get("ports")}
     assert published == {"numbas-lti-nginx"}
-    assert sorted((p["external"], p["internal"]) for p in named["numbas-lti-nginx"].inputs["ports"]) == [(80, 80), (443, 443)]
+    # On the host's IPv4 and IPv6 addresses (the AAAA record points at the server too).
+    assert sorted((p["external"], p["internal"], p["ip"]) for p in named["numbas-lti-nginx"].inputs["ports"]) == [
+        (80, 80, "0.0.0.0"), (80, 80, "::"), (443, 443, "0.0.0.0"), (443, 443, "::")]
     for image in run.mocks.of_type("docker:index/remoteImage:RemoteImage"):
         name = image.inputs["name"]
         assert ":" in name and not name.endswith(":latest"), name
@@ -133,34 +143,38 @@ def test_only_nginx_publishes_ports_and_images_are_pinned(run):
 
 def test_every_long_running_container_restarts_and_has_a_health_check(run):
     for name, c in containers(run).items():
-        if name == "numbas-lti-migrate":
-            continue
         assert c.inputs["restart"] == "unless-stopped" and c.inputs.get("healthcheck"), name
-    migrate = containers(run)["numbas-lti-migrate"]
-    assert migrate.inputs["mustRun"] is False and migrate.inputs["attach"] is True
-    assert "migrate" in " ".join(migrate.inputs["command"]) and "collectstatic" in " ".join(migrate.inputs["command"])
+        # As Docker reads them back (Go durations): written otherwise, every run would show a diff.
+        for key in ("interval", "timeout", "startPeriod"):
+            assert re.fullmatch(r"(\d+h)?(\d+m)?\d+s", c.inputs["healthcheck"][key]), (name, c.inputs["healthcheck"])
+    assert containers(run)["numbas-lti-certbot"].inputs["healthcheck"]["interval"] == "5m0s"
+    migrate = run.mocks.named("app-migrate")
+    assert "migrate --noinput" in migrate.inputs["create"] and "collectstatic --noinput" in migrate.inputs["create"]
 
 
 def test_the_app_is_replaced_only_after_the_migration_succeeds(run):
     deps = run.namespace["app"].dependencies
-    assert set(deps["numbas-lti-migrate"]) == {"app-postgres", "app-redis"}
     app_names = [n for n in deps if n.startswith(("numbas-lti-daphne-", "numbas-lti-huey-"))]
     assert app_names and all(deps[n] == ["app-migrate"] for n in app_names)
-    assert set(deps["numbas-lti-nginx"]) == {f"app-{n.removeprefix('numbas-lti-')}" for n in app_names if "daphne" in n}
+    assert deps["numbas-lti-nginx"] == ["app-nginx-config"]
 
 
 def test_secrets_are_secret(run):
     app, server = run.namespace["app"], run.namespace["server"]
     assert is_secret(app.database_password) and is_secret(app.django_secret_key)
-    for container in [app.migrate, *app.daphnes, *app.hueys, app.postgres]:
+    for container in [*app.daphnes, *app.hueys, app.postgres]:
         assert is_secret(container.envs), container._name
+    assert is_secret(app.migrate.stdin) and is_secret(app.nginx_files.stdin)  # the env file; the bootstrap key
     assert is_secret(server.server.user_data)  # it carries the SSH host's private key
     named = containers(run)
-    for name in ["numbas-lti-migrate", "numbas-lti-daphne-1", "numbas-lti-huey-1", "numbas-lti-postgres"]:
+    daphne, huey = by_role(run, "daphne")[0], by_role(run, "huey")[0]
+    for name in [daphne, huey, "numbas-lti-postgres"]:
         assert was_secret(named[name].inputs["envs"]), name  # what the engine stores is the secret wrapper
-    assert "SECRET_KEY=generated-app-secret-key" in plain(named["numbas-lti-daphne-1"].inputs["envs"])
+    assert was_secret(run.mocks.named("app-migrate").inputs["stdin"])
+    assert was_secret(run.mocks.named("app-nginx-config").inputs["stdin"])
+    assert "SECRET_KEY=generated-app-secret-key" in plain(named[daphne].inputs["envs"])
     assert any(e.startswith("DATABASE_URL=postgres://numbas_lti:generated-app-db-password@")
-               for e in plain(named["numbas-lti-huey-1"].inputs["envs"]))
+               for e in plain(named[huey].inputs["envs"]))
     assert not was_secret(named["numbas-lti-nginx"].inputs["envs"])  # nothing secret in it
 
 

@@ -1,0 +1,181 @@
+"""The deploy's steps (infra/numbas_infra/steps.py), run here as the server would run them: the
+scripts are the rendered ones, and `docker` is a stand-in that runs the one-off container's
+command in app/ with the env file it is given (so the migrate step migrates a real PostgreSQL
+database), answers `inspect`, and plays nginx for `exec`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from numbas_infra import spec, steps
+
+REPO = Path(__file__).resolve().parents[2]
+
+FAKE_DOCKER = textwrap.dedent('''\
+    #!{python}
+    import os, subprocess, sys
+    args = sys.argv[1:]
+    with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+        log.write(" ".join(args) + "\\n")
+    if args[0] == "run":
+        rest, env_file = args[1:], None
+        while rest[0].startswith("--"):
+            flag = rest.pop(0)
+            if flag in ("--network", "--env-file", "--mount", "--name"):
+                value = rest.pop(0)
+                if flag == "--env-file":
+                    env_file = value
+        image, command = rest[0], rest[1:]
+        env = {{"PATH": os.environ["PATH"]}}
+        for line in open(env_file):
+            key, value = line.rstrip("\\n").split("=", 1)
+            env[key] = value
+        sys.exit(subprocess.run(command, cwd=os.environ["FAKE_DOCKER_APP"], env=env).returncode)
+    if args[0] == "inspect":
+        print(os.environ.get("FAKE_DOCKER_RUNNING", "false"))
+        sys.exit(0)
+    if args[0] == "exec" and args[2] == "nginx":
+        if "-t" in args:
+            conf = open(args[args.index("-c") + 1]).read()
+            if "broken" in conf:
+                print("nginx: [emerg] unknown directive \\"broken\\"", file=sys.stderr)
+                sys.exit(1)
+        sys.exit(0)
+    sys.exit(f"fake docker: unexpected {{args}}")
+''')
+
+
+@pytest.fixture
+def fake_docker(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER.format(python=sys.executable))
+    (bin_dir / "docker").chmod(0o755)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    log = tmp_path / "docker.log"
+    log.touch()
+
+    def run(script: str, *, stdin: str = "", **env) -> subprocess.CompletedProcess:
+        environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DOCKER_LOG": str(log),
+                       "FAKE_DOCKER_APP": str(REPO / "app"), **env}
+        return subprocess.run(["sh", "-c", script], input=stdin, capture_output=True, text=True, env=environment,
+                              timeout=300)
+
+    run.log = log
+    return run
+
+
+@pytest.fixture
+def scratch_database():
+    """An empty database on the suite's PostgreSQL (scripts/test starts it)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        pytest.fail("scripts/test provides DATABASE_URL (PostgreSQL); run the suite through it")
+    name = f"deploy_step_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+def production_env(database_url: str, root: Path) -> dict[str, str]:
+    """The environment the migrate step gets in production (spec.py), pointed at this machine."""
+    env = spec.app_environment(spec.AppSettings(domain="numbas.example.ac.uk", exam_domain="exams.example.ac.uk"))
+    for key in ("STATIC_ROOT", "MEDIA_ROOT", "PRIVATE_ROOT", "VAR_DIR"):
+        env[key] = str(root / key.lower())
+    env |= {"DATABASE_URL": database_url, "SECRET_KEY": "step-test-" + uuid.uuid4().hex,
+            "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")}
+    return env
+
+
+def test_the_migrate_step_migrates_and_a_failing_migration_stops_it_with_its_output(fake_docker, scratch_database,
+                                                                                      tmp_path):
+    script = steps.migrate_script(image="numbas-lti-app:abc", network=spec.NETWORK, mounts=spec.APP_MOUNTS,
+                                  backup_container=None)
+    env_file = steps.env_file_lines(production_env(scratch_database, tmp_path))
+
+    done = fake_docker(script, stdin=env_file)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Applying lms.0003_consumer_instructor_roles... OK" in done.stdout
+    assert (tmp_path / "static_root" / "staticfiles.json").exists()  # collectstatic ran too
+    assert "--env-file" in fake_docker.log.read_text() and "SECRET_KEY" not in fake_docker.log.read_text()
+
+    # The next release's migration cannot apply (here: a column of that name is already there).
+    with psycopg2.connect(scratch_database) as connection, connection.cursor() as cursor:
+        subprocess.run([sys.executable, "manage.py", "migrate", "lms", "0002"], cwd=REPO / "app", check=True,
+                       env={**os.environ, **production_env(scratch_database, tmp_path)}, capture_output=True)
+        cursor.execute("ALTER TABLE lms_consumer ADD COLUMN instructor_roles integer")
+    import shutil
+
+    shutil.rmtree(tmp_path / "static_root")
+    failed = fake_docker(script, stdin=env_file)
+    assert failed.returncode != 0
+    assert 'column "instructor_roles" of relation "lms_consumer" already exists' in failed.stdout
+    assert "numbas-lti: the database migration failed (exit 1)." in failed.stderr
+    assert "the running version keeps serving" in failed.stderr
+    assert not (tmp_path / "static_root").exists()  # nothing ran after the failure (collectstatic)
+
+
+def test_the_migrate_step_backs_up_first_when_backups_are_configured():
+    script = steps.migrate_script(image="i:t", network="n", mounts=(), backup_container="numbas-lti-backup")
+    assert script.index("docker exec numbas-lti-backup numbas-backup pre-deploy") < script.index("docker run")
+
+
+def test_the_nginx_step_installs_reloads_and_rolls_back_what_nginx_refuses(fake_docker, tmp_path):
+    directory = tmp_path / "etc" / "nginx"
+    directory.mkdir(parents=True)
+    script = steps.nginx_config_script(container="numbas-lti-nginx", conf=f"{directory}/nginx.conf",
+                                       directory=str(directory))
+    first = steps.tar_bundle({"nginx.conf": ("events {}\n", 0o644), "bootstrap/key.pem": ("KEY", 0o600)})
+    assert steps.tar_bundle({"bootstrap/key.pem": ("KEY", 0o600), "nginx.conf": ("events {}\n", 0o644)}) == first
+
+    installed = fake_docker(script, stdin=first)  # nginx not running yet: the first deploy
+    assert installed.returncode == 0, installed.stderr
+    assert "installed" in installed.stdout and (directory / "nginx.conf").read_text() == "events {}\n"
+    assert oct((directory / "bootstrap" / "key.pem").stat().st_mode & 0o777) == "0o600"
+
+    second = steps.tar_bundle({"nginx.conf": ("events {}\nhttp {}\n", 0o644)})
+    reloaded = fake_docker(script, stdin=second, FAKE_DOCKER_RUNNING="true")
+    assert reloaded.returncode == 0 and "reloaded" in reloaded.stdout
+    assert "exec numbas-lti-nginx nginx -s reload" in fake_docker.log.read_text()
+
+    refused = fake_docker(script, stdin=steps.tar_bundle({"nginx.conf": ("broken;\n", 0o644)}), FAKE_DOCKER_RUNNING="true")
+    assert refused.returncode == 1
+    assert 'unknown directive "broken"' in refused.stdout + refused.stderr
+    assert "previous one is back in place" in refused.stdout + refused.stderr
+    assert (directory / "nginx.conf").read_text() == "events {}\nhttp {}\n"  # what nginx runs with, still
+    assert not (directory.parent / "nginx.old").exists() and not (directory.parent / "nginx.new").exists()
+
+
+@pytest.mark.parametrize("script", [
+    steps.prepare_script(),
+    steps.migrate_script(image="i:t", network="n", mounts=spec.APP_MOUNTS, backup_container="b"),
+    steps.nginx_config_script(container="c", conf="/etc/numbas-lti/nginx/nginx.conf"),
+    steps.verify_script(domain="numbas.example.ac.uk", probe_container="d", nginx_container="n"),
+    steps.prune_script(repository="numbas-lti-app", current_tag="abc"),
+], ids=["prepare", "migrate", "nginx", "verify", "prune"])
+def test_every_step_is_valid_posix_sh(script):
+    checked = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_env_files_refuse_values_docker_cannot_carry():
+    assert steps.env_file_lines({"B": "2", "A": "x=y"}) == "A=x=y\nB=2\n"
+    with pytest.raises(ValueError, match="line break"):
+        steps.env_file_lines({"A": "one\ntwo"})
