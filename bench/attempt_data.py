@@ -167,7 +167,40 @@ def stored(stack, attempts):
     return stack.query(f"SELECT count(*) FROM attempts_elementchange WHERE attempt_id IN ({placeholders})", tuple(attempts))[0][0]
 
 
-def report(name, sessions, elapsed, stack, failures=(), steady_from=None):
+class ConnectionSampler:
+    """Samples PostgreSQL's connections from the app (pg_stat_activity) every 0.2 s: the figure the
+    deploy's pool sizes and max_connections are set from (spec.connection_budget)."""
+
+    def __init__(self, stack):
+        import threading
+
+        self.stack, self.peak, self.peak_active = stack, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psycopg2
+
+        connection = psycopg2.connect(self.stack.database_url)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            while not self._stop.wait(0.2):
+                cursor.execute("SELECT count(*), count(*) FILTER (WHERE state = 'active') FROM pg_stat_activity "
+                               "WHERE usename = 'numbas_lti' AND pid <> pg_backend_pid()")
+                total, active = cursor.fetchone()
+                self.peak, self.peak_active = max(self.peak, total), max(self.peak_active, active)
+        connection.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def report(name, sessions, elapsed, stack, failures=(), steady_from=None, sampler=None):
     latencies = [x * 1000 for s in sessions for x in s.latencies]
     steady = [x * 1000 for s in sessions for x, at in zip(s.latencies, s.sent_at) if steady_from and at >= steady_from]
     sent = sum(s.sent for s in sessions)
@@ -181,6 +214,11 @@ def report(name, sessions, elapsed, stack, failures=(), steady_from=None):
         print(f"  steady state p50/p99   {statistics.median(steady):.1f} / {percentile(steady, 99):.1f} ms "
               f"(batches sent after every session had connected: {len(steady)})")
     print(f"  sent / acked / stored  {sent} / {acked} / {in_db}" + ("   OK" if sent == acked == in_db else "   MISMATCH"))
+    if sampler is not None:
+        daphnes = sum(1 for n in stack.services if n.startswith("daphne"))
+        print(f"  PostgreSQL connections peak {sampler.peak} open, {sampler.peak_active} active at once "
+              f"(all processes; {daphnes} daphne, pools {stack.env.get('DB_POOL_SIZE', '10')}"
+              f"+{stack.env.get('DB_POOL_MAX_OVERFLOW', '20')} each)")
     if failures:
         print(f"  sessions that failed   {len(failures)}: {failures[:3]}")
 
@@ -199,11 +237,20 @@ def main():
     parser.add_argument("--ramp", type=float, default=20, help="seconds over which live sessions connect")
     parser.add_argument("--daphnes", type=int, default=2, help="daphne processes (production: 4)")
     parser.add_argument("--nginx", action="store_true", help="websockets through nginx over TLS, not to daphne directly")
+    parser.add_argument("--deploy-pools", action="store_true",
+                        help="daphne's database pools as the deploy sizes them (spec.connection_budget)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-attempt-data-") as tmp:
         print("setup: starting the production-shaped stack …", flush=True)
-        stack = LocalStack(Path(tmp) / "stack", daphne_replicas=args.daphnes).start()
+        pools = {}
+        if args.deploy_pools:  # the pool sizes the deploy gives daphne (spec.connection_budget)
+            from numbas_infra import spec
+
+            budget = spec.connection_budget(daphne_replicas=args.daphnes, huey_replicas=1, huey_workers=2)
+            pools = {"DB_POOL_SIZE": str(budget.daphne_pool[0]), "DB_POOL_MAX_OVERFLOW": str(budget.daphne_pool[1]),
+                     "ATTEMPT_DB_THREADS": str(spec.DAPHNE_DB_THREADS)}
+        stack = LocalStack(Path(tmp) / "stack", daphne_replicas=args.daphnes, extra_env=pools).start()
         try:
             stack.manage("ensure_demo_data", "--secret", SECRET)
             route = (f"websockets through nginx (TLS) to daphne × {args.daphnes}" if args.nginx
@@ -215,17 +262,19 @@ def main():
             print(f"setup: {len(sat_specs) + len(live_specs)} students ready in {time.perf_counter() - t0:.0f} s", flush=True)
 
             try:
-                sessions, elapsed = asyncio.run(saturating(sat_specs, args.saturating_seconds))
+                with ConnectionSampler(stack) as sampler:
+                    sessions, elapsed = asyncio.run(saturating(sat_specs, args.saturating_seconds))
             except BaseException:
                 for log in sorted(stack.logs.glob("daphne*.log")):
                     print(f"--- {log.name}", "".join(log.read_text().splitlines(True)[-40:]), file=sys.stderr)
                 raise
-            report("(a) saturating, batches of 50", sessions, elapsed, stack)
+            report("(a) saturating, batches of 50", sessions, elapsed, stack, sampler=sampler)
             if live_specs:
                 began = time.perf_counter()
-                sessions, elapsed, failures = asyncio.run(live(live_specs, args.live_seconds, args.interval, args.ramp))
+                with ConnectionSampler(stack) as sampler:
+                    sessions, elapsed, failures = asyncio.run(live(live_specs, args.live_seconds, args.interval, args.ramp))
                 report(f"(b) live load, 20 elements (one 5 KB) every {args.interval:.0f} s", sessions, elapsed, stack,
-                       failures, steady_from=began + args.ramp + args.interval)
+                       failures, steady_from=began + args.ramp + args.interval, sampler=sampler)
         finally:
             stack.stop()
 

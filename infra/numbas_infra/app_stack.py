@@ -238,6 +238,7 @@ class AppStack(pulumi.ComponentResource):
                 mounts=_mounts(spec_.mounts) or None, networks_advanced=networks,
                 healthcheck=_health(spec_.health) if spec_.health else None,
                 restart="no" if spec_.one_shot else "unless-stopped",
+                labels=[docker.ContainerLabelArgs(label=spec.ROLE_LABEL, value=spec_.role)],
                 log_opts={"max-size": "10m", "max-file": "5"},
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=self.provider, depends_on=list(depends_on),

@@ -23,6 +23,7 @@ DATA_MOUNT = "/mnt/data"  # PostgreSQL data, Redis append-only file
 FILES_MOUNT = "/mnt/files"  # media (exams) and private files (reports)
 
 DAPHNE_PORT = 8700
+ROLE_LABEL = f"{PROJECT}.role"  # on every container: daphne, huey, postgres, ... (docker ps --filter label=...)
 APP_IMAGE = f"{PROJECT}-app"
 
 # Third-party images: pinned, never "latest".

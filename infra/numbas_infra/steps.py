@@ -53,11 +53,27 @@ fi
 CLOUD_INIT_WAIT = "cloud-init status --wait >/dev/null; s=$?; [ $s -eq 0 ] || [ $s -eq 2 ]"
 
 
+MANAGE_COMMAND = "/usr/local/bin/numbas-lti-manage"
+MANAGE_SCRIPT = f"""\
+#!/bin/sh
+# Django's manage.py in a running daphne container (their names change with each deploy):
+#   numbas-lti-manage createsuperuser
+#   numbas-lti-manage create_lti_consumer --key moodle
+set -eu
+c="$(docker ps -q --filter label={spec.ROLE_LABEL}=daphne --filter status=running | head -n 1)"
+[ -n "$c" ] || {{ echo "numbas-lti-manage: no daphne container is running (docker ps -a)" >&2; exit 1; }}
+if [ -t 0 ]; then exec docker exec -it "$c" python manage.py "$@"; fi
+exec docker exec -i "$c" python manage.py "$@"
+"""
+
+
 def prepare_script() -> str:
-    """cloud-init exits 2 for "done, with recoverable errors": the server is usable."""
+    """cloud-init exits 2 for "done, with recoverable errors": the server is usable. Installs
+    `numbas-lti-manage` for operators."""
+    install = f"cat > {MANAGE_COMMAND} <<'NUMBAS_EOF'\n{MANAGE_SCRIPT}NUMBAS_EOF\nchmod 755 {MANAGE_COMMAND}"
     return guarded(
         "waiting for the server's setup (cloud-init)",
-        f"{CLOUD_INIT_WAIT}\nmkdir -p {' '.join(spec.HOST_DIRS)}\ncommand -v docker >/dev/null",
+        f"{CLOUD_INIT_WAIT}\nmkdir -p {' '.join(spec.HOST_DIRS)}\ncommand -v docker >/dev/null\n{install}",
         "See /var/log/cloud-init-output.log on the server (ssh root@<ipv4>).",
     )
 

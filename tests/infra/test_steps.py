@@ -175,6 +175,21 @@ def test_every_step_is_valid_posix_sh(script):
     assert checked.returncode == 0, checked.stderr
 
 
+def test_the_prepare_step_installs_the_manage_command(tmp_path):
+    script = steps.prepare_script()
+    assert "cloud-init status --wait" in script and "mkdir -p /etc/numbas-lti " in script
+    body = script[script.index("<<'NUMBAS_EOF'\n") + 15:script.index("NUMBAS_EOF\nchmod")]
+    assert body == steps.MANAGE_SCRIPT
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text('#!/bin/sh\nif [ "$1" = ps ]; then echo c0ffee; else echo "$@"; fi\n')
+    (bin_dir / "docker").chmod(0o755)
+    (tmp_path / "manage").write_text(body)
+    ran = subprocess.run(["sh", str(tmp_path / "manage"), "createsuperuser", "--username", "ops"], capture_output=True,
+                         text=True, stdin=subprocess.DEVNULL, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert ran.stdout.strip() == "exec -i c0ffee python manage.py createsuperuser --username ops"
+
+
 def test_env_files_refuse_values_docker_cannot_carry():
     assert steps.env_file_lines({"B": "2", "A": "x=y"}) == "A=x=y\nB=2\n"
     with pytest.raises(ValueError, match="line break"):
