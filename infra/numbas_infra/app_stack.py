@@ -273,6 +273,14 @@ class AppStack(pulumi.ComponentResource):
         )
         self.redis = container(redis, remote["redis"].image_id, wait=True, replace_in_place=True)
 
+        self.database_password_step = step(
+            "database-password", steps.database_password_script(container=postgres.name, user="numbas_lti",
+                                                                database="numbas_lti"),
+            stdin=pulumi.Output.secret(self.database_password.apply(lambda p: steps.database_password_sql("numbas_lti", p))),
+            triggers=[self.database_password.apply(lambda p: _digest(["database-password", p]))],
+            depends_on=[self.postgres],
+        )
+
         # 6. The app: migrate first (its failure stops the deploy here, with its output), then a
         #    new generation of daphne and huey next to the running one.
         specs = spec.app_containers(app_settings, daphne_replicas=cfg.daphne_replicas, huey_replicas=cfg.huey_replicas)
@@ -283,7 +291,8 @@ class AppStack(pulumi.ComponentResource):
             steps.migrate_script(image=f"{spec.APP_IMAGE}:{self.image_tag}", network=spec.NETWORK,
                                  mounts=migrate_spec.mounts, backup_container=None),
             stdin=app_env.apply(lambda lines: steps.env_file_lines(dict(line.split("=", 1) for line in lines))),
-            triggers=[self.app_image.image_name], depends_on=[self.postgres, self.redis, self.app_image],
+            triggers=[self.app_image.image_name],
+            depends_on=[self.postgres, self.redis, self.app_image, self.database_password_step],
         )
         # A new generation whenever anything that replaces an app container changes (image,
         # definitions, secrets): its names are new, so it starts beside the old one.

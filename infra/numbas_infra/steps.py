@@ -111,6 +111,22 @@ docker run --rm --network {network} --env-file "$env_file" {volume_args} {image}
     )
 
 
+def database_password_script(*, container: str, user: str, database: str) -> str:
+    """Sets the app's database password to the one in the state (the SQL comes on stdin, never on a
+    command line). The postgres image applies POSTGRES_PASSWORD only when it creates the cluster,
+    so without this a rotated password (`pulumi up --replace` of the password) would lock the app out."""
+    body = (f"docker exec -i {container} psql -q -v ON_ERROR_STOP=1 -U {user} -d {database} -f - >/dev/null\n"
+            f"echo 'database password set'")
+    return guarded("setting the database password", body, "The running version keeps its connections. See "
+                   f"`docker logs {container}` on the server.")
+
+
+def database_password_sql(user: str, password: str) -> str:
+    if not password.isalnum():
+        raise ValueError("the generated database password is letters and digits only")
+    return f"ALTER ROLE {user} PASSWORD '{password}';\n"
+
+
 def tar_bundle(files: dict[str, tuple[str, int]]) -> str:
     """{relative path: (content, mode)} as a base64 .tar.gz, byte-for-byte the same for the same
     files (fixed times and owners), so that its digest says exactly when nginx's files change."""

@@ -169,7 +169,8 @@ def test_the_nginx_step_installs_reloads_and_rolls_back_what_nginx_refuses(fake_
     steps.nginx_config_script(container="c", conf="/etc/numbas-lti/nginx/nginx.conf"),
     steps.verify_script(domain="numbas.example.ac.uk", probe_container="d", nginx_container="n"),
     steps.prune_script(repository="numbas-lti-app", current_tag="abc"),
-], ids=["prepare", "migrate", "nginx", "verify", "prune"])
+    steps.database_password_script(container="p", user="u", database="d"),
+], ids=["prepare", "migrate", "nginx", "verify", "prune", "database-password"])
 def test_every_step_is_valid_posix_sh(script):
     checked = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
@@ -188,6 +189,40 @@ def test_the_prepare_step_installs_the_manage_command(tmp_path):
     ran = subprocess.run(["sh", str(tmp_path / "manage"), "createsuperuser", "--username", "ops"], capture_output=True,
                          text=True, stdin=subprocess.DEVNULL, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
     assert ran.stdout.strip() == "exec -i c0ffee python manage.py createsuperuser --username ops"
+
+
+def test_the_database_password_step_sets_the_state_s_password_through_stdin(fake_docker, scratch_database, tmp_path):
+    """Against PostgreSQL itself: the stand-in docker runs `psql` here (the postgres container's)."""
+    role = f"step_{uuid.uuid4().hex[:6]}"
+    def stored_password():
+        with psycopg2.connect(scratch_database) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [role])
+            return cursor.fetchone()[0]
+
+    with psycopg2.connect(scratch_database) as connection, connection.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'old'").format(sql.Identifier(role)))
+    before = stored_password()
+    try:
+        bin_dir = tmp_path / "psqlbin"
+        bin_dir.mkdir()
+        url = psycopg2.extensions.parse_dsn(scratch_database)
+        # `docker exec -i CONTAINER psql ARGS` → psql ARGS against the suite's server.
+        (bin_dir / "docker").write_text(
+            f'#!/bin/sh\nshift 3\nexec psql -h {url["host"]} -p {url["port"]} -U postgres -d {url["dbname"]} '
+            f'"$@"\n')
+        (bin_dir / "docker").chmod(0o755)
+        script = steps.database_password_script(container="numbas-lti-postgres", user="postgres", database=url["dbname"])
+        new = "Rotated" + uuid.uuid4().hex
+        ran = subprocess.run(["sh", "-c", script], input=steps.database_password_sql(role, new), capture_output=True,
+                             text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=60)
+        assert ran.returncode == 0 and "database password set" in ran.stdout, ran.stdout + ran.stderr
+        assert new not in script
+        assert stored_password() != before and stored_password().startswith("SCRAM-SHA-256$")
+    finally:
+        with psycopg2.connect(scratch_database) as connection, connection.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    with pytest.raises(ValueError):
+        steps.database_password_sql("numbas_lti", "x'; DROP TABLE y; --")
 
 
 def test_env_files_refuse_values_docker_cannot_carry():
