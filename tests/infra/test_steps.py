@@ -221,8 +221,9 @@ def test_the_database_password_step_sets_the_state_s_password_through_stdin(fake
     finally:
         with psycopg2.connect(scratch_database) as connection, connection.cursor() as cursor:
             cursor.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    assert steps.database_password_sql("u", "x'; DROP TABLE y; --") == "ALTER ROLE u PASSWORD 'x''; DROP TABLE y; --';\n"
     with pytest.raises(ValueError):
-        steps.database_password_sql("numbas_lti", "x'; DROP TABLE y; --")
+        steps.database_password_sql("u", "two\nlines")
 
 
 def test_env_files_refuse_values_docker_cannot_carry():
