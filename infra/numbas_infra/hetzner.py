@@ -232,7 +232,7 @@ class Server(pulumi.ComponentResource):
             f"{name}-release-volumes",
             delete=release_volumes_command(release_volumes_script([spec.DATA_MOUNT, spec.FILES_MOUNT])),
             environment={
-                "DEPLOY_KEY": self.deploy_key.private_key_openssh,
+                "DEPLOY_KEY": pulumi.Output.secret(self.deploy_key.private_key_openssh),
                 "HOST": self.ipv4_address,
                 "HOST_KEY": self.host_key.public_key_openssh.apply(str.strip),
             },
