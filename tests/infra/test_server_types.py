@@ -175,3 +175,27 @@ def test_postgres_settings_from_the_chosen_server_type():
     cfg = run_program("staging", {"serverType": "cx43"}).namespace["cfg"]
     settings = postgres_memory_settings(cfg.server_memory_gb, max_connections=100)
     assert settings["shared_buffers"] == "4096MB" and cfg.server_vcpus == 8
+
+
+def test_postgresql_knows_the_settings_and_accepts_their_values():
+    """Checked against the running PostgreSQL's pg_settings (names, units, bounds)."""
+    import os
+
+    from numbas_infra.postgres_tuning import postgres_memory_settings
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        pytest.skip("needs PostgreSQL (scripts/test starts one and sets DATABASE_URL)")
+    psycopg2 = pytest.importorskip("psycopg2")
+    units_kb = {"kB": 1, "8kB": 8, "MB": 1024}
+    for memory_gb in (2, 8, 192):
+        settings = postgres_memory_settings(memory_gb, max_connections=100)
+        with psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres") as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT name, unit, min_val::bigint, max_val::bigint FROM pg_settings WHERE name = ANY(%s)",
+                           (list(settings),))
+            known = {name: (unit, low, high) for name, unit, low, high in cursor.fetchall()}
+        assert set(known) == set(settings)
+        for name, value in settings.items():
+            unit, low, high = known[name]
+            amount = int(value) if unit is None else mb(value) * 1024 // units_kb[unit]
+            assert low <= amount <= high, (name, value, known[name])
