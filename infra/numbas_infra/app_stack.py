@@ -21,7 +21,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_tls as tls
 
-from numbas_infra import nginx_config, spec, steps
+from numbas_infra import nginx_config, postgres_tuning, spec, steps
 from numbas_infra.config import StackConfig
 from numbas_infra.hetzner import Server
 
@@ -147,14 +147,11 @@ class AppStack(pulumi.ComponentResource):
         super().__init__("numbas-lti:app:AppStack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         host = server.ipv4_address
-        server_id = server.server.id
+        server_id = server.server_id
 
         # 1. The deploy's SSH connection: the deploy key and the server's host key, both from the
         #    state (tls.PrivateKey), the host key pinned.
-        self.connection = command.remote.ConnectionArgs(
-            host=host, user="root", private_key=server.deploy_key.private_key_openssh,
-            host_key=server.host_key.public_key_openssh.apply(str.strip), dial_error_limit=30,
-        )
+        self.connection = server.connection
 
         def step(step_name: str, script, *, triggers: list, depends_on=(), stdin=None) -> command.remote.Command:
             return command.remote.Command(
@@ -164,7 +161,10 @@ class AppStack(pulumi.ComponentResource):
             )
 
         #    Wait until cloud-init has installed Docker and mounted the volumes.
-        self.prepare = step("prepare", steps.prepare_script(), triggers=[], depends_on=server.attachments)
+        #    After the admins' keys are in place and the volumes attached (their release, on a
+        #    replacement or destroy, then comes after every container here is gone).
+        self.prepare = step("prepare", steps.prepare_script(), triggers=[],
+                            depends_on=[*server.attachments, server.release_volumes, server.authorized_keys])
 
         # 2. The Docker provider uses the system ssh. Its host names the server (id included), so a
         #    replaced server is a new provider and everything on it is created again; ssh reaches
@@ -255,7 +255,8 @@ class AppStack(pulumi.ComponentResource):
                                         admin_emails=cfg.admin_emails)
         self.budget = spec.connection_budget(daphne_replicas=cfg.daphne_replicas, huey_replicas=cfg.huey_replicas,
                                              huey_workers=app_settings.huey_workers)
-        self.postgres_settings = {"max_connections": str(self.budget.max_connections)}
+        self.postgres_settings = postgres_tuning.postgres_memory_settings(
+            cfg.server_memory_gb, max_connections=self.budget.max_connections)
         postgres = spec.ContainerSpec(
             spec.container_name("postgres"), "postgres",
             ["postgres", *(arg for k, v in sorted(self.postgres_settings.items()) for arg in ("-c", f"{k}={v}"))], {},

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from numbas_infra import server_types
+
 PROJECT = "numbas-lti"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -55,6 +57,19 @@ class StackConfig:
     def unmanaged_hosts(self) -> tuple[str, ...]:
         """Host names whose A/AAAA records the operator creates at their DNS provider."""
         return tuple(host for host in (self.domain, self.exam_domain) if not self.in_dns_zone(host))
+
+    @property
+    def server(self) -> server_types.ServerType:
+        """The chosen server type's size (validated by load())."""
+        return server_types.ORDERABLE[self.server_type]
+
+    @property
+    def server_memory_gb(self) -> float:
+        return self.server.memory_gb
+
+    @property
+    def server_vcpus(self) -> int:
+        return self.server.vcpus
 
     @property
     def name(self) -> str:
@@ -114,6 +129,21 @@ def _bool(config: pulumi.Config, key: str, default: bool) -> bool:
     return default if value is None else value
 
 
+def _server_type(config: pulumi.Config) -> tuple[str, str]:
+    """(location, server type), both checked against server_types.py."""
+    location = (config.get("location") or "nbg1").strip().lower()
+    if location not in server_types.LOCATIONS:
+        raise ConfigError(f"'{PROJECT}:location' is '{location}'; Hetzner's locations are "
+                          f"{', '.join(server_types.LOCATIONS)}. Set it with: {_set_command('location', 'nbg1')}")
+    name = (config.get("serverType") or server_types.DEFAULT).strip().lower()
+    try:
+        server_types.check(name, location)
+    except server_types.ServerTypeError as error:
+        raise ConfigError(f"'{PROJECT}:serverType' is {name} in {location}: {error} "
+                          f"Set it with: {_set_command('serverType', error.suggestion)}") from error
+    return location, name
+
+
 def load(config: pulumi.Config | None = None, stack: str | None = None) -> StackConfig:
     config = config or pulumi.Config(PROJECT)
     stack = stack or pulumi.get_stack()
@@ -151,6 +181,7 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
     if not _EMAIL.match(acme_email):
         raise ConfigError(f"'{PROJECT}:acmeEmail' is not an e-mail address. "
                           f"Set it with: {_set_command('acmeEmail', 'ops@example.ac.uk')}")
+    location, server_type = _server_type(config)
     production = stack == "prod"
     return StackConfig(
         stack=stack,
@@ -158,8 +189,8 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
         exam_domain=exam_domain,
         exam_mathjax=exam_mathjax,
         dns_zone=dns_zone,
-        location=config.get("location") or "nbg1",
-        server_type=config.get("serverType") or "cx32",
+        location=location,
+        server_type=server_type,
         image=config.get("image") or "debian-12",
         admin_cidrs=admin_cidrs,
         ssh_public_keys=keys,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pulumi
 import yaml
+from pulumi.runtime.mocks import MockMonitor
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "numbas-lti"
@@ -38,6 +39,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[Declared] = []
         self.server_id = server_id
         self.failing = failing
+        self.options: dict[tuple[str, str], dict] = {}  # (type, name) -> resource options, see RecordingMonitor
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         # Only a command fails its resource on a non-zero exit: the docker provider waits for an
@@ -78,6 +80,73 @@ class RecordingMocks(pulumi.runtime.Mocks):
         matches = [r for r in self.resources if r.name == name]
         assert len(matches) == 1, (name, [r.name for r in self.resources])
         return matches[0]
+
+    def options_of(self, declared: Declared) -> dict:
+        """The options the program registered the resource with (ignoreChanges, deleteBeforeReplace,
+        protect, replaceOnChanges, dependencies, propertyDependencies, aliases)."""
+        return self.options[(declared.type, declared.name)]
+
+    def urn_of(self, declared: Declared) -> str:
+        return self.options_of(declared)["urn"]
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, also keeping what a RegisterResource request says besides the inputs: the
+    options the engine would act on (the mocks' new_resource does not see them)."""
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        self.mocks.options[(request.type, request.name)] = {
+            "urn": response.urn,
+            "ignoreChanges": list(request.ignoreChanges),
+            "deleteBeforeReplace": request.deleteBeforeReplace,
+            "protect": request.protect,
+            "replaceOnChanges": list(request.replaceOnChanges),
+            "dependencies": list(request.dependencies),
+            "propertyDependencies": {k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            "aliases": [a.spec.name for a in request.aliases if a.spec.name],
+        }
+        return response
+
+
+# Inputs whose change makes the provider replace a resource rather than update it, read from the
+# pinned providers' source: terraform-provider-hcloud v1.68.0 (what pulumi-hcloud 1.43.3 wraps)
+# internal/server/resource.go (ForceNew: image, location, user_data, ssh_keys; server_type is
+# changed in place), internal/volume/resource_attachment.go (volume_id, server_id),
+# internal/sshkey/resource.go (public_key: RequiresReplace); pulumi-command v1.2.1
+# provider/pkg/provider/common/inputs.go (triggers: replaceOnChanges).
+REPLACED_ON = {
+    "hcloud:index/server:Server": {"image", "location", "userData", "sshKeys"},
+    "hcloud:index/volumeAttachment:VolumeAttachment": {"volumeId", "serverId"},
+    "hcloud:index/sshKey:SshKey": {"publicKey"},
+    "command:remote:Command": {"triggers"},
+    "command:local:Command": {"triggers"},
+}
+
+
+def plan(before: "Run", after: "Run") -> dict[str, str]:
+    """What `pulumi up` would do to each resource when the program goes from `before` to `after`
+    (two runs with different config): create, delete, same, update or replace, applying the
+    new run's ignoreChanges as the engine does (top-level properties) and REPLACED_ON."""
+    olds = {(r.type, r.name): r for r in before.mocks.resources}
+    news = {(r.type, r.name): r for r in after.mocks.resources}
+    for key, new in news.items():  # aliases: an old name the new resource takes over
+        for alias in after.mocks.options_of(new)["aliases"]:
+            if key not in olds and (key[0], alias) in olds:
+                olds[key] = olds.pop((key[0], alias))
+    steps: dict[str, str] = {}
+    for key in olds.keys() - news.keys():
+        steps[key[1]] = "delete"
+    for key, new in news.items():
+        if key not in olds:
+            steps[key[1]] = "create"
+            continue
+        old, ignored = olds[key], set(after.mocks.options_of(new)["ignoreChanges"])
+        changed = {k for k in old.inputs.keys() | new.inputs.keys()
+                   if plain(old.inputs.get(k)) != plain(new.inputs.get(k))} - ignored
+        replace_on = REPLACED_ON.get(new.type, set()) | set(after.mocks.options_of(new)["replaceOnChanges"])
+        steps[key[1]] = "replace" if changed & replace_on else "update" if changed else "same"
+    return steps
 
 
 def stack_config(stack: str) -> dict[str, str]:
@@ -127,7 +196,7 @@ def _run_program(stack: str, overrides: dict[str, object] | None = None, server_
             config[full] = value if isinstance(value, str) else json.dumps(value)
     global _last_mocks
     mocks = _last_mocks = RecordingMocks(server_id=server_id, failing=failing)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(config)
     run = Run(mocks, home=home or tempfile.mkdtemp(prefix="operator-home-"))
 

@@ -216,7 +216,7 @@ def test_plain_text_secrets_are_reported_by_name_without_their_values():
 
 
 def server(**flags) -> Resource:
-    return resource(P.SERVER, "server", name="numbas-lti", serverType="cx32", **flags)
+    return resource(P.SERVER, "server", name="numbas-lti", serverType="cx33", **flags)
 
 
 PROTECTED = {"deleteProtection": True, "rebuildProtection": True, "backups": True}
@@ -416,7 +416,7 @@ def test_pack_runs_under_pulumis_policy_runner():
             assert {p.name: p.enforcementLevel for p in info.policies} == {
                 p.name: proto.MANDATORY for p in P.POLICIES}
             struct = struct_pb2.Struct()
-            json_format.ParseDict({"serverType": "cx32", "deleteProtection": True, "rebuildProtection": True}, struct)
+            json_format.ParseDict({"serverType": "cx33", "deleteProtection": True, "rebuildProtection": True}, struct)
             response = analyzer.Analyze(proto.AnalyzeRequest(
                 type=P.SERVER, name="server", urn="urn:pulumi:prod::numbas-lti::hcloud:index/server:Server::server",
                 properties=struct), timeout=10)
