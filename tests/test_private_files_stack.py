@@ -13,6 +13,7 @@ import http.client
 import os
 import pwd
 import re
+import shutil
 import socket
 import ssl
 import stat
@@ -49,6 +50,7 @@ def stack():
         yield stack
     finally:
         stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _instructor(stack) -> tuple[Student, int]:
