@@ -39,11 +39,11 @@ def test_exam_files_are_readable_whatever_the_umask(consumer, media, settings):
         directory = upload(consumer, media)
     finally:
         os.umask(previous)
-    assert settings.MEDIA_FILE_MODE == 0o644 and settings.MEDIA_DIR_MODE & 0o777 == 0o755  # the defaults
     below = [directory, *directory.rglob("*")]
     assert {stat.S_IMODE(p.stat().st_mode) for p in below if p.is_file()} == {0o644}
     assert {stat.S_IMODE(p.stat().st_mode) & 0o777 for p in below if p.is_dir()} == {0o755}
     assert stat.S_IMODE((media / "exams").stat().st_mode) & 0o777 == 0o755
+    assert settings.MEDIA_FILE_MODE == 0o644 and settings.MEDIA_DIR_MODE & 0o777 == 0o755  # the defaults
 
 
 @pytest.mark.django_db

@@ -34,9 +34,9 @@ def generate(known, django_capture_on_commit_callbacks) -> Path:
 def test_the_file_is_group_readable_and_closed_to_others_whatever_the_umask(known, django_capture_on_commit_callbacks,
                                                                            tight_umask):
     path = generate(known, django_capture_on_commit_callbacks)
-    assert settings.PRIVATE_FILE_MODE == 0o640 and settings.PRIVATE_DIR_MODE & 0o777 == 0o750  # the defaults
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert stat.S_IMODE(path.parent.stat().st_mode) & 0o777 == 0o750
+    assert settings.PRIVATE_FILE_MODE == 0o640 and settings.PRIVATE_DIR_MODE & 0o777 == 0o750  # the defaults
 
 
 @pytest.mark.django_db
