@@ -293,8 +293,11 @@ def test_optional_forms_for_older_nginx_and_dockers_resolver():
 def test_workers_run_as_nginx_in_its_group_unless_told_otherwise():
     """Production: the image's user nginx (uid 101) in group nginx (gid 101, spec.FILES_GID), which
     reads the files volume; the local stack may name another user and group."""
-    assert values(parse(render_production()), "user") == [["nginx"]]
-    assert values(parse(render_production(worker_user="nobody", worker_group="nogroup")), "user") == [["nobody", "nogroup"]]
+    def user(conf: str) -> list[list[str]]:
+        return [args for directive, args, _ in parse(conf) if directive == "user"]
+
+    assert user(render_production()) == [["nginx"]]
+    assert user(render_production(worker_user="nobody", worker_group="nogroup")) == [["nobody", "nogroup"]]
 
 
 def test_certificate_paths_are_certbots_live_files():
