@@ -1,8 +1,9 @@
 """Writes for report files: ask for one, write it (in a Huey worker), remove old ones.
 
 A file is written to a temporary name in PRIVATE_ROOT/reports/ (PRIVATE_FILE_MODE: the app
-and nginx's group read it, others nothing) and renamed when complete, so a download never sees half a file. Progress is saved every PROGRESS_STEP
-percent, not per row. Files and rows are removed REPORT_RETENTION_DAYS after they finish.
+and nginx's group read it, others nothing) and renamed when complete, so a download never
+sees half a file. Progress is saved every PROGRESS_STEP percent, not per row. Files and rows
+are removed REPORT_RETENTION_DAYS after they finish.
 """
 
 from __future__ import annotations

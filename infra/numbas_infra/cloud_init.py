@@ -5,6 +5,7 @@ id, key-only SSH with a host key fixed in advance, and unattended security upgra
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 
 import yaml
@@ -70,7 +71,7 @@ def _mount_script(volume: VolumeMount) -> str:
 def directory_lines(mount_point: str, directory: Directory) -> list[str]:
     """Shell lines that create the directory or put an existing one (and what is in it) right.
     Idempotent, and they touch only what is wrong; symbolic links are never followed."""
-    path = f"{mount_point}/{directory.path}"
+    path = shlex.quote(f"{mount_point}/{directory.path}")
     gid = directory.uid if directory.gid is None else directory.gid
     lines = [f"mkdir -p {path}", f"chown {directory.uid}:{gid} {path}"]
     if directory.gid is not None:
