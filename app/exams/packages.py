@@ -20,6 +20,8 @@ from defusedxml import ElementTree as SafeET
 from django.conf import settings
 from django.utils.translation import gettext, gettext_lazy
 
+from core import files
+
 MANIFEST = "imsmanifest.xml"
 SOURCE = "source.exam"
 
@@ -202,17 +204,19 @@ def _read(archive: zipfile.ZipFile, name: str, limit: int = 20 * 1024 * 1024) ->
 
 
 def extract_package(upload: BinaryIO, destination: Path) -> None:
-    """Write every file of an inspected package under `destination` (which must not exist).
-    The real number of bytes written is counted, whatever the zip's headers claim."""
+    """Write every file of an inspected package under `destination` (which must not exist),
+    with MEDIA_FILE_MODE and MEDIA_DIR_MODE (core/files.py). The real number of bytes written is
+    counted, whatever the zip's headers claim."""
     _, max_bytes, _ = _limits()
     written = 0
-    destination.mkdir(parents=True)
+    files.mkdir(destination, settings.MEDIA_DIR_MODE, parents=True)
     with zipfile.ZipFile(upload) as archive:
         for info, name in _members(archive):
             target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
+            files.mkdir(target.parent, settings.MEDIA_DIR_MODE, parents=True, exist_ok=True)
             try:
-                with archive.open(info) as source, open(target, "wb") as sink:
+                with archive.open(info) as source, open(files.create(target, settings.MEDIA_FILE_MODE,
+                                                                     exclusive=False), "wb") as sink:
                     while chunk := source.read(1024 * 1024):
                         written += len(chunk)
                         if written > max_bytes:

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils.translation import gettext
 
+from core import files
 from exams.mathjax import point_at_local_mathjax
 from exams.models import ExamPackage
 from exams.packages import PackageRejected, extract_package, inspect_package
@@ -42,8 +43,7 @@ def exam_package_upload(
     Attempts already started keep the version they started on.
     """
     info = inspect_package(upload, size=size)
-    root = exams_root()
-    root.mkdir(parents=True, exist_ok=True)
+    root = files.mkdir(exams_root(), settings.MEDIA_DIR_MODE, parents=True, exist_ok=True)
     directory = secrets.token_urlsafe(24)
     incoming, final = root / f".incoming-{directory}", root / directory
     try:

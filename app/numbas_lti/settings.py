@@ -334,6 +334,31 @@ PRIVATE_ROOT = env.str("PRIVATE_ROOT", default=str(VAR_DIR / "private"))
 PRIVATE_X_ACCEL_PREFIX = env.str("PRIVATE_X_ACCEL_PREFIX", default="")
 REPORT_RETENTION_DAYS = env.int("REPORT_RETENTION_DAYS", default=7)
 
+
+# Modes of the files and folders the app writes for nginx (core/files.py), in octal. nginx's
+# workers, another user in production, read them through the group that cloud-init gives
+# MEDIA_ROOT and PRIVATE_ROOT (setgid: folders below inherit it; the app cannot set that bit
+# itself, so only the permission bits are used). Private files never give others anything.
+def _mode(name: str, default: int, *, folder: bool, private: bool) -> int:
+    raw = env.str(name, default=f"{default:04o}")
+    try:
+        value = int(raw, 8)
+    except ValueError:
+        value = -1
+    owner = 0o700 if folder else 0o600
+    allowed = (0o2777 if folder else 0o777) & ~(0o007 if private else 0o002)
+    if value < 0 or value & ~allowed or value & owner != owner:
+        others = "nothing" if private else "no writing"
+        raise ImproperlyConfigured(f"{name} must be an octal mode such as {default:04o} (the owner: everything it "
+                                   f"needs; others: {others}), not {raw!r}.")
+    return value
+
+
+PRIVATE_FILE_MODE = _mode("PRIVATE_FILE_MODE", 0o640, folder=False, private=True)
+PRIVATE_DIR_MODE = _mode("PRIVATE_DIR_MODE", 0o2750, folder=True, private=True)
+MEDIA_FILE_MODE = _mode("MEDIA_FILE_MODE", 0o644, folder=False, private=False)
+MEDIA_DIR_MODE = _mode("MEDIA_DIR_MODE", 0o2755, folder=True, private=False)
+
 # --- Requests to addresses an LMS gave us (core/outbound.py) ------------------------------
 # They never go to loopback, private, link-local or other special-purpose addresses, except in
 # the networks listed here (comma-separated CIDRs), e.g. an LMS on the same private network:

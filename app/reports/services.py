@@ -1,8 +1,9 @@
 """Writes for report files: ask for one, write it (in a Huey worker), remove old ones.
 
-A file is written to a temporary name in PRIVATE_ROOT/reports/ (mode 0600) and renamed when
-complete, so a download never sees half a file. Progress is saved every PROGRESS_STEP
-percent, not per row. Files and rows are removed REPORT_RETENTION_DAYS after they finish.
+A file is written to a temporary name in PRIVATE_ROOT/reports/ (PRIVATE_FILE_MODE: the app
+and nginx's group read it, others nothing) and renamed when complete, so a download never
+sees half a file. Progress is saved every PROGRESS_STEP percent, not per row. Files and rows
+are removed REPORT_RETENTION_DAYS after they finish.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core import files
 from grading import selectors as grading_selectors
 from reports import selectors, storage, tables
 from reports.models import ACTIVE_STATES, ReportFile, ReportFileState, ReportKind
@@ -155,7 +157,7 @@ def report_generate(*, report_id: uuid.UUID | str) -> ReportFile | None:
     try:
         directory = storage.reports_dir_ensure()
         temp = directory / f".{report.pk}.{secrets.token_hex(4)}.part"
-        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = files.create(temp, settings.PRIVATE_FILE_MODE)
         # utf-8-sig: Excel reads UTF-8 names correctly only with the byte-order mark.
         with open(descriptor, "w", encoding="utf-8-sig", newline="") as out:
             rows = _WRITERS[report.kind](report=report, out=out, progress_for=lambda total: _Progress(report.pk, total))

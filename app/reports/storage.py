@@ -1,4 +1,5 @@
-"""Where report files live: PRIVATE_ROOT/reports/, never under MEDIA_ROOT (no public URL)."""
+"""Where report files live: PRIVATE_ROOT/reports/, never under MEDIA_ROOT (no public URL).
+The folder has PRIVATE_DIR_MODE's bits and its files PRIVATE_FILE_MODE's (core/files.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+
+from core import files
 
 REPORTS_DIR = "reports"
 
@@ -16,8 +19,7 @@ def reports_dir() -> Path:
 
 def reports_dir_ensure() -> Path:
     directory = reports_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return directory
+    return files.mkdir(directory, settings.PRIVATE_DIR_MODE, parents=True, exist_ok=True)
 
 
 def relative_path_for(report_id: uuid.UUID) -> str:

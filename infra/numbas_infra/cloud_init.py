@@ -6,6 +6,7 @@ fixed in advance, and unattended security upgrades."""
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 
 import yaml
@@ -30,10 +31,23 @@ POSTGRES_UID = 999  # the postgres image's user
 
 
 @dataclass(frozen=True)
+class Directory:
+    """A directory at the top of a volume, and who may read what is below it."""
+
+    path: str  # under the mount point
+    uid: int  # its owner
+    gid: int | None = None  # its group; None: the owner's own (uid)
+    # Set with the group on it and on everything already below it (a volume that served an older
+    # deploy), every time: None leaves the modes alone. A setgid dir_mode passes the group down.
+    dir_mode: int | None = None
+    file_mode: int | None = None
+
+
+@dataclass(frozen=True)
 class VolumeMount:
     volume_id: str  # Hetzner volume id: the device is /dev/disk/by-id/scsi-0HC_Volume_<id>
     mount_point: str
-    directories: tuple[tuple[str, int], ...]  # (path under the mount point, owner uid)
+    directories: tuple[Directory, ...]
 
 
 def device(volume_id: str) -> str:
@@ -125,15 +139,39 @@ def _mount_script(volume: VolumeMount) -> str:
         MOUNT_SCRIPT % {"dev": dev, "mnt": mnt, "volume": volume.volume_id, "marker": MARKER,
                         "probe": PROBE_MIB << 20, "probe_mib": PROBE_MIB, "min_size": 2 * PROBE_MIB << 20},
     ]
-    for path, uid in volume.directories:
-        lines += [f"mkdir -p {mnt}/{path}", f"chown {uid}:{uid} {mnt}/{path}"]
+    for directory in volume.directories:
+        lines += directory_lines(mnt, directory)
     return "\n".join(lines)
+
+
+def directory_lines(mount_point: str, directory: Directory) -> list[str]:
+    """Shell lines that create the directory or put an existing one (and what is in it) right.
+    Idempotent, and they touch only what is wrong; symbolic links are never followed."""
+    path = shlex.quote(f"{mount_point}/{directory.path}")
+    gid = directory.uid if directory.gid is None else directory.gid
+    lines = [f"mkdir -p {path}", f"chown {directory.uid}:{gid} {path}"]
+    if directory.gid is not None:
+        lines.append(f"find {path} ! -group {gid} -exec chgrp -h {gid} {{}} +")
+    if directory.dir_mode is not None:
+        lines.append(f"find {path} -type d ! -perm {directory.dir_mode:04o} -exec chmod {directory.dir_mode:04o} {{}} +")
+    if directory.file_mode is not None:
+        lines.append(f"find {path} -type f ! -perm {directory.file_mode:04o} -exec chmod {directory.file_mode:04o} {{}} +")
+    return lines
+
+
+def files_directories(*, uid: int = APP_UID, gid: int = spec.FILES_GID) -> tuple[Directory, ...]:
+    """media/ and private/ on the files volume: the app's, in nginx's group (spec.py says why).
+    The local production-shaped stack prepares its own with the same lines (tests/support/stack.py)."""
+    return (
+        Directory("media", uid, gid, spec.MEDIA_DIR_MODE, spec.MEDIA_FILE_MODE),
+        Directory("private", uid, gid, spec.PRIVATE_DIR_MODE, spec.PRIVATE_FILE_MODE),
+    )
 
 
 def volumes_for(data_volume_id: str, files_volume_id: str) -> list[VolumeMount]:
     return [
-        VolumeMount(data_volume_id, spec.DATA_MOUNT, (("postgres", POSTGRES_UID), ("redis", 999))),
-        VolumeMount(files_volume_id, spec.FILES_MOUNT, (("media", APP_UID), ("private", APP_UID))),
+        VolumeMount(data_volume_id, spec.DATA_MOUNT, (Directory("postgres", POSTGRES_UID), Directory("redis", 999))),
+        VolumeMount(files_volume_id, spec.FILES_MOUNT, files_directories()),
     ]
 
 

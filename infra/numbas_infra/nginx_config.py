@@ -67,6 +67,7 @@ def render_nginx_conf(
     http2_on_directive: bool = True,
     resolver: str | None = None,
     worker_user: str | None = "nginx",
+    worker_group: str | None = None,
     pid_file: str = DEFAULT_PID_FILE,
     temp_dir: str | None = None,
     exam_mathjax: str = "local",
@@ -91,6 +92,8 @@ def render_nginx_conf(
       running (`server ... resolve`, nginx >= 1.27.3): nginx then starts even if a daphne is
       missing and follows replaced containers. None: names are resolved once, at (re)load.
     worker_user, pid_file, temp_dir: process settings; the defaults suit the official image.
+    worker_group: the workers' group when it is not the one named like worker_user (nginx's rule);
+      they read the files volume through it (spec.FILES_GID).
     exam_mathjax, exam_sources, frame_ancestors: the app's EXAM_MATHJAX, EXAM_CONTENT_SOURCES and
       FRAME_ANCESTORS, for the exam-content host's policy.
     """
@@ -142,6 +145,8 @@ def render_nginx_conf(
         _check_ipv4("resolver", resolver)
     if worker_user is not None and not _USER.match(worker_user):
         raise ValueError(f"worker_user must be a plain user name, not {worker_user!r}")
+    if worker_group is not None and (worker_user is None or not _USER.match(worker_group)):
+        raise ValueError(f"worker_group must be a plain group name, with a worker_user, not {worker_group!r}")
 
     def listen(port: int, extra: str) -> str:
         v4 = f"{bind_address}:{port}" if bind_address else str(port)
@@ -189,7 +194,7 @@ def render_nginx_conf(
         )
 
     values = {
-        "user_directive": f"user {worker_user};\n" if worker_user else "",
+        "user_directive": f"user {worker_user}{f' {worker_group}' if worker_group else ''};\n" if worker_user else "",
         "pid_file": pid_file,
         "temp_paths": temp_paths,
         "domain": domain.lower(),

@@ -22,6 +22,19 @@ PRIVATE_X_ACCEL_PREFIX = "/_private"
 DATA_MOUNT = "/mnt/data"  # PostgreSQL data, Redis append-only file
 FILES_MOUNT = "/mnt/files"  # media (exams) and private files (reports)
 
+# Who reads the files nginx serves from the files volume. The app (uid 10001) writes them;
+# nginx's workers run as user `nginx` (uid 101, gid 101 in the official Debian image) and read
+# them through their group: cloud-init gives media/ and private/ that group with the setgid bit,
+# so every file and directory the app creates below inherits it (the app needs no membership of
+# it), and the app sets the modes below (PRIVATE_*_MODE, MEDIA_*_MODE; app/core/files.py).
+# Private files never give others anything; exams are public on the exam-content origin anyway.
+NGINX_GID = 101
+FILES_GID = NGINX_GID
+PRIVATE_DIR_MODE = 0o2750
+PRIVATE_FILE_MODE = 0o640
+MEDIA_DIR_MODE = 0o2755
+MEDIA_FILE_MODE = 0o644
+
 DAPHNE_PORT = 8700
 ROLE_LABEL = f"{PROJECT}.role"  # on every container: daphne, huey, postgres, ... (docker ps --filter label=...)
 APP_IMAGE = f"{PROJECT}-app"
@@ -122,6 +135,10 @@ def app_environment(settings: AppSettings, *, database_url_host: str = container
         "MEDIA_ROOT": MEDIA_ROOT,
         "PRIVATE_ROOT": PRIVATE_ROOT,
         "PRIVATE_X_ACCEL_PREFIX": PRIVATE_X_ACCEL_PREFIX,
+        "PRIVATE_DIR_MODE": f"{PRIVATE_DIR_MODE:04o}",
+        "PRIVATE_FILE_MODE": f"{PRIVATE_FILE_MODE:04o}",
+        "MEDIA_DIR_MODE": f"{MEDIA_DIR_MODE:04o}",
+        "MEDIA_FILE_MODE": f"{MEDIA_FILE_MODE:04o}",
         "SERVE_FILES": "0",
         "STATIC_MANIFEST": "1",  # hashed static names: nginx caches them for a year
         "INSTANCE_NAME": settings.instance_name,

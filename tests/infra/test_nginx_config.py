@@ -290,6 +290,16 @@ def test_optional_forms_for_older_nginx_and_dockers_resolver():
     assert listens(main_server(conf)) == [["127.0.0.1:443", "ssl"]]
 
 
+def test_workers_run_as_nginx_in_its_group_unless_told_otherwise():
+    """Production: the image's user nginx (uid 101) in group nginx (gid 101, spec.FILES_GID), which
+    reads the files volume; the local stack may name another user and group."""
+    def user(conf: str) -> list[list[str]]:
+        return [args for directive, args, _ in parse(conf) if directive == "user"]
+
+    assert user(render_production()) == [["nginx"]]
+    assert user(render_production(worker_user="nobody", worker_group="nogroup")) == [["nobody", "nogroup"]]
+
+
 def test_certificate_paths_are_certbots_live_files():
     assert nginx_config.certificate_paths("lti.example.ac.uk") == (
         "/etc/letsencrypt/live/lti.example.ac.uk/fullchain.pem",
@@ -327,6 +337,8 @@ def test_certificate_paths_are_certbots_live_files():
     ({"exam_sources": ("https://x.example; evil",)}, "exam_sources"),
     ({"exam_sources": ("javascript:",)}, "exam_sources"),
     ({"frame_ancestors": "https: ; evil"}, "frame_ancestors"),
+    ({"worker_group": "no group"}, "worker_group"),
+    ({"worker_user": None, "worker_group": "nginx"}, "worker_group"),
 ])
 def test_renderer_rejects_bad_input(overrides, message):
     with pytest.raises(ValueError, match=message):

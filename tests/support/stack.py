@@ -12,12 +12,14 @@ restart services for the end-to-end tests.
 from __future__ import annotations
 
 import datetime
+import grp
 import ipaddress
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from numbas_infra import nginx_config, spec
+from numbas_infra import cloud_init, nginx_config, spec
 from tests.support.net import free_port, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,6 +108,10 @@ class LocalStack:
     daphne_replicas: int = 4
     huey_replicas: int = 1
     extra_env: dict = field(default_factory=dict)
+    # (user, group): nginx's workers run as this user and group, as in production (nginx, 101:101,
+    # not the app's 10001), and media/ and private/ are prepared as cloud-init does. Needs root.
+    # None: the workers run as the stack's own user.
+    nginx_user: tuple[str, str] | None = None
     services: dict[str, Service] = field(default_factory=dict)
     _stopping: bool = False
 
@@ -128,6 +134,8 @@ class LocalStack:
         self.logs.mkdir(exist_ok=True)
         for name in ("static", "media", "private", "var", "acme", "nginx-temp", "certs", "redis"):
             (self.root / name).mkdir(exist_ok=True)
+        if self.nginx_user:
+            self._files_for_nginx_user()
         self.pg_port, self.redis_port = free_port(), free_port()
         self.http_port, self.https_port = free_port(), free_port()
         self.daphne_ports = [free_port() for _ in range(self.daphne_replicas)]
@@ -245,10 +253,29 @@ class LocalStack:
             static_root=str(self.root / "static"), media_root=str(self.root / "media"),
             private_root=str(self.root / "private"), acme_webroot=str(self.root / "acme"),
             listen_http=self.http_port, listen_https=self.https_port, ipv6=False, bind_address="127.0.0.1",
-            http2_on_directive=False, worker_user=pwd.getpwuid(os.getuid()).pw_name,
+            http2_on_directive=False,
+            worker_user=self.nginx_user[0] if self.nginx_user else pwd.getpwuid(os.getuid()).pw_name,
+            worker_group=self.nginx_user[1] if self.nginx_user else None,
             frame_ancestors=self.env["FRAME_ANCESTORS"],
             pid_file=str(self.root / "nginx.pid"), temp_dir=str(self.root / "nginx-temp"),
         )
+
+    def _files_for_nginx_user(self) -> None:
+        """media/ and private/ in the workers' group with cloud-init's own lines and modes
+        (infra/numbas_infra/cloud_init.py), so nginx reads what the app writes through the group only."""
+        user, group = self.nginx_user
+        gid = grp.getgrnam(group).gr_gid
+        if pwd.getpwnam(user).pw_uid in (0, os.getuid()) or gid in (0, os.getgid()):
+            raise ValueError(f"nginx_user {self.nginx_user} must be neither root nor the app's user and group")
+        if os.getuid() != 0:
+            raise RuntimeError("nginx_user needs root (nginx's master switches its workers to that user)")
+        os.chmod(self.root, 0o711)  # the workers pass through; they list nothing
+        closed = [p for p in self.root.parents if not os.stat(p).st_mode & stat.S_IXOTH]
+        if closed:
+            raise RuntimeError(f"nginx's workers ({user}) cannot reach {self.root}: {closed[0]} is closed to others")
+        lines = [line for d in cloud_init.files_directories(uid=os.getuid(), gid=gid)
+                 for line in cloud_init.directory_lines(str(self.root), d)]
+        subprocess.run(["sh", "-c", "\n".join(["set -eu", *lines])], check=True, capture_output=True, timeout=120)
 
     def _start_nginx(self) -> None:
         (self.root / "nginx.conf").write_text(self.nginx_conf(self.daphne_ports))

@@ -102,3 +102,40 @@ def test_an_allowed_network_that_is_not_a_cidr_stops_the_server(tmp_path, value)
 def test_the_limit_of_non_lti_answers_must_be_positive(tmp_path):
     result = settings_with(tmp_path, DEBUG="1", PASSBACK_MAX_NON_LTI_ANSWERS="0")
     assert result.returncode != 0 and "PASSBACK_MAX_NON_LTI_ANSWERS must be 1 or more" in result.stderr
+
+
+MODES_PROBE = """
+import json
+from django.conf import settings
+print(json.dumps([settings.PRIVATE_FILE_MODE, settings.PRIVATE_DIR_MODE, settings.MEDIA_FILE_MODE, settings.MEDIA_DIR_MODE]))
+"""
+
+
+def modes_with(tmp_path, **env):
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_MODE") and k != "DJANGO_SETTINGS_MODULE"}
+    clean.update({"DJANGO_SETTINGS_MODULE": "numbas_lti.settings", "VAR_DIR": str(tmp_path), "DEBUG": "1", **env})
+    return subprocess.run([sys.executable, "-c", "import django; django.setup();" + MODES_PROBE],
+                          cwd=APP, env=clean, capture_output=True, text=True, timeout=60)
+
+
+def test_file_modes_default_to_group_read_and_nothing_private_for_others(tmp_path):
+    result = modes_with(tmp_path)
+    assert json.loads(result.stdout) == [0o640, 0o2750, 0o644, 0o2755], result.stderr
+    result = modes_with(tmp_path, PRIVATE_FILE_MODE="600", PRIVATE_DIR_MODE="0700", MEDIA_FILE_MODE="0640",
+                        MEDIA_DIR_MODE="2750")
+    assert json.loads(result.stdout) == [0o600, 0o700, 0o640, 0o2750], result.stderr
+
+
+@pytest.mark.parametrize("name, value", [
+    ("PRIVATE_FILE_MODE", "0644"),  # others could read a report
+    ("PRIVATE_FILE_MODE", "0400"),  # the app could not write it
+    ("PRIVATE_FILE_MODE", "rw-r-----"),
+    ("PRIVATE_FILE_MODE", "4640"),
+    ("PRIVATE_DIR_MODE", "2751"),
+    ("PRIVATE_DIR_MODE", "0640"),  # the app could not enter it
+    ("MEDIA_FILE_MODE", "0666"),  # anyone could change an exam
+    ("MEDIA_DIR_MODE", "0777"),
+])
+def test_file_modes_that_would_open_private_files_or_lock_the_app_out_are_refused(tmp_path, name, value):
+    result = modes_with(tmp_path, **{name: value})
+    assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr and name in result.stderr

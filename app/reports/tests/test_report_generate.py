@@ -84,7 +84,7 @@ def test_file_is_private_and_written_atomically(known, django_capture_on_commit_
     assert report.relative_path == f"reports/{report.pk}.csv"
     assert path.is_relative_to(Path(settings.PRIVATE_ROOT).resolve())
     assert not path.is_relative_to(Path(settings.MEDIA_ROOT).resolve())
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.stat().st_mode) == settings.PRIVATE_FILE_MODE == 0o640  # nginx's group reads it, others not
     assert os.listdir(path.parent) == [path.name]  # no temporary file left behind
 
 
