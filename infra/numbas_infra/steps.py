@@ -70,10 +70,16 @@ exec docker exec -i "$c" python manage.py "$@"
 def prepare_script() -> str:
     """cloud-init exits 2 for "done, with recoverable errors": the server is usable. Installs
     `numbas-lti-manage` for operators."""
+    from numbas_infra import cloud_init
+
     install = f"cat > {MANAGE_COMMAND} <<'NUMBAS_EOF'\n{MANAGE_SCRIPT}NUMBAS_EOF\nchmod 755 {MANAGE_COMMAND}"
+    # The files volume's owners and modes as cloud-init sets them, also on a server created before
+    # (cloud-init runs once): nginx must read what the app writes.
+    files = "\n".join(line for d in cloud_init.files_directories() for line in cloud_init.directory_lines(spec.FILES_MOUNT, d))
     return guarded(
         "waiting for the server's setup (cloud-init)",
-        f"{CLOUD_INIT_WAIT}\nmkdir -p {' '.join(spec.HOST_DIRS)}\ncommand -v docker >/dev/null\n{install}",
+        f"{CLOUD_INIT_WAIT}\nmountpoint -q {spec.FILES_MOUNT}\nmkdir -p {' '.join(spec.HOST_DIRS)}\n"
+        f"{files}\ncommand -v docker >/dev/null\n{install}",
         "See /var/log/cloud-init-output.log on the server (ssh root@<ipv4>).",
     )
 

@@ -179,6 +179,7 @@ def test_every_step_is_valid_posix_sh(script):
 def test_the_prepare_step_installs_the_manage_command(tmp_path):
     script = steps.prepare_script()
     assert "cloud-init status --wait" in script and "mkdir -p /etc/numbas-lti " in script
+    assert "chown 10001:101 /mnt/files/private" in script  # a server set up before the permission fix too
     body = script[script.index("<<'NUMBAS_EOF'\n") + 15:script.index("NUMBAS_EOF\nchmod")]
     assert body == steps.MANAGE_SCRIPT
     bin_dir = tmp_path / "bin"
