@@ -231,3 +231,42 @@ def test_env_files_refuse_values_docker_cannot_carry():
     assert steps.env_file_lines({"B": "2", "A": "x=y"}) == "A=x=y\nB=2\n"
     with pytest.raises(ValueError, match="line break"):
         steps.env_file_lines({"A": "one\ntwo"})
+
+
+def test_certbot_backs_off_after_failures_and_renews_twice_a_day(tmp_path):
+    """The certbot container's loop, with a certbot that fails three times and a `sleep` that
+    records how long it would wait (and ends the loop at the 12-hour wait)."""
+    from numbas_infra.app_stack import CERTBOT_LOOP
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls, sleeps = tmp_path / "calls", tmp_path / "sleeps"
+    (bin_dir / "certbot").write_text(
+        f'#!/bin/sh\necho x >> {calls}\n[ "$(wc -l < {calls})" -gt 3 ]\n')
+    (bin_dir / "sleep").write_text(
+        f'#!/bin/sh\necho "$1" >> {sleeps}\nif [ "$1" = 12h ]; then kill -TERM "$LOOP_PID"; fi\n')
+    for tool in ("certbot", "sleep"):
+        (bin_dir / tool).chmod(0o755)
+    loop = CERTBOT_LOOP.format(webroot="/var/www/acme", staging="")
+    ran = subprocess.run(["sh", "-c", f'LOOP_PID=$$; export LOOP_PID; {loop}'], capture_output=True, text=True,
+                         timeout=30, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "DOMAIN": "d", "EXAM_DOMAIN": "e",
+                                          "ACME_EMAIL": "a@b.c"})
+    assert sleeps.read_text().split() == ["300", "600", "1200", "12h"], ran.stdout + ran.stderr
+    assert ran.stdout.count("certbot failed; next attempt in") == 3
+
+
+def test_prune_keeps_the_newest_images_and_the_current_one(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    removed = tmp_path / "removed"
+    listing = "\\n".join(f"2026-12-0{day} 10:00:00 +0000 UTC\\t{tag}" for day, tag in
+                         [(1, "oldest"), (5, "newest"), (3, "middle"), (2, "older"), (4, "newer")])
+    (bin_dir / "docker").write_text(
+        f'#!/bin/sh\ncase "$1 $2" in\n  "image ls") printf "{listing}\\n" ;;\n'
+        f'  "image rm") echo "$3" >> {removed} ;;\nesac\nexit 0\n')
+    (bin_dir / "docker").chmod(0o755)
+    script = steps.prune_script(repository="numbas-lti-app", current_tag="oldest", keep=3)
+    ran = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    assert ran.returncode == 0, ran.stderr
+    # Kept: newest, newer, middle (the last three) and oldest (running now, e.g. after a rollback).
+    assert removed.read_text().split() == ["numbas-lti-app:older"]
