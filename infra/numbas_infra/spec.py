@@ -190,3 +190,23 @@ def app_containers(settings: AppSettings, *, daphne_replicas: int, huey_replicas
     specs += [ContainerSpec(name, "huey", HUEY_COMMAND, env, APP_MOUNTS, health=HUEY_HEALTH)
               for name in huey_names(huey_replicas)]
     return specs
+
+
+# --- Rolling upgrades: how a generation of app containers is stopped ---------------------------
+# An upgrade starts the new daphnes, waits for their health check, points nginx at them
+# (`nginx -s reload`), waits DAPHNE_DRAIN_S for requests already on their way to the old ones,
+# then stops the old daphnes; then starts the new Huey workers and stops the old ones.
+# tests/test_rolling_upgrade.py does exactly this on the local stack (under load).
+#
+# daphne has no drain of its own: on SIGTERM it cancels every request and websocket at once and
+# exits within a fraction of a second; the attempt pages reconnect through nginx to the new
+# daphnes and send again whatever was not acknowledged. The grace period only bounds a hung exit.
+DAPHNE_STOP_SIGNAL = "SIGTERM"
+DAPHNE_STOP_GRACE_S = 30
+DAPHNE_DRAIN_S = 2
+# Huey's consumer treats SIGINT as "finish the running tasks, then exit" and SIGTERM as "exit
+# now" (huey/consumer.py: graceful_signal="INT"): a grade being sent would be sent again later.
+# The grace period is longer than a grade-delivery run (its 20 s budget plus one request's
+# PASSBACK_TIMEOUT_SECONDS).
+HUEY_STOP_SIGNAL = "SIGINT"
+HUEY_STOP_GRACE_S = 60
