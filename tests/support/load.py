@@ -1,6 +1,7 @@
-"""Students on flaky connections, for fault tests: each keeps sending batches of attempt data
-over the websocket (through nginx), keeps every unacknowledged batch and re-sends it after a
-reconnect or when it waits too long — as the attempt page does with localStorage."""
+"""Students on flaky connections, for the fault and rolling-upgrade tests: each keeps sending
+batches of attempt data over the websocket (through nginx), keeps every unacknowledged batch and
+re-sends it after a reconnect or when it waits too long — as the attempt page does with
+localStorage."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class LoadSession:
     closes: list[str] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     resent: int = 0
+    already_stored: int = 0  # acknowledged with "stored": false (sent again after its commit)
 
     @property
     def unacked(self) -> list[str]:
@@ -128,6 +130,8 @@ class LoadSession:
                 break
             data = json.loads(message.data)
             if data.get("type") == "ack":
+                if data.get("stored") is False:
+                    self.already_stored += 1
                 if data["batch"] not in self.acked:
                     self.acked.add(data["batch"])
                     self.ack_times.append(time.monotonic())
