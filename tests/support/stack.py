@@ -322,7 +322,6 @@ class LocalStack:
         finally:
             conn.close()
 
-
     # --- rolling upgrade ---------------------------------------------------------------------------
     def rolling_upgrade(self, env_changes: dict | None = None, *, daphne_replicas: int | None = None,
                         huey_replicas: int | None = None, drain: float = spec.DAPHNE_DRAIN_S,
@@ -377,7 +376,7 @@ class LocalStack:
         with phase("old huey drained"):
             upgrade.exits |= self._retire(old_hueys, getattr(signal, spec.HUEY_STOP_SIGNAL), huey_grace)
         self.env, self.generation = env, generation
-        upgrade.timings["total"] = round(sum(upgrade.timings.values()), 2)
+        upgrade.timings["total (without the hook)"] = round(sum(upgrade.timings.values()), 2)
         return upgrade
 
     def _nginx_reload_and_wait(self, upstream_ports: list[int]) -> None:
@@ -441,11 +440,11 @@ class LocalStack:
         for name, service in services.items():
             if service.process is None or service.process.poll() is not None:
                 continue
-            for fd in Path(f"/proc/{service.process.pid}/fd").iterdir():
-                try:
-                    target = os.readlink(fd)
-                except OSError:
-                    continue
+            try:
+                targets = [os.readlink(fd) for fd in Path(f"/proc/{service.process.pid}/fd").iterdir()]
+            except OSError:
+                continue  # it exited meanwhile
+            for target in targets:
                 if target.startswith("socket:[") and established.pop(int(target[8:-1]), None):
                     counts[name] += 1
         counts["?"] = len(established)
