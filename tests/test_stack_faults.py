@@ -15,7 +15,6 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,44 +24,14 @@ import pytest
 import requests
 import urllib3
 
-from tests.support.attempt_client import Student, batch
 from tests.support.attempt_page import DEMO_SECRET
 from tests.support.lms_stub import LmsStub
-from tests.support.load import LoadSession
+from tests.support.load import complete_attempt, per_session_gap, prepare_sessions, stack_student, store_counts
 
 pytestmark = pytest.mark.slow
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 SESSIONS = int(os.environ.get("FAULT_SESSIONS", "500"))
 INTERVAL, SIZE = 3.0, 10
-
-
-def student(stack, user_id, **overrides) -> Student:
-    s = Student(stack.url, key="demo", secret=DEMO_SECRET, user_id=user_id, launch_overrides=overrides)
-    s.http.verify, s.http.trust_env = False, False
-    return s.launch()
-
-
-def prepare(stack, count):
-    def one(i):
-        s = student(stack, f"fault-{i}")
-        attempt_id = s.start_attempt()
-        config = s.open_attempt(attempt_id)
-        return LoadSession(url=s.websocket_url(config), cookie=s.cookie_header, origin=stack.url,
-                           token=config["token"], attempt=attempt_id)
-
-    with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(one, range(count)))
-
-
-def per_session_gap(sessions, start, end):
-    """For each session, the longest wait between acknowledgements in [start, end]; max and p95."""
-    gaps = []
-    for s in sessions:
-        times = [t for t in s.ack_times if start <= t <= end]
-        edges = [start, *times, end]
-        gaps.append(max(b - a for a, b in zip(edges, edges[1:])))
-    gaps.sort()
-    return round(gaps[-1], 2), round(gaps[int(0.95 * (len(gaps) - 1))], 2)
 
 
 def _run(coroutine_function):
@@ -80,33 +49,6 @@ class Fault:
     settle: float  # seconds of load after it is cleared
 
 
-def store_counts(stack, sessions) -> dict[int, tuple[int, int]]:
-    attempts = tuple(s.attempt for s in sessions)
-    placeholders = ",".join(["%s"] * len(attempts))
-    rows = stack.query(
-        f"SELECT attempt_id, count(*), count(DISTINCT sequence) FROM attempts_elementchange "
-        f"WHERE attempt_id IN ({placeholders}) GROUP BY attempt_id", attempts)
-    return {a: (n, distinct) for a, n, distinct in rows}
-
-
-def complete_attempt(grader, attempt_id, config, raw, *, within=90.0) -> dict:
-    """The grader's last batch (completion and a score), posted over HTTPS as the page's fallback
-    does: the same batch again until it is acknowledged. Returns the statuses seen."""
-    message = batch(config["token"], [("cmi.score.raw", str(raw)), ("cmi.score.max", "4"),
-                                      ("cmi.completion_status", "completed"), ("cmi.exit", "normal")],
-                    1, terminate=True)
-    statuses, deadline = [], time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            statuses.append(grader.post_batch(attempt_id, message).status_code)
-        except requests.RequestException as error:
-            statuses.append(type(error).__name__)
-        if statuses[-1] == 200:
-            break
-        time.sleep(1)
-    return {"statuses": sorted(set(map(str, statuses))), "tries": len(statuses), "acknowledged": statuses[-1] == 200}
-
-
 def delivered_after(stub, number: int, cleared: float) -> float | None:
     """When the LMS accepted grade `number`, in seconds after `cleared` (a monotonic time)."""
     accepted = [r.time for r in stub.requests if r.sourcedid == f"fault-grade-{number}" and r.outcome == "accepted"]
@@ -117,7 +59,7 @@ def delivered_after(stub, number: int, cleared: float) -> float | None:
 
 def test_faults_under_load_lose_nothing(prod_stack):
     stack = prod_stack
-    sessions = prepare(stack, SESSIONS)
+    sessions = prepare_sessions(stack, SESSIONS, "fault")
     report = {"sessions": len(sessions), "faults": {}}
     stop, pause = threading.Event(), threading.Event()  # set by the injector; the sessions poll them
     timeline = {}
@@ -147,7 +89,7 @@ def test_faults_under_load_lose_nothing(prod_stack):
     with LmsStub(consumers={"demo": DEMO_SECRET}) as stub:
         graders = []
         for i, _ in enumerate(faults):
-            grader = student(stack, f"fault-grader-{i}", lis_outcome_service_url=stub.url,
+            grader = stack_student(stack, f"fault-grader-{i}", lis_outcome_service_url=stub.url,
                              lis_result_sourcedid=f"fault-grade-{i}")
             attempt_id = grader.start_attempt()
             graders.append((grader, attempt_id, grader.open_attempt(attempt_id)))

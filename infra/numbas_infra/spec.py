@@ -267,3 +267,27 @@ def app_containers(settings: AppSettings, *, daphne_replicas: int, huey_replicas
     specs += [ContainerSpec(name, "huey", HUEY_COMMAND, huey_env, APP_MOUNTS, health=HUEY_HEALTH)
               for name in huey_names(huey_replicas, generation)]
     return specs
+
+
+# --- Rolling upgrades: how a generation of app containers is stopped ---------------------------
+# An upgrade starts the new daphnes, waits for their health check, points nginx at them
+# (`nginx -s reload`), waits DAPHNE_DRAIN_S for requests already on their way to the old ones,
+# then stops the old daphnes; then starts the new Huey workers and stops the old ones.
+# tests/test_rolling_upgrade.py does exactly this on the local stack (under load).
+#
+# daphne has no drain of its own: on SIGTERM it cancels every request and websocket at once and
+# exits within a second or two (its websockets end without a close frame, which browsers report
+# as 1006); the attempt pages reconnect through nginx to the new daphnes and send again whatever
+# was not acknowledged (a batch already stored is acknowledged again, not stored twice). A request
+# still running after the drain, such as an exam upload being checked, is cut (502) and must be
+# made again. The grace period only bounds a hung exit.
+DAPHNE_STOP_SIGNAL = "SIGTERM"
+DAPHNE_STOP_GRACE_S = 30
+DAPHNE_DRAIN_S = 2
+# Huey's consumer treats SIGINT as "finish the running tasks, then exit" and SIGTERM as "exit
+# now" (huey/consumer.py: graceful_signal="INT"). Docker stops containers with SIGTERM unless
+# told otherwise (stop_signal): a grade on its way to the LMS would then arrive there but never be
+# recorded as delivered, and be sent again when its lease runs out. The grace period is longer
+# than a grade-delivery run (its 20 s budget plus one request's PASSBACK_TIMEOUT_SECONDS).
+HUEY_STOP_SIGNAL = "SIGINT"
+HUEY_STOP_GRACE_S = 60

@@ -14,7 +14,10 @@ retry and error handling:
 * ``fail(mode, count=None)`` / ``recover()`` -- answer the next ``count``
   requests (or all, until recovery) with one of the `FAIL_MODES`;
 * ``known_sourcedids`` -- sourcedids outside this set are "unknown";
-* ``fail_rate`` / ``seed`` -- a random fraction of requests answer HTTP 500.
+* ``fail_rate`` / ``seed`` -- a random fraction of requests answer HTTP 500;
+* ``accept_delay`` / ``release()`` -- an accepted grade is recorded at once but answered
+  this many seconds later, or at ``release()`` (a slow LMS: the tool's request stays in
+  flight meanwhile).
 
 Everything the stub receives is recorded (`requests`, `grades`,
 `accepted_for`, `wait_for_grade`, `stats`).
@@ -114,6 +117,7 @@ class LmsStub:
         fail_rate: float = 0.0,
         seed: int | None = None,
         timeout_delay: float = 3.0,
+        accept_delay: float = 0.0,
     ):
         if not 0.0 <= fail_rate <= 1.0:
             raise ValueError("fail_rate must be between 0 and 1")
@@ -122,6 +126,8 @@ class LmsStub:
         self.port = port
         #: Seconds a "timeout" failure stalls before answering 503.
         self.timeout_delay = timeout_delay
+        #: Seconds an accepted grade's answer is held back (it is recorded before).
+        self.accept_delay = accept_delay
 
         # One lock guards every piece of mutable state below; the condition
         # built on it wakes wait_for_grade() whenever a grade is accepted.
@@ -143,6 +149,8 @@ class LmsStub:
         self._thread: threading.Thread | None = None
         # Set by stop() so requests stalled in "timeout" mode finish promptly.
         self._stopping = threading.Event()
+        # Set by release(): held answers to accepted grades go out now.
+        self._released = threading.Event()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -201,6 +209,10 @@ class LmsStub:
         with self._lock:
             self._fail_mode = mode
             self._fail_remaining = count
+
+    def release(self) -> None:
+        """Send the answers held back by `accept_delay` now, and hold none back from now on."""
+        self._released.set()
 
     def recover(self) -> None:
         """Stop failing requests on purpose (fail_rate still applies)."""
@@ -429,7 +441,8 @@ class LmsStub:
 
         self._record(sourcedid, score, "accepted")
         return _Reply(200, _pox_response("success", "status", f"Score for {sourcedid} is now {score}",
-                                         message_id, "replaceResult", body="<replaceResultResponse/>"))
+                                         message_id, "replaceResult", body="<replaceResultResponse/>"),
+                      delay=self.accept_delay)
 
 
 # ------------------------------------------------------------------- POX helpers
@@ -571,8 +584,12 @@ class _Handler(BaseHTTPRequestHandler):
         reply = stub._handle_outcome(self.headers.get("Host", ""), self.path,
                                      self.headers.get("Authorization", ""), body)
         if reply.delay:
-            # Event.wait rather than sleep so stop() does not leave threads stalled.
-            stub._stopping.wait(reply.delay)
+            # Short waits rather than one sleep, so stop() (and, for held grades, release()) ends it.
+            deadline = time.monotonic() + reply.delay
+            held = reply.status == 200  # an accepted grade, not the "timeout" failure
+            while time.monotonic() < deadline and not stub._stopping.is_set() \
+                    and not (held and stub._released.is_set()):
+                stub._stopping.wait(0.05)
         self._send(reply.status, reply.body, reply.content_type)
 
     def do_GET(self) -> None:

@@ -1,6 +1,7 @@
-"""Students on flaky connections, for fault tests: each keeps sending batches of attempt data
-over the websocket (through nginx), keeps every unacknowledged batch and re-sends it after a
-reconnect or when it waits too long — as the attempt page does with localStorage."""
+"""Students on flaky connections, for the fault and rolling-upgrade tests: each keeps sending
+batches of attempt data over the websocket (through nginx), keeps every unacknowledged batch and
+re-sends it after a reconnect or when it waits too long — as the attempt page does with
+localStorage."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import json
 import random
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import aiohttp
+import requests
+
+from tests.support.attempt_client import Student, batch
+from tests.support.attempt_page import DEMO_SECRET
 
 
 @dataclass
@@ -28,6 +34,14 @@ class LoadSession:
     ack_times: list[float] = field(default_factory=list)
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
+    # The same events, told apart: a connection that never became ready (with the HTTP status of
+    # a refused handshake), an established one that ended without our asking (with its close
+    # code), an error the server answered in-band, and batches sent again after a reconnect.
+    connect_failures: list[str] = field(default_factory=list)
+    closes: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    resent: int = 0
+    already_stored: int = 0  # acknowledged with "stored": false (sent again after its commit)
 
     @property
     def unacked(self) -> list[str]:
@@ -61,12 +75,16 @@ class LoadSession:
                 drain_until = drain_until or time.monotonic() + drain_seconds
                 if not self.unacked or time.monotonic() > drain_until:
                     return
+            ws, connected = None, False
             try:
                 async with http.ws_connect(self.url, headers={"Cookie": self.cookie, "Origin": self.origin},
                                            ssl=False, heartbeat=None, timeout=aiohttp.ClientWSTimeout(ws_close=5)) as ws:
                     ready = await ws.receive(timeout=30)
                     if ready.type != aiohttp.WSMsgType.TEXT or json.loads(ready.data).get("type") != "ready":
                         raise ConnectionError(f"not ready: {ready.type} {ready.data!r}"[:200])
+                    connected = True
+                    if self.reconnects:
+                        self.resent += len(self.unacked)
                     for batch_id in self.unacked:  # what the page kept in localStorage
                         await self._send(ws, batch_id)
                     reader = asyncio.ensure_future(self._read(ws))
@@ -88,8 +106,14 @@ class LoadSession:
                             await asyncio.sleep(0.2)
                     finally:
                         reader.cancel()
+                    self.closes.append(f"closed {ws.close_code}")
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError) as error:
                 self.errors.append(type(error).__name__)
+                if connected:
+                    self.closes.append(f"{type(error).__name__} {ws.close_code if ws is not None else ''}".strip())
+                else:
+                    status = getattr(error, "status", "")
+                    self.connect_failures.append(f"{type(error).__name__} {status}".strip())
             self.reconnects += 1
             while not stop.is_set() and not paused() and time.monotonic() >= next_batch:  # answers keep coming offline
                 self.new_batch(size)
@@ -106,11 +130,14 @@ class LoadSession:
                 break
             data = json.loads(message.data)
             if data.get("type") == "ack":
+                if data.get("stored") is False:
+                    self.already_stored += 1
                 if data["batch"] not in self.acked:
                     self.acked.add(data["batch"])
                     self.ack_times.append(time.monotonic())
             elif data.get("type") == "error":
                 self.errors.append(data.get("code", "error"))
+                self.refusals.append(data.get("code", "error"))
                 if data.get("code") == "unavailable" and data.get("batch") in self.sent_at:
                     self.sent_at[data["batch"]] = time.monotonic() - 8  # as the page does: again in ~2 s
 
@@ -122,3 +149,63 @@ def ack_gaps(sessions: list[LoadSession], start: float, end: float) -> float:
         return end - start
     edges = [start, *times, end]
     return max(b - a for a, b in zip(edges, edges[1:]))
+
+
+# --- on the production-shaped stack (tests/support/stack.py), with its demo activity ---------------
+def stack_student(stack, user_id: str, **launch_overrides) -> Student:
+    """A student launched into the stack's demo activity over HTTPS (its throwaway certificate)."""
+    s = Student(stack.url, key="demo", secret=DEMO_SECRET, user_id=user_id, launch_overrides=launch_overrides)
+    s.http.verify, s.http.trust_env = False, False
+    return s.launch()
+
+
+def prepare_sessions(stack, count: int, prefix: str) -> list[LoadSession]:
+    """`count` students, each with an attempt started and taken over, ready to send over the websocket."""
+    def one(i):
+        s = stack_student(stack, f"{prefix}-{i}")
+        attempt_id = s.start_attempt()
+        config = s.open_attempt(attempt_id)
+        return LoadSession(url=s.websocket_url(config), cookie=s.cookie_header, origin=stack.url,
+                           token=config["token"], attempt=attempt_id)
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def store_counts(stack, sessions: list[LoadSession]) -> dict[int, tuple[int, int]]:
+    """Per attempt: history rows stored, and distinct sequence numbers among them."""
+    attempts = tuple(s.attempt for s in sessions)
+    placeholders = ",".join(["%s"] * len(attempts))
+    rows = stack.query(
+        f"SELECT attempt_id, count(*), count(DISTINCT sequence) FROM attempts_elementchange "
+        f"WHERE attempt_id IN ({placeholders}) GROUP BY attempt_id", attempts)
+    return {a: (n, distinct) for a, n, distinct in rows}
+
+
+def per_session_gap(sessions: list[LoadSession], start: float, end: float) -> tuple[float, float]:
+    """For each session, the longest wait between acknowledgements in [start, end]; max and p95."""
+    gaps = []
+    for s in sessions:
+        times = [t for t in s.ack_times if start <= t <= end]
+        edges = [start, *times, end]
+        gaps.append(max(b - a for a, b in zip(edges, edges[1:])))
+    gaps.sort()
+    return round(gaps[-1], 2), round(gaps[int(0.95 * (len(gaps) - 1))], 2)
+
+
+def complete_attempt(grader, attempt_id, config, raw, *, within=90.0) -> dict:
+    """The grader's last batch (completion and a score), posted over HTTPS as the page's fallback
+    does: the same batch again until it is acknowledged. Returns the statuses seen."""
+    message = batch(config["token"], [("cmi.score.raw", str(raw)), ("cmi.score.max", "4"),
+                                      ("cmi.completion_status", "completed"), ("cmi.exit", "normal")],
+                    1, terminate=True)
+    statuses, deadline = [], time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            statuses.append(grader.post_batch(attempt_id, message).status_code)
+        except requests.RequestException as error:
+            statuses.append(type(error).__name__)
+        if statuses[-1] == 200:
+            break
+        time.sleep(1)
+    return {"statuses": sorted(set(map(str, statuses))), "tries": len(statuses), "acknowledged": statuses[-1] == 200}

@@ -11,6 +11,7 @@ restart services for the end-to-end tests.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import grp
 import ipaddress
@@ -27,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from numbas_infra import cloud_init, nginx_config, spec
 from tests.support.net import free_port, wait_for_http
@@ -346,6 +348,195 @@ class LocalStack:
                 return cursor.fetchall()
         finally:
             conn.close()
+
+    # --- rolling upgrade ---------------------------------------------------------------------------
+    def rolling_upgrade(self, env_changes: dict | None = None, *, daphne_replicas: int | None = None,
+                        huey_replicas: int | None = None, drain: float = spec.DAPHNE_DRAIN_S,
+                        daphne_grace: float = spec.DAPHNE_STOP_GRACE_S, huey_grace: float = spec.HUEY_STOP_GRACE_S,
+                        before_huey: Callable[[], None] | None = None) -> "Upgrade":
+        """Replace every daphne and Huey process by a new generation, as the deploy does (steps 3-6
+        of an upgrade; backup and migrations come before, verification after):
+
+        1. start the new daphnes (same command, new ports, the environment with `env_changes`)
+           and wait for each one's /health/;
+        2. point nginx's upstream at them and reload; wait until its new workers run, then
+           `drain` seconds for requests already on their way to the old daphnes;
+        3. stop the old daphnes (spec.DAPHNE_STOP_SIGNAL, then SIGKILL after `daphne_grace`),
+           taken off the supervisor first so that it does not start them again;
+        4. start the new Huey workers (after `before_huey`, a hook for tests) and wait until
+           they consume;
+        5. stop the old workers with spec.HUEY_STOP_SIGNAL (they finish their running tasks)
+           and wait for them to exit (SIGKILL after `huey_grace`).
+        """
+        generation = getattr(self, "generation", 1) + 1
+        old_daphnes = [n for n in self.services if n.startswith("daphne")]
+        old_hueys = [n for n in self.services if n.startswith("huey")]
+        env = {**self.env, **(env_changes or {})}
+        upgrade = Upgrade(generation=generation, old_daphnes=old_daphnes, old_hueys=old_hueys)
+        phase = _Phases(upgrade)
+
+        with phase("new daphnes healthy"):
+            ports = [free_port() for _ in range(daphne_replicas or len(old_daphnes))]
+            for i, port in enumerate(ports, start=1):
+                name = f"daphne-g{generation}-{i}"
+                self._add(name, spec.daphne_command(bind="127.0.0.1", port=port), env, APP)
+                upgrade.new_daphnes.append(name)
+            for name, port in zip(upgrade.new_daphnes, ports):
+                wait_for_http(f"http://127.0.0.1:{port}/health/", timeout=TIMEOUT,
+                              process=self.services[name].process)
+        with phase("nginx reloaded"):
+            self._nginx_reload_and_wait(ports)
+        with phase("drain"):
+            time.sleep(drain)
+        self.daphne_ports = ports
+        with phase("old daphnes stopped"):
+            upgrade.exits |= self._retire(old_daphnes, getattr(signal, spec.DAPHNE_STOP_SIGNAL), daphne_grace)
+        if before_huey is not None:
+            before_huey()
+        with phase("new huey consuming"):
+            for i in range(1, (huey_replicas if huey_replicas is not None else len(old_hueys)) + 1):
+                name = f"huey-g{generation}-{i}"
+                self._add(name, spec.HUEY_COMMAND, env, APP)
+                upgrade.new_hueys.append(name)
+            for name in upgrade.new_hueys:
+                self._wait_for_log(name, "consumer started")
+        with phase("old huey drained"):
+            upgrade.exits |= self._retire(old_hueys, getattr(signal, spec.HUEY_STOP_SIGNAL), huey_grace)
+        self.env, self.generation = env, generation
+        upgrade.timings["total (without the hook)"] = round(sum(upgrade.timings.values()), 2)
+        return upgrade
+
+    def _nginx_reload_and_wait(self, upstream_ports: list[int]) -> None:
+        """nginx_reload, then wait until the master has replaced its workers (a config it cannot
+        load leaves the old workers running: that is an error here)."""
+        master = self.services["nginx"].process.pid
+        before = set(_children(master))
+        self.nginx_reload(upstream_ports)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            workers = {pid: title for pid, title in _children(master).items()
+                       if pid not in before and "worker process" in title and "shutting down" not in title}
+            if workers and all("shutting down" in title or pid not in before
+                               for pid, title in _children(master).items() if "worker process" in title):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"nginx did not start new workers after the reload; see {self.logs}/nginx.log")
+
+    def _retire(self, names: list[str], sig: int, grace: float) -> dict[str, "Exit"]:
+        """Signal every service in `names` at once, wait up to `grace` seconds for each to exit
+        (SIGKILL after that) and remove them from the stack. The supervisor leaves them alone."""
+        services = [self.services[name] for name in names]
+        for service in services:
+            service.restart = False
+        started = time.monotonic()
+        for service in services:
+            if service.process.poll() is None:
+                os.killpg(service.process.pid, sig)
+        exits = {}
+        for service in services:
+            forced = False
+            try:
+                service.process.wait(timeout=max(0.0, started + grace - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                forced = True
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait(timeout=TIMEOUT)
+            exits[service.name] = Exit(service.process.returncode, started, round(time.monotonic() - started, 2),
+                                      forced)
+            self.retired[service.name] = self.services.pop(service.name)
+        return exits
+
+    @property
+    def retired(self) -> dict[str, Service]:
+        """Services stopped by rolling_upgrade, by name (their logs stay under logs/)."""
+        if not hasattr(self, "_retired"):
+            self._retired = {}
+        return self._retired
+
+    def daphne_connections(self) -> dict[str, int]:
+        """Established connections to each daphne process (current and retired), from the kernel's
+        socket table: who is serving right now. Connections no daphne process holds count as "?"."""
+        services = {n: sv for n, sv in {**self.retired, **self.services}.items() if n.startswith("daphne")}
+        ports = {int(sv.argv[sv.argv.index("-p") + 1]) for sv in services.values()}
+        established = {}  # socket inode -> local port
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                established[int(fields[9])] = fields[1]
+        counts = dict.fromkeys(services, 0)
+        for name, service in services.items():
+            if service.process is None or service.process.poll() is not None:
+                continue
+            try:
+                targets = [os.readlink(fd) for fd in Path(f"/proc/{service.process.pid}/fd").iterdir()]
+            except OSError:
+                continue  # it exited meanwhile
+            for target in targets:
+                if target.startswith("socket:[") and established.pop(int(target[8:-1]), None):
+                    counts[name] += 1
+        counts["?"] = len(established)
+        return counts
+
+    def _wait_for_log(self, name: str, text: str) -> None:
+        service, deadline = self.services[name], time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            if text in service.log.read_text(errors="replace"):
+                return
+            if service.process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {service.process.returncode}; see {service.log}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} did not log {text!r} within {TIMEOUT}s; see {service.log}")
+
+
+@dataclass
+class Exit:
+    code: int
+    signalled_at: float  # time.monotonic() when it was told to stop
+    seconds: float  # from the signal to the exit
+    forced: bool  # SIGKILL after the grace period
+
+
+@dataclass
+class Upgrade:
+    """What LocalStack.rolling_upgrade did: service names, exits, seconds per phase."""
+
+    generation: int
+    old_daphnes: list[str]
+    old_hueys: list[str]
+    new_daphnes: list[str] = field(default_factory=list)
+    new_hueys: list[str] = field(default_factory=list)
+    exits: dict[str, Exit] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds it took
+    began: dict[str, float] = field(default_factory=dict)  # phase -> time.monotonic() it began
+
+
+class _Phases:
+    """`with phases("name"): ...` records when the block began and the seconds it took."""
+
+    def __init__(self, upgrade: Upgrade):
+        self.timings, self.began = upgrade.timings, upgrade.began
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        started = self.began[name] = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.monotonic() - started, 2)
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The child processes of `pid`, with their titles (nginx names its workers in theirs)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                cmdline = (stat.parent / "cmdline").read_bytes()
+                children[int(stat.parent.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError, ValueError):
+            continue  # it exited meanwhile
+    return children
 
 
 def main() -> int:
