@@ -182,10 +182,6 @@ def daphne_command(*, bind: str = "0.0.0.0", port: int = DAPHNE_PORT, behind_pro
 
 DAPHNE_COMMAND = daphne_command()
 HUEY_COMMAND = ["python", "manage.py", "run_huey"]
-# Stopping: daphne closes its websockets on SIGTERM (clients reconnect to the new containers);
-# Huey's consumer finishes running tasks on SIGINT (SIGTERM would abandon them).
-DAPHNE_STOP_SIGNAL, DAPHNE_STOP_GRACE_S = "SIGTERM", 30
-HUEY_STOP_SIGNAL, HUEY_STOP_GRACE_S = "SIGINT", 120
 
 
 @dataclass(frozen=True)
