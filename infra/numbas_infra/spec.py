@@ -190,3 +190,57 @@ def app_containers(settings: AppSettings, *, daphne_replicas: int, huey_replicas
     specs += [ContainerSpec(name, "huey", HUEY_COMMAND, env, APP_MOUNTS, health=HUEY_HEALTH)
               for name in huey_names(huey_replicas)]
     return specs
+
+
+# --- Backups off the server (infra/numbas_infra/backup.py, infra/backup/) ----------------------
+# PostgreSQL runs from a custom image (the pinned POSTGRES_IMAGE plus pgBackRest, restic and
+# infra/backup/numbas-backup) so that it can archive its WAL; the backup container runs the same
+# image with `numbas-backup schedule`. Both share PostgreSQL's socket directory and its data
+# directory at the same path (pgBackRest checks that the server's data_directory is pg1-path).
+from numbas_infra import backup as _backup  # noqa: E402 (backup.py imports nothing from here)
+
+BACKUP_IMAGE = f"{PROJECT}-postgres-backup"  # tag: backup.image_tag(); built from infra/backup/Dockerfile
+BACKUP_BUILD_CONTEXT = "infra/backup"  # relative to the repository
+POSTGRES_DATA_TARGET = "/var/lib/postgresql/data"  # where DATA_MOUNT/postgres is mounted in both containers
+POSTGRES_PGDATA = f"{POSTGRES_DATA_TARGET}/pgdata"  # PGDATA of the PostgreSQL container
+PG_SOCKET_VOLUME = f"{PROJECT}-pgsocket"  # mounted at backup.SOCKET_DIR in both containers
+BACKUP_STATE_VOLUME = f"{PROJECT}-backup-state"  # mounted at backup.STATE_DIR in the backup container
+BACKUP_HEALTH = HealthCheck(["CMD", "numbas-backup", "health"], interval_s=60, start_period_s=120)
+
+
+def app_backup_environment(*, enabled: bool) -> dict[str, str]:
+    """For the app containers: whether the staff dashboard expects backups (and so reports their
+    absence or age as a problem)."""
+    return {"BACKUPS_EXPECTED": "1" if enabled else "0"}
+
+
+def postgres_backup_command(settings: "_backup.BackupSettings") -> list[str]:
+    """The PostgreSQL container's command with WAL archiving (the image's entrypoint runs it)."""
+    return ["postgres", *_backup.postgres_archive_options(settings)]
+
+
+POSTGRES_BACKUP_MOUNTS = (
+    Mount(f"{DATA_MOUNT}/postgres", POSTGRES_DATA_TARGET),
+    Mount(PG_SOCKET_VOLUME, _backup.SOCKET_DIR),
+)
+
+
+def pgbackrest_conf(settings: "_backup.BackupSettings") -> str:
+    """/etc/pgbackrest/pgbackrest.conf (backup.PGBACKREST_CONF) in both containers."""
+    return _backup.render_pgbackrest_conf(settings, POSTGRES_PGDATA)
+
+
+def backup_container(settings: "_backup.BackupSettings") -> ContainerSpec:
+    """The backup container, without its secrets (backup.SECRET_ENV). It runs as root (restic
+    reads the app's private files; pgBackRest and pg_ctl run as postgres) and needs the data
+    directory writable for a restore."""
+    env = _backup.backup_environment(settings, pgdata=POSTGRES_PGDATA, media_root=MEDIA_ROOT,
+                                     private_root=PRIVATE_ROOT)
+    mounts = (
+        *POSTGRES_BACKUP_MOUNTS,
+        Mount(f"{FILES_MOUNT}/media", MEDIA_ROOT),
+        Mount(f"{FILES_MOUNT}/private", PRIVATE_ROOT),
+        Mount(BACKUP_STATE_VOLUME, _backup.STATE_DIR),
+    )
+    return ContainerSpec(container_name("backup"), "backup", ["numbas-backup", "schedule"], env, mounts,
+                         health=BACKUP_HEALTH)
