@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Max, Q
 from django.utils import timezone
-from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from backups.models import BackupKind, BackupRun
 
@@ -43,8 +43,20 @@ class BackupCheck:
     age_seconds: float | None = None  # since the last success
 
 
+def _span(seconds: float) -> str:
+    """One unit, rounded down, as an operator counts: 40 seconds, 14 minutes, 27 hours, 9 days."""
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return ngettext("%(n)d second", "%(n)d seconds", seconds) % {"n": seconds}
+    if seconds < 90 * 60:
+        return ngettext("%(n)d minute", "%(n)d minutes", seconds // 60) % {"n": seconds // 60}
+    if seconds < 48 * 3600:
+        return ngettext("%(n)d hour", "%(n)d hours", seconds // 3600) % {"n": seconds // 3600}
+    return ngettext("%(n)d day", "%(n)d days", seconds // 86400) % {"n": seconds // 86400}
+
+
 def _ago(then: datetime, now: datetime) -> str:
-    return _("%(time)s ago") % {"time": timesince(then, now, depth=1)}
+    return _("%(time)s ago") % {"time": _span((now - then).total_seconds())}
 
 
 def _at(moment: datetime) -> str:

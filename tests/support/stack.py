@@ -388,10 +388,12 @@ class LocalStack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def query(self, sql: str, params=()) -> list[tuple]:
+    def query(self, sql: str, params=(), *, superuser: bool = False) -> list[tuple]:
+        """Run one statement as the app's role, or as the cluster's superuser (not committed)."""
         import psycopg2
 
-        conn = psycopg2.connect(self.database_url)
+        url = f"postgres://postgres@127.0.0.1:{self.pg_port}/numbas_lti" if superuser else self.database_url
+        conn = psycopg2.connect(url)
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, params)
