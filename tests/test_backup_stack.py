@@ -231,6 +231,8 @@ def test_the_staff_health_json_says_the_backups_are_fresh(stack):
                                                    "password": "backup-ops-password-1", "next": "/staff/"},
               headers={"Referer": f"{stack.url}/admin/login/", "Origin": stack.url}, timeout=10)
     wal_archived(stack)
+    status = operator(stack, "backup", "status").stdout
+    assert "full backup:" in status and "last_archived_wal" in status
     health = http.get(f"{stack.url}/staff/health.json", timeout=10).json()
     checks = health["checks"]
     assert checks["database_backup"]["status"] == "ok", checks["database_backup"]

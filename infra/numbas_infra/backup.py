@@ -190,6 +190,7 @@ def backup_environment(settings: BackupSettings, *, pgdata: str, media_root: str
         "NUMBAS_BACKUP_DATABASE_URL": database_url,
         "NUMBAS_BACKUP_FILES": f"{media_root} {private_root}",
         "NUMBAS_BACKUP_STATE": state_dir,
+        "RESTIC_CACHE_DIR": f"{state_dir}/restic-cache",  # kept between runs: fewer requests
         "RESTIC_REPOSITORY": settings.restic_repository,
         "NUMBAS_BACKUP_RESTIC_OPTIONS": " ".join(restic_options(settings)),
         "NUMBAS_BACKUP_RESTIC_HOST": restic_host,

@@ -219,6 +219,12 @@ def postgres_backup_command(settings: "_backup.BackupSettings") -> list[str]:
     return ["postgres", *_backup.postgres_archive_options(settings)]
 
 
+def postgres_backup_environment() -> dict[str, str]:
+    """Added to the PostgreSQL container's plain environment (with backup.POSTGRES_SECRET_ENV as
+    secrets): where archive-push and archive-get find pgbackrest.conf."""
+    return {"PGBACKREST_CONFIG": _backup.PGBACKREST_CONF}
+
+
 POSTGRES_BACKUP_MOUNTS = (
     Mount(f"{DATA_MOUNT}/postgres", POSTGRES_DATA_TARGET),
     Mount(PG_SOCKET_VOLUME, _backup.SOCKET_DIR),

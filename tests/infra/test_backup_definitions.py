@@ -95,12 +95,14 @@ def test_postgres_archives_with_pgbackrest_within_a_minute():
     # numbas-backup archives the same way while a restored cluster replays its WAL.
     assert "archive_command=pgbackrest --stanza=$STANZA archive-push %p" in backup.SCRIPT.read_text()
     assert spec.postgres_backup_command(SETTINGS) == ["postgres", *options]
+    assert spec.postgres_backup_environment() == {"PGBACKREST_CONFIG": backup.PGBACKREST_CONF}
+    assert spec.backup_container(SETTINGS).env["PGBACKREST_CONFIG"] == backup.PGBACKREST_CONF
 
 
 def test_every_variable_of_the_environment_is_read_by_numbas_backup():
     script = backup.SCRIPT.read_text()
     env = backup.backup_environment(SETTINGS, pgdata="/d", media_root="/m", private_root="/p")
-    tool_own = {"PGBACKREST_CONFIG", "RESTIC_REPOSITORY", "TZ"}  # read by pgBackRest, restic, date
+    tool_own = {"PGBACKREST_CONFIG", "RESTIC_REPOSITORY", "RESTIC_CACHE_DIR", "TZ"}  # pgBackRest's, restic's, date's
     for name in set(env) - tool_own:
         assert re.search(rf"\$\{{?{name}\b", script), f"{name} is set but numbas-backup never reads it"
     assert env["NUMBAS_BACKUP_FILES"] == "/m /p"

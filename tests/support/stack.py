@@ -262,13 +262,12 @@ class LocalStack:
                 state_dir=str(dirs["backup-state"]), restic_host="numbas-lti-local", pg_user="postgres",
                 pg_run_as="postgres" if os.getuid() == 0 else ""),
             "NUMBAS_BACKUP_PG_BINDIR": str(self.pg_bindir),
-            "RESTIC_CACHE_DIR": str(dirs["backup-state"] / "restic-cache"),
             **self.backup.secrets,
         }
         # For scripts/backup, scripts/restore and scripts/verify-backup (secrets of a local test
         # endpoint only), with what they need to stop and start this PostgreSQL.
         keep = set(backup_defs.backup_environment(settings, pgdata="", media_root="", private_root="")) | {
-            "NUMBAS_BACKUP_PG_BINDIR", "RESTIC_CACHE_DIR", *self.backup.secrets}
+            "NUMBAS_BACKUP_PG_BINDIR", *self.backup.secrets}
         exports = {k: v for k, v in self.backup_env.items() if k in keep}
         exports |= {"STACK_PG_CTL": str(self.pg_bindir / "pg_ctl"), "STACK_PG_LOG": str(self.pg_log),
                     "STACK_PG_OPTIONS": self.pg_options}
