@@ -9,6 +9,7 @@ Consumer secrets are never selected.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from grading.models import GradeReport, GradeSend, ReportState, SendOutcome
 from lms.models import Consumer, LaunchLog, Resource
 from staff.services import HEARTBEAT_KEY
 
+logger = logging.getLogger(__name__)
 ACTIVE_WINDOW = timedelta(hours=24)
 TRIES_WINDOW = timedelta(hours=1)
 RECENT_ERRORS = 20
@@ -266,6 +268,7 @@ def backups_health(*, now: datetime | None = None) -> list[HealthItem]:
     try:
         checks = backup_selectors.backup_checks(now=now)
     except Exception:  # the database is down: its own item says so
+        logger.warning("backup freshness could not be read", exc_info=True)
         return [HealthItem("backups", _("Backups"), PROBLEM,
                            _("Unknown: the database, where backup runs are recorded, cannot be read."),
                            _("Fix the database first; then check the backups again."))]
