@@ -35,3 +35,18 @@ def dns_records(addresses: list[str]) -> str:
 
 pulumi.export("dns_records", pulumi.Output.all(server.ipv4_address, server.ipv6_address).apply(dns_records))
 pulumi.export("database_password", app.database_password)  # secret: shown only with --show-secrets
+
+
+def backup_exports() -> dict[str, object]:
+    """The backups' encryption secrets (secret outputs): keep a copy outside the server and the
+    state, or the backups cannot be read after losing both (README: Backups)."""
+    if cfg.offsite is None:
+        return {}
+    where = cfg.offsite.settings
+    return {"backup_cipher_pass": pulumi.Output.secret(app.backup_cipher_pass.result),
+            "backup_restic_password": pulumi.Output.secret(app.backup_restic_password.result),
+            "backup_repository": f"s3://{where.endpoint}/{where.bucket}/{where.prefix}"}
+
+
+for _name, _value in backup_exports().items():
+    pulumi.export(_name, _value)

@@ -93,3 +93,16 @@ ensure_node_modules() {
     cp "$REPO_DIR/package-lock.json" "$stamp"
   fi
 }
+
+# load_stack_backup_env: the environment of numbas-backup for the local stack in STACK_DIR,
+# written by tests/support/stack.py when it runs with backups (STACK_BACKUPS=1 scripts/stack).
+load_stack_backup_env() {
+  if [ -z "${STACK_DIR:-}" ] || [ ! -f "$STACK_DIR/backup.env" ]; then
+    echo "Set STACK_DIR to the directory of a local stack started with backups:" >&2
+    echo "  STACK_BACKUPS=1 STACK_DIR=/tmp/numbas-stack scripts/stack" >&2
+    echo "(on a server, run numbas-backup in the backup container instead: README.md, \"Backups\")." >&2
+    exit 2
+  fi
+  # shellcheck disable=SC1091
+  source "$STACK_DIR/backup.env"
+}

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "dashboard",
     "insights",
     "staff",
+    "backups",
     "testlaunch",
 ]
 
@@ -265,6 +266,16 @@ LIVE_INTERVAL_SECONDS = env.float("LIVE_INTERVAL_SECONDS", default=5.0)  # the l
 ATTEMPT_MAX_BATCH_CHANGES = env.int("ATTEMPT_MAX_BATCH_CHANGES", default=1000)
 ATTEMPT_MAX_VALUE_CHARS = env.int("ATTEMPT_MAX_VALUE_CHARS", default=4 * 1024 * 1024)
 ATTEMPT_MAX_BATCH_CHARS = env.int("ATTEMPT_MAX_BATCH_CHARS", default=8 * 1024 * 1024)
+
+# --- Backups (made off the server by the backup container; README.md, "Backups") --------
+# Whether this installation is expected to have backups: the staff dashboard then reports
+# missing or old ones as problems. Off by default (development); the Pulumi deploy sets it.
+BACKUPS_EXPECTED = env.bool("BACKUPS_EXPECTED", default=False)
+BACKUP_DB_MAX_AGE_HOURS = env.float("BACKUP_DB_MAX_AGE_HOURS", default=26)  # full or differential: daily
+BACKUP_FULL_MAX_AGE_DAYS = env.float("BACKUP_FULL_MAX_AGE_DAYS", default=8)  # full: weekly
+BACKUP_WAL_MAX_AGE_MINUTES = env.float("BACKUP_WAL_MAX_AGE_MINUTES", default=15)  # while data changes
+BACKUP_FILES_MAX_AGE_HOURS = env.float("BACKUP_FILES_MAX_AGE_HOURS", default=26)  # hourly
+BACKUP_VERIFY_MAX_AGE_DAYS = env.float("BACKUP_VERIFY_MAX_AGE_DAYS", default=8)  # weekly
 
 # --- Auth -----------------------------------------------------------------------------
 LOGIN_URL = "admin:login"

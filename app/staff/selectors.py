@@ -9,6 +9,7 @@ Consumer secrets are never selected.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -21,11 +22,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from attempts.models import Attempt
+from backups import selectors as backup_selectors
 from core import health as core_health
 from grading.models import GradeReport, GradeSend, ReportState, SendOutcome
 from lms.models import Consumer, LaunchLog, Resource
 from staff.services import HEARTBEAT_KEY
 
+logger = logging.getLogger(__name__)
 ACTIVE_WINDOW = timedelta(hours=24)
 TRIES_WINDOW = timedelta(hours=1)
 RECENT_ERRORS = 20
@@ -161,21 +164,23 @@ def recent_send_errors(*, limit: int = RECENT_ERRORS) -> list[GradeSend]:
 
 # --- health -------------------------------------------------------------------------------------
 
-OK, PROBLEM, NOT_CONFIGURED = "ok", "problem", "not_configured"
+OK, WARNING, PROBLEM, NOT_CONFIGURED = "ok", "warning", "problem", "not_configured"
 
 
 @dataclass(frozen=True)
 class HealthItem:
-    name: str  # stable identifier for monitoring: database, redis, worker
+    name: str  # stable identifier for monitoring: database, redis, worker, backups (or database_backup,
+    # wal_archive, files_backup, backup_verify when backups are expected)
     label: str
-    status: str  # OK | PROBLEM | NOT_CONFIGURED
+    status: str  # OK | WARNING (look at it today) | PROBLEM | NOT_CONFIGURED
     detail: str  # what was measured, in words
     hint: str  # what to do about it ("" when nothing is needed)
     latency_ms: float | None = None
-    age_seconds: float | None = None  # worker only: seconds since its last heartbeat
+    age_seconds: float | None = None  # worker: since its last heartbeat; backups: since the last success
 
     @property
     def ok(self) -> bool:
+        """Nothing is broken now (a warning is ok: it needs attention, not a pager)."""
         return self.status != PROBLEM
 
     def as_json(self) -> dict:
@@ -257,5 +262,24 @@ def worker_health(*, now: datetime | None = None) -> HealthItem:
     return HealthItem("worker", label, OK, detail, "", age_seconds=round(age, 1))
 
 
+def backups_health(*, now: datetime | None = None) -> list[HealthItem]:
+    """Database backups, WAL archiving, files backups and their verification (backups.selectors);
+    a single "not configured" item when this installation expects no backups."""
+    try:
+        checks = backup_selectors.backup_checks(now=now)
+    except Exception:  # the database is down: its own item says so
+        logger.warning("backup freshness could not be read", exc_info=True)
+        return [HealthItem("backups", _("Backups"), PROBLEM,
+                           _("Unknown: the database, where backup runs are recorded, cannot be read."),
+                           _("Fix the database first; then check the backups again."))]
+    return [HealthItem(c.name, c.label, c.status, c.detail, c.hint, age_seconds=c.age_seconds) for c in checks]
+
+
 def health(*, now: datetime | None = None) -> list[HealthItem]:
-    return [database_health(), redis_health(), worker_health(now=now)]
+    return [database_health(), redis_health(), worker_health(now=now), *backups_health(now=now)]
+
+
+def overall_status(items: list[HealthItem]) -> str:
+    """problem if anything is broken, else warning if anything needs attention, else ok."""
+    statuses = {item.status for item in items}
+    return PROBLEM if PROBLEM in statuses else WARNING if WARNING in statuses else OK

@@ -21,7 +21,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_tls as tls
 
-from numbas_infra import nginx_config, postgres_tuning, spec, steps
+from numbas_infra import backup, nginx_config, postgres_tuning, spec, steps
 from numbas_infra.config import StackConfig
 from numbas_infra.hetzner import Server
 
@@ -257,17 +257,53 @@ class AppStack(pulumi.ComponentResource):
                                              huey_workers=app_settings.huey_workers)
         self.postgres_settings = postgres_tuning.postgres_memory_settings(
             cfg.server_memory_gb, max_connections=self.budget.max_connections)
-        postgres = spec.ContainerSpec(
-            spec.container_name("postgres"), "postgres",
-            ["postgres", *(arg for k, v in sorted(self.postgres_settings.items()) for arg in ("-c", f"{k}={v}"))], {},
-            (spec.Mount(f"{spec.DATA_MOUNT}/postgres", "/var/lib/postgresql/data"),), health=spec.POSTGRES_HEALTH,
-        )
+        tuning = [arg for k, v in sorted(self.postgres_settings.items()) for arg in ("-c", f"{k}={v}")]
+        postgres_env = {"POSTGRES_USER": "numbas_lti", "POSTGRES_DB": "numbas_lti", "PGDATA": spec.POSTGRES_PGDATA}
+        postgres_secrets = {"POSTGRES_PASSWORD": self.database_password}
+        self.backup = None
+        if cfg.offsite is None:
+            postgres = spec.ContainerSpec(
+                spec.container_name("postgres"), "postgres", ["postgres", *tuning], {},
+                (spec.Mount(f"{spec.DATA_MOUNT}/postgres", spec.POSTGRES_DATA_TARGET),), health=spec.POSTGRES_HEALTH)
+            postgres_image, uploads = remote["postgres"].image_id, None
+        else:
+            # Backups off the server (backup.py): PostgreSQL from the image with pgBackRest, archiving
+            # its WAL continuously; the backup container (same image) takes the scheduled backups.
+            self.backup_settings = cfg.offsite.settings
+            self.backup_cipher_pass = random.RandomPassword(f"{name}-backup-cipher-pass", length=48, special=False,
+                                                            opts=child)
+            self.backup_restic_password = random.RandomPassword(f"{name}-backup-restic-password", length=48,
+                                                                special=False, opts=child)
+            backup_secrets = backup.secret_environment(
+                s3_key_id=cfg.offsite.access_key, s3_key_secret=cfg.offsite.secret_key,
+                cipher_pass=pulumi.Output.secret(self.backup_cipher_pass.result),
+                restic_password=pulumi.Output.secret(self.backup_restic_password.result))
+            self.backup_image = docker.Image(
+                f"{name}-backup-image", image_name=f"{spec.BACKUP_IMAGE}:{backup.image_tag()}",
+                build=docker.DockerBuildArgs(context=str(REPO / spec.BACKUP_BUILD_CONTEXT),
+                                             dockerfile=str(backup.DOCKERFILE), platform="linux/amd64"),
+                skip_push=True, build_on_preview=False, opts=on_server)
+            postgres = spec.ContainerSpec(
+                spec.container_name("postgres"), "postgres",
+                [*spec.postgres_backup_command(self.backup_settings), *tuning], {}, spec.POSTGRES_BACKUP_MOUNTS,
+                health=spec.POSTGRES_HEALTH)
+            postgres_env |= spec.postgres_backup_environment()
+            postgres_secrets |= {k: backup_secrets[k] for k in backup.POSTGRES_SECRET_ENV}
+            postgres_image = self.backup_image.image_name
+            uploads = [docker.ContainerUploadArgs(file=backup.PGBACKREST_CONF,
+                                                  content=spec.pgbackrest_conf(self.backup_settings))]
         self.postgres = container(
-            postgres, remote["postgres"].image_id,
-            envs=_envs({"POSTGRES_USER": "numbas_lti", "POSTGRES_DB": "numbas_lti", "PGDATA": "/var/lib/postgresql/data/pgdata"},
-                       {"POSTGRES_PASSWORD": self.database_password}),
+            postgres, postgres_image, envs=_envs(postgres_env, postgres_secrets), uploads=uploads,
             wait=True, replace_in_place=True, shm_size=256, stop_timeout=120, destroy_grace_seconds=120,
         )
+        if cfg.offsite is not None:
+            backup_spec = spec.backup_container(self.backup_settings)
+            self.backup = container(
+                backup_spec, self.backup_image.image_name, envs=_envs(backup_spec.env, backup_secrets),
+                uploads=[docker.ContainerUploadArgs(file=backup.PGBACKREST_CONF,
+                                                    content=spec.pgbackrest_conf(self.backup_settings))],
+                depends_on=[self.postgres], replace_in_place=True, stop_timeout=120, destroy_grace_seconds=120,
+            )
         redis = spec.ContainerSpec(
             spec.container_name("redis"), "redis", ["redis-server", "--appendonly", "yes", "--dir", "/data"], {},
             (spec.Mount(f"{spec.DATA_MOUNT}/redis", "/data"),), health=spec.REDIS_HEALTH,
@@ -284,16 +320,19 @@ class AppStack(pulumi.ComponentResource):
 
         # 6. The app: migrate first (its failure stops the deploy here, with its output), then a
         #    new generation of daphne and huey next to the running one.
-        specs = spec.app_containers(app_settings, daphne_replicas=cfg.daphne_replicas, huey_replicas=cfg.huey_replicas)
+        specs = spec.app_containers(app_settings, daphne_replicas=cfg.daphne_replicas, huey_replicas=cfg.huey_replicas,
+                                    backups_expected=cfg.offsite is not None)
         migrate_spec, long_running = specs[0], specs[1:]
         app_env = _envs(migrate_spec.env, app_secrets)
         self.migrate = step(
             "migrate",
             steps.migrate_script(image=f"{spec.APP_IMAGE}:{self.image_tag}", network=spec.NETWORK,
-                                 mounts=migrate_spec.mounts, backup_container=None),
+                                 mounts=migrate_spec.mounts,
+                                 backup_container=self.backup and spec.container_name("backup")),
             stdin=app_env.apply(lambda lines: steps.env_file_lines(dict(line.split("=", 1) for line in lines))),
             triggers=[self.app_image.image_name],
-            depends_on=[self.postgres, self.redis, self.app_image, self.database_password_step],
+            depends_on=[self.postgres, self.redis, self.app_image, self.database_password_step,
+                        *([self.backup] if self.backup else [])],
         )
         # A new generation whenever anything that replaces an app container changes (image,
         # definitions, secrets): its names are new, so it starts beside the old one.

@@ -9,12 +9,21 @@ from dataclasses import dataclass
 
 import pulumi
 
+from numbas_infra import backup
+
 from numbas_infra import server_types
 
 PROJECT = "numbas-lti"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$")
+
+
+@dataclass(frozen=True)
+class OffsiteBackups:
+    settings: backup.BackupSettings
+    access_key: pulumi.Output[str]  # secret
+    secret_key: pulumi.Output[str]  # secret
 
 
 class ConfigError(Exception):
@@ -43,7 +52,8 @@ class StackConfig:
     from_email: str
     admin_emails: tuple[str, ...]
     protect: bool  # delete and rebuild protection on the server and volumes
-    backups: bool
+    backups: bool  # Hetzner's server backups (they never include the volumes)
+    offsite: "OffsiteBackups | None"  # PostgreSQL and files to an S3 bucket (backup.py); None: none
     email_url: pulumi.Output[str] | None  # secret
 
     @property
@@ -205,5 +215,47 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Stack
         admin_emails=_list(config, "adminEmails", "ops@example.ac.uk", required=False),
         protect=_bool(config, "protect", production),
         backups=_bool(config, "backups", production),
+        offsite=_offsite_backups(config, stack, production),
         email_url=config.get_secret("emailUrl"),
     )
+
+
+def _offsite_backups(config: pulumi.Config, stack: str, production: bool) -> OffsiteBackups | None:
+    """Backups of PostgreSQL (continuous, point in time) and of the files, to an S3 bucket, e.g.
+    Hetzner Object Storage (create the bucket's credentials in the Hetzner console). Required for
+    the prod stack unless turned off on purpose: the volumes are the only copy otherwise."""
+    wanted = _bool(config, "offsiteBackups", production)
+    if not wanted:
+        return None
+    bucket = (config.get("backupBucket") or "").strip()
+    if not bucket:
+        raise ConfigError(
+            f"'{PROJECT}:backupBucket' is missing: the {stack} stack keeps backups of its database and files in an "
+            f"S3 bucket (the Hetzner volumes have no snapshots). Create a bucket and S3 credentials (Hetzner console: "
+            f"Object Storage), then: {_set_command('backupBucket', 'numbas-lti-backups')}; "
+            f"{_set_command('backupEndpoint', 'fsn1.your-objectstorage.com')}; "
+            f"{_set_command('backupAccessKey', '<access key>', secret=True)}; "
+            f"{_set_command('backupSecretKey', '<secret key>', secret=True)}. "
+            f"To run without backups (not for real data): {_set_command('offsiteBackups', 'false')}")
+    endpoint = (config.get("backupEndpoint") or "").strip().lower()
+    if not _HOSTNAME.match(endpoint):
+        raise ConfigError(f"'{PROJECT}:backupEndpoint' must be the S3 endpoint's host name, e.g. "
+                          f"fsn1.your-objectstorage.com. Set it with: "
+                          f"{_set_command('backupEndpoint', 'fsn1.your-objectstorage.com')}")
+    access_key, secret_key = config.get_secret("backupAccessKey"), config.get_secret("backupSecretKey")
+    for key, value in (("backupAccessKey", access_key), ("backupSecretKey", secret_key)):
+        if value is None:
+            raise ConfigError(f"'{PROJECT}:{key}' is missing (the bucket's S3 credentials). "
+                              f"Set it with: {_set_command(key, '<value>', secret=True)}")
+    # Hetzner's endpoints are <location>.your-objectstorage.com: the region is the location.
+    region = (config.get("backupRegion") or "").strip() or endpoint.split(".", 1)[0]
+    try:
+        settings = backup.BackupSettings(
+            endpoint=endpoint, region=region, bucket=bucket,
+            prefix=(config.get("backupPrefix") or "").strip() or f"{PROJECT}-{stack}",
+            uri_style=(config.get("backupUriStyle") or "path").strip(),
+            retention_full=_int(config, "backupRetentionFull", 4, 1, 52),
+        )
+    except ValueError as error:
+        raise ConfigError(f"Backup settings: {error}") from error
+    return OffsiteBackups(settings, access_key, secret_key)

@@ -248,10 +248,10 @@ APP_MOUNTS = (
 
 
 def app_containers(settings: AppSettings, *, daphne_replicas: int, huey_replicas: int,
-                   generation: str | None = None) -> list[ContainerSpec]:
+                   generation: str | None = None, backups_expected: bool = False) -> list[ContainerSpec]:
     """The migrate step, daphne × N and huey × M, with the non-secret environment (database pools
     sized by connection_budget)."""
-    env = app_environment(settings)
+    env = {**app_environment(settings), **app_backup_environment(enabled=backups_expected)}
     budget = connection_budget(daphne_replicas=daphne_replicas, huey_replicas=huey_replicas,
                                huey_workers=settings.huey_workers)
     daphne_env = {**env, "ATTEMPT_DB_THREADS": str(DAPHNE_DB_THREADS),
@@ -287,3 +287,65 @@ DAPHNE_DRAIN_S = 2
 # than a grade-delivery run (its 20 s budget plus one request's PASSBACK_TIMEOUT_SECONDS).
 HUEY_STOP_SIGNAL = "SIGINT"
 HUEY_STOP_GRACE_S = 60
+
+
+# --- Backups off the server (infra/numbas_infra/backup.py, infra/backup/) ----------------------
+# PostgreSQL runs from a custom image (the pinned POSTGRES_IMAGE plus pgBackRest, restic and
+# infra/backup/numbas-backup) so that it can archive its WAL; the backup container runs the same
+# image with `numbas-backup schedule`. Both share PostgreSQL's socket directory and its data
+# directory at the same path (pgBackRest checks that the server's data_directory is pg1-path).
+from numbas_infra import backup as _backup  # noqa: E402 (backup.py imports nothing from here)
+
+BACKUP_IMAGE = f"{PROJECT}-postgres-backup"  # tag: backup.image_tag(); built from infra/backup/Dockerfile
+BACKUP_BUILD_CONTEXT = "infra/backup"  # relative to the repository
+POSTGRES_DATA_TARGET = "/var/lib/postgresql/data"  # where DATA_MOUNT/postgres is mounted in both containers
+POSTGRES_PGDATA = f"{POSTGRES_DATA_TARGET}/pgdata"  # PGDATA of the PostgreSQL container
+# Host directories like the others (see HOST_DIRS: no Docker volumes).
+PG_SOCKET_VOLUME = f"{STATE_DIR}/pgsocket"  # mounted at backup.SOCKET_DIR in both containers
+BACKUP_STATE_VOLUME = f"{STATE_DIR}/backup-state"  # mounted at backup.STATE_DIR in the backup container
+HOST_DIRS = (*HOST_DIRS, PG_SOCKET_VOLUME, BACKUP_STATE_VOLUME)
+BACKUP_HEALTH = HealthCheck(["CMD", "numbas-backup", "health"], interval_s=60, start_period_s=120)
+
+
+def app_backup_environment(*, enabled: bool) -> dict[str, str]:
+    """For the app containers: whether the staff dashboard expects backups (and so reports their
+    absence or age as a problem)."""
+    return {"BACKUPS_EXPECTED": "1" if enabled else "0"}
+
+
+def postgres_backup_command(settings: "_backup.BackupSettings") -> list[str]:
+    """The PostgreSQL container's command with WAL archiving (the image's entrypoint runs it)."""
+    return ["postgres", *_backup.postgres_archive_options(settings)]
+
+
+def postgres_backup_environment() -> dict[str, str]:
+    """Added to the PostgreSQL container's plain environment (with backup.POSTGRES_SECRET_ENV as
+    secrets): where archive-push and archive-get find pgbackrest.conf."""
+    return {"PGBACKREST_CONFIG": _backup.PGBACKREST_CONF}
+
+
+POSTGRES_BACKUP_MOUNTS = (
+    Mount(f"{DATA_MOUNT}/postgres", POSTGRES_DATA_TARGET),
+    Mount(PG_SOCKET_VOLUME, _backup.SOCKET_DIR),
+)
+
+
+def pgbackrest_conf(settings: "_backup.BackupSettings") -> str:
+    """/etc/pgbackrest/pgbackrest.conf (backup.PGBACKREST_CONF) in both containers."""
+    return _backup.render_pgbackrest_conf(settings, POSTGRES_PGDATA)
+
+
+def backup_container(settings: "_backup.BackupSettings") -> ContainerSpec:
+    """The backup container, without its secrets (backup.SECRET_ENV). It runs as root (restic
+    reads the app's private files; pgBackRest and pg_ctl run as postgres) and needs the data
+    directory writable for a restore."""
+    env = _backup.backup_environment(settings, pgdata=POSTGRES_PGDATA, media_root=MEDIA_ROOT,
+                                     private_root=PRIVATE_ROOT)
+    mounts = (
+        *POSTGRES_BACKUP_MOUNTS,
+        Mount(f"{FILES_MOUNT}/media", MEDIA_ROOT),
+        Mount(f"{FILES_MOUNT}/private", PRIVATE_ROOT),
+        Mount(BACKUP_STATE_VOLUME, _backup.STATE_DIR),
+    )
+    return ContainerSpec(container_name("backup"), "backup", ["numbas-backup", "schedule"], env, mounts,
+                         health=BACKUP_HEALTH)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.program import plain, run_program
+from tests.infra.program import plain, resolve, run_program, was_secret
 
 CONTAINER = "docker:index/container:Container"
 
@@ -170,3 +170,56 @@ def test_postgres_allows_every_pool_at_its_fullest_during_an_upgrade(baseline):
     envs = dict(e.split("=", 1) for e in plain(daphne.inputs["envs"]))
     # A pool at least as large as the threads that use the database at once.
     assert int(envs["DB_POOL_SIZE"]) >= int(envs["ATTEMPT_DB_THREADS"]) + 1
+
+
+def test_production_backs_up_off_the_server(baseline):
+    """PostgreSQL archives its WAL with pgBackRest; the backup container (same image) shares its
+    data directory and socket; the app knows backups are expected; the keys are secret."""
+    from numbas_infra import backup, spec
+
+    by_name = {r.inputs["name"]: r for r in baseline.mocks.of_type(CONTAINER)}
+    postgres, worker = by_name["numbas-lti-postgres"].inputs, by_name["numbas-lti-backup"].inputs
+    assert postgres["image"] == worker["image"] and postgres["image"].startswith(spec.BACKUP_IMAGE + ":")
+    assert "archive_mode=on" in postgres["command"] and any(
+        a.startswith("archive_command=pgbackrest --stanza=numbas-lti archive-push") for a in postgres["command"])
+    mounts = {m["target"]: m["source"] for m in postgres["mounts"]}
+    assert mounts == {spec.POSTGRES_DATA_TARGET: f"{spec.DATA_MOUNT}/postgres", backup.SOCKET_DIR: spec.PG_SOCKET_VOLUME}
+    assert {m["target"]: m["source"] for m in worker["mounts"]}.items() >= mounts.items()
+    envs = dict(e.split("=", 1) for e in plain(postgres["envs"]))
+    assert envs["PGDATA"] == spec.POSTGRES_PGDATA and envs["PGBACKREST_REPO1_S3_KEY"] == "test-access-key"
+    worker_env = dict(e.split("=", 1) for e in plain(worker["envs"]))
+    assert set(backup.SECRET_ENV) <= set(worker_env) and worker["command"] == ["numbas-backup", "schedule"]
+    assert worker_env["RESTIC_PASSWORD"] == "generated-app-backup-restic-password"
+    conf = {u["file"]: u["content"] for u in worker["uploads"]}[backup.PGBACKREST_CONF]
+    assert "repo1-s3-bucket=numbas-lti-backups-example" in conf and "repo1-path=/numbas-lti-prod/pgbackrest" in conf
+    for name in ("numbas-lti-postgres", "numbas-lti-backup"):
+        assert was_secret(by_name[name].inputs["envs"]), name
+    daphne = next(r for r in baseline.mocks.of_type(CONTAINER) if "-daphne-" in r.inputs["name"])
+    assert "BACKUPS_EXPECTED=1" in plain(daphne.inputs["envs"])
+    assert "numbas-backup pre-deploy" in baseline.mocks.named("app-migrate").inputs["create"]
+    # Exported (secret) so that the operator keeps the encryption secrets off the server too.
+    exports = baseline.namespace["backup_exports"]
+    assert resolve(lambda: _repository(exports())) == \
+        "s3://fsn1.your-objectstorage.com/numbas-lti-backups-example/numbas-lti-prod"
+    for key in ("backup_cipher_pass", "backup_restic_password"):
+        assert resolve(lambda: exports()[key].is_secret()), key
+
+
+async def _repository(exports):
+    return exports["backup_repository"]
+
+
+def test_a_stack_without_a_bucket_says_how_to_get_one():
+    from numbas_infra.config import ConfigError
+
+    with pytest.raises(Exception) as error:
+        run_program("prod", {"backupBucket": None})
+    text = " ".join(str(e) for e in [error.value, error.value.__cause__])
+    assert "pulumi config set backupBucket" in text and "pulumi config set --secret backupAccessKey" in text
+    assert "pulumi config set offsiteBackups false" in text
+    staging = run_program("staging")  # off unless asked for: no archiving, no backup container
+    names = {r.inputs["name"] for r in staging.mocks.of_type(CONTAINER)}
+    assert "numbas-lti-backup" not in names
+    postgres = next(r for r in staging.mocks.of_type(CONTAINER) if r.inputs["name"] == "numbas-lti-postgres")
+    assert not any("archive" in a for a in postgres.inputs["command"])
+    assert ConfigError

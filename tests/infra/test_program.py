@@ -136,7 +136,7 @@ def test_only_nginx_publishes_ports_and_images_are_pinned(run):
     for image in run.mocks.of_type("docker:index/remoteImage:RemoteImage"):
         name = image.inputs["name"]
         assert ":" in name and not name.endswith(":latest"), name
-    (app_image,) = run.mocks.of_type("docker:index/image:Image")
+    (app_image,) = [i for i in run.mocks.of_type("docker:index/image:Image") if i.name == "app-app-image"]
     assert app_image.inputs["build"]["dockerfile"].endswith("app/Dockerfile")
     assert not app_image.inputs["imageName"].endswith(":latest")
 

@@ -6,7 +6,13 @@ Like Docker's `restart: unless-stopped`, a supervisor thread restarts daphne and
 that exit. Every service keeps its log under the stack's directory. Fault helpers kill, stop and
 restart services for the end-to-end tests.
 
+With `backup=StackBackup(...)`, PostgreSQL archives its WAL with pgBackRest as in production
+(infra/numbas_infra/backup.py) and `numbas_backup(...)` runs infra/backup/numbas-backup with the
+environment the backup container has; the stack writes that environment to `backup.env` in its
+directory for scripts/backup, scripts/restore and scripts/verify-backup.
+
     python -m tests.support.stack      # scripts/stack: run it until Ctrl-C
+    STACK_BACKUPS=1 python -m tests.support.stack   # ... with backups to a local S3 endpoint
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import grp
 import ipaddress
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -30,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from numbas_infra import backup as backup_defs
 from numbas_infra import cloud_init, nginx_config, spec
 from tests.support.net import free_port, wait_for_http
 
@@ -104,6 +112,14 @@ class Service:
             self.process.wait(timeout=timeout)
 
 
+@dataclass(frozen=True)
+class StackBackup:
+    """Where the stack's backups go (a BackupSettings) and the keys and passphrases."""
+
+    settings: backup_defs.BackupSettings
+    secrets: dict  # backup_defs.secret_environment(...)
+
+
 @dataclass
 class LocalStack:
     root: Path
@@ -114,6 +130,7 @@ class LocalStack:
     # not the app's 10001), and media/ and private/ are prepared as cloud-init does. Needs root.
     # None: the workers run as the stack's own user.
     nginx_user: tuple[str, str] | None = None
+    backup: StackBackup | None = None
     services: dict[str, Service] = field(default_factory=dict)
     _stopping: bool = False
 
@@ -187,6 +204,7 @@ class LocalStack:
             "FRAME_ANCESTORS": "'self' https: http://127.0.0.1:*",
             "PYTHONUNBUFFERED": "1",
             "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8",  # the test LMS (tests/support/lms_stub.py) is on loopback
+            **spec.app_backup_environment(enabled=self.backup is not None),
             **self.extra_env,
         }
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
@@ -209,8 +227,12 @@ class LocalStack:
         self.pg_ctl = [str(bindir / "pg_ctl"), "-D", str(pg), "-w", "-l", str(log)]
         subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(pg), "-U", "postgres", "--auth=trust",
                                      "-E", "UTF8", "--locale=C.UTF-8"]), check=True, capture_output=True, timeout=120)
+        self.pg_data, self.pg_bindir, self.pg_log = pg, bindir, log
         self.pg_options = (f"-p {self.pg_port} -k {self.pg_root} -c listen_addresses=127.0.0.1 -c fsync=off "
                            "-c synchronous_commit=off -c max_connections=300")
+        self.pg_env = dict(os.environ)
+        if self.backup is not None:
+            self._prepare_backup()
         self.postgres_start()
         psql = [str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-v", "ON_ERROR_STOP=1"]
         for sql in (f"CREATE ROLE numbas_lti LOGIN PASSWORD '{DB_PASSWORD}'", "CREATE DATABASE numbas_lti OWNER numbas_lti"):
@@ -218,7 +240,63 @@ class LocalStack:
 
     def postgres_start(self) -> None:
         subprocess.run(_as_postgres([*self.pg_ctl, "start", "-o", self.pg_options]), check=True, capture_output=True,
-                       timeout=120)
+                       timeout=120, env=self.pg_env)
+
+    # --- backups (infra/numbas_infra/backup.py, infra/backup/numbas-backup) -------------------
+    def _prepare_backup(self) -> None:
+        """pgbackrest.conf, its directories, PostgreSQL's archive options and numbas-backup's
+        environment, as the Pulumi program gives the PostgreSQL and backup containers."""
+        settings = self.backup.settings
+        dirs = {name: self.pg_root / name for name in ("pgbackrest-spool", "pgbackrest-lock", "pgbackrest-log",
+                                                        "backup-state")}
+        for directory in dirs.values():
+            directory.mkdir()
+            if os.getuid() == 0:
+                shutil.chown(directory, "postgres", "postgres")
+        conf = self.pg_root / "pgbackrest.conf"
+        conf.write_text(backup_defs.render_pgbackrest_conf(
+            settings, str(self.pg_data), pg_port=self.pg_port, pg_socket_path=str(self.pg_root), pg_user="postgres",
+            spool_path=str(dirs["pgbackrest-spool"]), lock_path=str(dirs["pgbackrest-lock"]),
+            log_path=str(dirs["pgbackrest-log"])))
+        os.chmod(conf, 0o644)
+        (self.logs / "pgbackrest").symlink_to(dirs["pgbackrest-log"])
+        self.pg_options += " " + shlex.join(backup_defs.postgres_archive_options(settings))
+        postgres_secrets = {k: v for k, v in self.backup.secrets.items() if k in backup_defs.POSTGRES_SECRET_ENV}
+        self.pg_env = {**os.environ, "PGBACKREST_CONFIG": str(conf), **postgres_secrets}
+        self.backup_env = {
+            **os.environ,
+            **backup_defs.backup_environment(
+                settings, pgdata=str(self.pg_data), media_root=str(self.root / "media"),
+                private_root=str(self.root / "private"), database_url=self.database_url,
+                pg_socket_dir=str(self.pg_root), pg_port=self.pg_port, pgbackrest_conf=str(conf),
+                state_dir=str(dirs["backup-state"]), restic_host="numbas-lti-local", pg_user="postgres",
+                pg_run_as="postgres" if os.getuid() == 0 else ""),
+            "NUMBAS_BACKUP_PG_BINDIR": str(self.pg_bindir),
+            **self.backup.secrets,
+        }
+        # For scripts/backup, scripts/restore and scripts/verify-backup (secrets of a local test
+        # endpoint only), with what they need to stop and start this PostgreSQL.
+        keep = set(backup_defs.backup_environment(settings, pgdata="", media_root="", private_root="")) | {
+            "NUMBAS_BACKUP_PG_BINDIR", *self.backup.secrets}
+        exports = {k: v for k, v in self.backup_env.items() if k in keep}
+        exports |= {"STACK_PG_CTL": str(self.pg_bindir / "pg_ctl"), "STACK_PG_LOG": str(self.pg_log),
+                    "STACK_PG_OPTIONS": self.pg_options}
+        env_file = self.root / "backup.env"
+        env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(exports.items())))
+        os.chmod(env_file, 0o600)
+
+    def numbas_backup(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        """Run infra/backup/numbas-backup with the backup container's environment."""
+        if self.backup is None:
+            raise RuntimeError("this stack was started without backup=StackBackup(...)")
+        result = subprocess.run([str(backup_defs.SCRIPT), *args], env=self.backup_env, capture_output=True, text=True,
+                                timeout=timeout)
+        with open(self.logs / "numbas-backup.log", "a") as log:
+            log.write(f"--- numbas-backup {' '.join(args)}: exit {result.returncode}\n{result.stdout}{result.stderr}")
+        if check and result.returncode != 0:
+            raise RuntimeError(f"numbas-backup {' '.join(args)} failed ({result.returncode}):\n"
+                               f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        return result
 
     def postgres_stop(self, mode: str = "fast") -> None:
         subprocess.run(_as_postgres([*self.pg_ctl, "-m", mode, "stop"]), capture_output=True, timeout=120)
@@ -338,10 +416,12 @@ class LocalStack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def query(self, sql: str, params=()) -> list[tuple]:
+    def query(self, sql: str, params=(), *, superuser: bool = False) -> list[tuple]:
+        """Run one statement as the app's role, or as the cluster's superuser (not committed)."""
         import psycopg2
 
-        conn = psycopg2.connect(self.database_url)
+        url = f"postgres://postgres@127.0.0.1:{self.pg_port}/numbas_lti" if superuser else self.database_url
+        conn = psycopg2.connect(url)
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, params)
@@ -541,10 +621,27 @@ def _children(pid: int) -> dict[int, str]:
 
 def main() -> int:
     root = Path(os.environ.get("STACK_DIR") or tempfile.mkdtemp(prefix="numbas-lti-stack-"))
+    s3 = None
+    backup = None
+    if os.environ.get("STACK_BACKUPS") == "1":
+        from tests.support.s3 import LocalS3
+
+        s3 = LocalS3(keep_dir=True).start()
+        backup = StackBackup(s3.backup_settings(), s3.secrets())
     # The test-launch page is off in production; this local stack turns it on (for staff).
     stack = LocalStack(root, daphne_replicas=int(os.environ.get("DAPHNE_REPLICAS", "4")),
-                       extra_env={"TEST_LAUNCH_ENABLED": "1"})
-    stack.start()
+                       extra_env={"TEST_LAUNCH_ENABLED": "1"}, backup=backup)
+    try:
+        stack.start()
+    except BaseException:
+        if s3 is not None:
+            s3.stop()
+        raise
+    if backup is not None:
+        stack.numbas_backup("stanza-create")
+        print(f"Backups (WAL archiving on) to a local S3 endpoint at {s3.endpoint_url}/:\n"
+              f"  STACK_DIR={root} scripts/backup full|diff|files|status, scripts/restore [--target-time T], "
+              f"scripts/verify-backup", flush=True)
     stack.manage("ensure_demo_data")
     print(f"Numbas LTI, production-shaped, at {stack.url}/ (self-signed certificate), exams at {stack.exam_origin}/\n"
           f"  test launches (TEST_LAUNCH_ENABLED=1 here): {stack.url}/test-launch/ needs a staff login: "
@@ -554,6 +651,8 @@ def main() -> int:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         stack.stop()
+        if s3 is not None:
+            s3.stop()
     return 0
 
 

@@ -125,7 +125,8 @@ def test_health_json_has_every_check_and_the_backlog(staff_client):
     data = staff_client.get("/staff/health.json").json()
     assert set(data) == {"status", "checked_at", "checks", "grade_delivery"}
     assert data["status"] == "ok"
-    assert set(data["checks"]) == {"database", "redis", "worker"}
+    assert set(data["checks"]) == {"database", "redis", "worker", "backups"}  # backups: not expected here
+    assert data["checks"]["backups"]["status"] == "not_configured"
     for name, check in data["checks"].items():
         assert set(check) == {"name", "label", "status", "ok", "detail", "hint", "latency_ms", "age_seconds"}
         assert check["name"] == name
