@@ -9,25 +9,21 @@ ran as the app's own user.
 """
 
 import grp
-import http.client
 import os
 import pwd
 import re
 import shutil
-import socket
-import ssl
 import stat
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-import requests
 import urllib3
 
 from tests.support.attempt_client import Student
 from tests.support.attempt_page import DEMO_SECRET
-from tests.support.stack import EXAM_DOMAIN, LocalStack
+from tests.support.stack import LocalStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -78,21 +74,6 @@ def _report(stack, instructor: Student, resource_id: int) -> dict:
     raise AssertionError(f"the report was not written: {status}; see {stack.logs}")
 
 
-def _exam_host_get(stack, path: str) -> int:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    connection = http.client.HTTPSConnection("127.0.0.1", stack.https_port, timeout=10, context=context)
-    connection.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", stack.https_port), timeout=10),
-                                          server_hostname=EXAM_DOMAIN)
-    try:
-        connection.request("GET", path, headers={"Host": f"{EXAM_DOMAIN}:{stack.https_port}"})
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
 def test_nginx_as_another_user_serves_reports_through_the_group_only(stack):
     worker = pwd.getpwnam(WORKER_USER)
     assert worker.pw_uid not in (0, os.getuid())
@@ -126,7 +107,7 @@ def test_nginx_as_another_user_serves_reports_through_the_group_only(stack):
 
 def test_nginx_as_another_user_serves_exam_files(stack):
     [(directory, href)] = stack.query("SELECT directory, launch_href FROM exams_exampackage ORDER BY id LIMIT 1")
-    assert _exam_host_get(stack, f"/exams/{directory}/{href}") == 200
+    assert stack.exam_host_get(f"/exams/{directory}/{href}")[0] == 200
     exams = stack.root / "media" / "exams"
     for below in [exams, *exams.rglob("*")]:
         assert below.stat().st_gid == pwd.getpwnam(WORKER_USER).pw_gid, below

@@ -12,7 +12,7 @@ import urllib3
 from tests.support.attempt_page import (DEMO_SECRET, answer, launch_instructor, launch_student, runtime_frame,
                                         start_attempt, wait_saved)
 from tests.support.lms_stub import LmsStub
-from tests.support.stack import DOMAIN, EXAM_DOMAIN
+from tests.support.stack import DOMAIN
 
 pytestmark = pytest.mark.slow
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -168,36 +168,19 @@ def test_headers_and_cookies_as_served(prod_stack):
     assert http.get(f"{stack.url}/media/private/x", timeout=10).status_code == 404
 
 
-def _exam_host_get(stack, path: str) -> tuple[int, dict, bytes]:
-    """GET from nginx's exam-content host, naming it in the TLS handshake and the Host header."""
-    import http.client
-
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    connection = http.client.HTTPSConnection("127.0.0.1", stack.https_port, timeout=10, context=context)
-    connection.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", stack.https_port), timeout=10),
-                                          server_hostname=EXAM_DOMAIN)
-    try:
-        connection.request("GET", path, headers={"Host": f"{EXAM_DOMAIN}:{stack.https_port}"})
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
-
-
 def test_exams_are_served_by_the_exam_host_only(prod_stack):
     stack = prod_stack
     [(directory, href)] = stack.query("SELECT directory, launch_href FROM exams_exampackage ORDER BY id LIMIT 1")
-    status, headers, body = _exam_host_get(stack, f"/exams/{directory}/{href}")
+    status, headers, body = stack.exam_host_get(f"/exams/{directory}/{href}")
     assert status == 200 and b"Demo exam" in body
     assert "connect-src 'self'" in headers["content-security-policy"]
     assert f"frame-ancestors 'self' https://{DOMAIN}:{stack.https_port}" in headers["content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff" and "set-cookie" not in headers
-    status, headers, body = _exam_host_get(stack, "/runtime/frame.html")
+    status, headers, body = stack.exam_host_get("/runtime/frame.html")
     assert status == 200 and b"frame.js" in body and headers["cache-control"] == "no-cache"
-    assert _exam_host_get(stack, "/mathjax/4/tex-svg.js")[0] == 200
+    assert stack.exam_host_get("/mathjax/4/tex-svg.js")[0] == 200
     for path in ("/admin/", "/lti/launch/", "/health/", "/staff/", "/attempt/1/", "/static/core/site.css"):
-        status, headers, _ = _exam_host_get(stack, path)
+        status, headers, _ = stack.exam_host_get(path)
         assert status == 404 and "set-cookie" not in headers, path
     http = requests.Session()
     http.trust_env, http.verify = False, False

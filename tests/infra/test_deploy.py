@@ -14,9 +14,7 @@ So "nothing is replaced" is "every resource's inputs are the same", and the test
 from __future__ import annotations
 
 import json
-import os
 import stat
-from pathlib import Path
 
 import pytest
 

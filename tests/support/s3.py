@@ -13,7 +13,6 @@ keeps connections alive. restic and boto3 use the same endpoint.
 
 from __future__ import annotations
 
-import datetime
 import os
 import pwd
 import shutil
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 from numbas_infra.backup import BackupSettings
-from tests.support.net import free_port
+from tests.support.net import free_port, self_signed_certificate
 
 HOST = "localhost"  # pgBackRest verifies DNS names only
 REGION = "eu-central-1"
@@ -36,27 +35,8 @@ TIMEOUT = 30
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "s3-cert.pem", directory / "s3-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    os.chmod(cert_path, 0o644)  # pgBackRest runs as postgres and reads it
-    os.chmod(key_path, 0o600)
-    return cert_path, key_path
+    # pgBackRest runs as postgres and reads the certificate (0644); it checks DNS names only.
+    return self_signed_certificate(directory / "s3-cert.pem", directory / "s3-key.pem", names=[HOST], ca=True)
 
 
 def _wait_port(port: int, process: subprocess.Popen, log: Path) -> None:

@@ -18,9 +18,7 @@ directory for scripts/backup, scripts/restore and scripts/verify-backup.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import grp
-import ipaddress
 import os
 import pwd
 import shlex
@@ -39,7 +37,7 @@ from typing import Callable
 
 from numbas_infra import backup as backup_defs
 from numbas_infra import cloud_init, nginx_config, spec
-from tests.support.net import free_port, wait_for_http
+from tests.support.net import free_port, self_signed_certificate, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app"
@@ -61,25 +59,8 @@ def _as_postgres(argv: list[str]) -> list[str]:
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(DOMAIN), x509.DNSName(EXAM_DOMAIN),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    return self_signed_certificate(directory / "fullchain.pem", directory / "privkey.pem",
+                                   names=[DOMAIN, EXAM_DOMAIN], addresses=["127.0.0.1"])
 
 
 @dataclass
@@ -409,6 +390,23 @@ class LocalStack:
             shutil.rmtree(self.pg_root, ignore_errors=True)
 
     # --- the app, from outside -----------------------------------------------------------------
+    def exam_host_get(self, path: str) -> tuple[int, dict, bytes]:
+        """GET from nginx's exam-content host, naming it in the TLS handshake and the Host header."""
+        import http.client
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        connection = http.client.HTTPSConnection("127.0.0.1", self.https_port, timeout=10, context=context)
+        connection.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", self.https_port), timeout=10),
+                                              server_hostname=EXAM_DOMAIN)
+        try:
+            connection.request("GET", path, headers={"Host": f"{EXAM_DOMAIN}:{self.https_port}"})
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
     def manage(self, *args: str) -> str:
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=APP, env=self.env, capture_output=True,
                                 text=True, timeout=120)
@@ -608,12 +606,12 @@ class _Phases:
 def _children(pid: int) -> dict[int, str]:
     """The child processes of `pid`, with their titles (nginx names its workers in theirs)."""
     children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for status in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = status.read_text().rsplit(")", 1)[1].split()
             if int(fields[1]) == pid:
-                cmdline = (stat.parent / "cmdline").read_bytes()
-                children[int(stat.parent.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+                cmdline = (status.parent / "cmdline").read_bytes()
+                children[int(status.parent.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
         except (OSError, IndexError, ValueError):
             continue  # it exited meanwhile
     return children
