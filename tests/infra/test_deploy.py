@@ -158,6 +158,8 @@ def test_postgres_allows_every_pool_at_its_fullest_during_an_upgrade(baseline):
     postgres = next(r for r in baseline.mocks.of_type(CONTAINER) if r.inputs["name"] == "numbas-lti-postgres")
     command = postgres.inputs["command"]
     max_connections = int(next(a for a in command if a.startswith("max_connections=")).split("=")[1])
+    # Sized for the server's memory (postgres_tuning.py): a cx33 has 8 GB.
+    assert "shared_buffers=2048MB" in command and "effective_cache_size=6144MB" in command
     pools = 0
     for r in baseline.mocks.of_type(CONTAINER):
         envs = dict(e.split("=", 1) for e in plain(r.inputs.get("envs") or []))
