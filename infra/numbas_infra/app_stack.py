@@ -124,7 +124,8 @@ def ssh_dir(cfg: StackConfig) -> str:
 
 def write_ssh_files(directory: str, *, alias_pattern: str, deploy_key: str, host_key: str) -> str:
     """Written at every run, from the state: any operator's machine or CI can deploy, with no file
-    left over from the first deploy. Returns the directory."""
+    left over from the first deploy. Returns the directory. (~ is $HOME here and the passwd entry's
+    home for ssh: the same on any ordinary account.)"""
     path = Path(os.path.expanduser(directory))
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
@@ -136,6 +137,15 @@ def write_ssh_files(directory: str, *, alias_pattern: str, deploy_key: str, host
             file.write(content)
         os.replace(temporary, path / name)
     return directory
+
+
+def docker_ssh_opts(directory: str, *, address: str, alias: str) -> list[str]:
+    """ssh's options for the Docker provider: connect to `address` as the host named `alias` in the
+    provider's URL, with the deploy key only, checking the pinned host key under the alias (ssh
+    would otherwise look it up under the address)."""
+    return ["-i", f"{directory}/deploy_key", "-o", f"UserKnownHostsFile={directory}/known_hosts",
+            "-o", f"HostName={address}", "-o", f"HostKeyAlias={alias}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=30"]
 
 
 def _digest(value) -> str:
@@ -183,11 +193,8 @@ class AppStack(pulumi.ComponentResource):
             # Previews (CI, outside the admins' networks) diff against the state without
             # reaching the server; `pulumi up` connects as soon as it changes something.
             disable_docker_daemon_check=True,
-            ssh_opts=pulumi.Output.all(self.ssh_files, host).apply(lambda v: [
-                "-i", f"{v[0]}/deploy_key", "-o", f"UserKnownHostsFile={v[0]}/known_hosts",
-                "-o", f"HostName={v[1]}", "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
-                "-o", "ConnectTimeout=30",
-            ]),
+            ssh_opts=pulumi.Output.all(self.ssh_files, host, alias).apply(
+                lambda v: docker_ssh_opts(v[0], address=v[1], alias=v[2])),
             opts=child,
         )
         on_server = pulumi.ResourceOptions(parent=self, provider=self.provider)
@@ -204,10 +211,17 @@ class AppStack(pulumi.ComponentResource):
             app_secrets["EMAIL_URL"] = cfg.email_url
 
         # 4. Network and images.
-        self.network = docker.Network(f"{name}-network", name=spec.NETWORK, driver="bridge", opts=on_server)
+        # Every Docker resource also names the server in its inputs (a label, a trigger, a build
+        # argument), so that a replaced server gets all of them again whatever the provider makes of
+        # its changed host (docker_container and docker_network arguments all force a replacement).
+        on_this_server = {spec.SERVER_LABEL: server_id}
+        self.network = docker.Network(
+            f"{name}-network", name=spec.NETWORK, driver="bridge",
+            labels=[docker.NetworkLabelArgs(label=spec.SERVER_LABEL, value=server_id)], opts=on_server)
         networks = [docker.ContainerNetworksAdvancedArgs(name=self.network.name)]
         remote = {
-            role: docker.RemoteImage(f"{name}-{role}-image", name=ref, keep_locally=True, opts=on_server)
+            role: docker.RemoteImage(f"{name}-{role}-image", name=ref, keep_locally=True, triggers=on_this_server,
+                                     opts=on_server)
             for role, ref in (("postgres", spec.POSTGRES_IMAGE), ("redis", spec.REDIS_IMAGE),
                               ("nginx", spec.NGINX_IMAGE), ("certbot", spec.CERTBOT_IMAGE))
         }
@@ -216,7 +230,7 @@ class AppStack(pulumi.ComponentResource):
             f"{name}-app-image",
             image_name=f"{spec.APP_IMAGE}:{self.image_tag}",
             build=docker.DockerBuildArgs(context=str(REPO), dockerfile=str(REPO / "app" / "Dockerfile"),
-                                         platform="linux/amd64"),
+                                         platform="linux/amd64", args=on_this_server),
             skip_push=True, build_on_preview=False,
             opts=on_server,
         )
@@ -238,7 +252,8 @@ class AppStack(pulumi.ComponentResource):
                 mounts=_mounts(spec_.mounts) or None, networks_advanced=networks,
                 healthcheck=_health(spec_.health) if spec_.health else None,
                 restart="no" if spec_.one_shot else "unless-stopped",
-                labels=[docker.ContainerLabelArgs(label=spec.ROLE_LABEL, value=spec_.role)],
+                labels=[docker.ContainerLabelArgs(label=spec.ROLE_LABEL, value=spec_.role),
+                        docker.ContainerLabelArgs(label=spec.SERVER_LABEL, value=server_id)],
                 log_opts={"max-size": "10m", "max-file": "5"},
                 opts=pulumi.ResourceOptions(
                     parent=self, provider=self.provider, depends_on=list(depends_on),
@@ -281,7 +296,8 @@ class AppStack(pulumi.ComponentResource):
             self.backup_image = docker.Image(
                 f"{name}-backup-image", image_name=f"{spec.BACKUP_IMAGE}:{backup.image_tag()}",
                 build=docker.DockerBuildArgs(context=str(REPO / spec.BACKUP_BUILD_CONTEXT),
-                                             dockerfile=str(backup.DOCKERFILE), platform="linux/amd64"),
+                                             dockerfile=str(backup.DOCKERFILE), platform="linux/amd64",
+                                             args=on_this_server),
                 skip_push=True, build_on_preview=False, opts=on_server)
             postgres = spec.ContainerSpec(
                 spec.container_name("postgres"), "postgres",

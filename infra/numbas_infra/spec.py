@@ -36,6 +36,7 @@ MEDIA_DIR_MODE = 0o2755
 MEDIA_FILE_MODE = 0o644
 
 DAPHNE_PORT = 8700
+SERVER_LABEL = f"{PROJECT}.server"  # the Hetzner server's id, on every Docker resource (a new server: all anew)
 ROLE_LABEL = f"{PROJECT}.role"  # on every container: daphne, huey, postgres, ... (docker ps --filter label=...)
 APP_IMAGE = f"{PROJECT}-app"
 

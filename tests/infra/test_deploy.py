@@ -75,6 +75,12 @@ def test_a_replaced_server_gets_a_new_docker_connection_and_everything_again(bas
     assert not replaced.mocks.of_type("docker:index/volume:Volume")
     for c in replaced.mocks.of_type(CONTAINER):
         assert all(m["type"] == "bind" and m["source"].startswith("/") for m in c.inputs.get("mounts", [])), c.name
+    # ... and, whatever the provider makes of a new host, every Docker resource's own inputs change
+    # (container and network arguments force a replacement; images are pulled or built again).
+    before, after = inputs_by_resource(baseline), inputs_by_resource(replaced)
+    docker_resources = [r.name for r in replaced.mocks.resources if r.type.startswith("docker:index/")]
+    assert docker_resources and all(before[n] != after[n] for n in docker_resources), \
+        [n for n in docker_resources if before[n] == after[n]]
     # Every step runs again on the new server.
     for step in replaced.mocks.of_type("command:remote:Command"):
         assert plain(step.inputs["triggers"])[0] == "5151", step.name

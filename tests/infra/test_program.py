@@ -79,6 +79,7 @@ def test_the_docker_provider_waits_for_cloud_init_over_a_pinned_host_key(run):
     ssh_opts = json.loads(provider.inputs["sshOpts"])
     assert "StrictHostKeyChecking=yes" in ssh_opts and any(o.startswith("UserKnownHostsFile=") for o in ssh_opts)
     assert "HostName=203.0.113.10" in ssh_opts
+    assert f"HostKeyAlias=numbas-lti-{run.namespace['cfg'].stack}-server-4242" in ssh_opts  # matches known_hosts
     assert not any("StrictHostKeyChecking=no" in o for o in ssh_opts)
     assert prepare.name in {r._name for r in resolve(app.docker_host.resources)}
     assert all(c.provider.startswith("urn:") and "app-docker" in c.provider for c in m.of_type(CONTAINER))
