@@ -186,3 +186,21 @@ def test_exams_are_served_by_the_exam_host_only(prod_stack):
     http.trust_env, http.verify = False, False
     assert http.get(f"{stack.url}/media/exams/{directory}/{href}", timeout=10).status_code == 404
     assert http.get(f"{stack.url}/static/content/runtime/frame.html", timeout=10).status_code == 404
+
+
+def test_the_deploy_s_verify_probe_answers_through_nginx_or_fails(prod_stack):
+    """steps.VERIFY_PY, the deploy's last check, run here against the stack's nginx (in production
+    it runs in a daphne container against the nginx container, on port 443)."""
+    import subprocess
+    import sys
+
+    from numbas_infra import steps
+
+    ok = subprocess.run([sys.executable, "-c", steps.VERIFY_PY, "localhost", "127.0.0.1", str(prod_stack.https_port), "20"],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "through nginx: 200" in ok.stdout, ok.stderr
+    from tests.support.net import free_port
+
+    closed = subprocess.run([sys.executable, "-c", steps.VERIFY_PY, "localhost", "127.0.0.1", str(free_port()), "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert closed.returncode == 1 and "ConnectionRefusedError" in closed.stderr

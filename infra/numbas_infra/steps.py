@@ -185,15 +185,16 @@ rm -rf "$old\""""
 VERIFY_PY = """\
 import http.client, socket, ssl, sys, time
 domain, host = sys.argv[1], sys.argv[2]
+port, seconds = (int(sys.argv[3]), float(sys.argv[4])) if len(sys.argv) > 4 else (443, 90)
 context = ssl.create_default_context()
 context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the bootstrap certificate, before Let's Encrypt's
-deadline, last = time.monotonic() + 90, "no answer"
-while time.monotonic() < deadline:
+deadline, last = time.monotonic() + seconds, "no answer"
+while True:
     try:
-        raw = socket.create_connection((host, 443), timeout=10)
-        connection = http.client.HTTPSConnection(domain, 443, timeout=10, context=context)
+        raw = socket.create_connection((host, port), timeout=10)
+        connection = http.client.HTTPSConnection(domain, port, timeout=10, context=context)
         connection.sock = context.wrap_socket(raw, server_hostname=domain)
-        connection.request("GET", "/health/", headers={"Host": domain})
+        connection.request("GET", "/health/", headers={"Host": domain if port == 443 else f"{domain}:{port}"})
         answer = connection.getresponse()
         body = answer.read(2000).decode(errors="replace")
         if answer.status == 200:
@@ -202,6 +203,8 @@ while time.monotonic() < deadline:
         last = f"{answer.status} {body}"
     except OSError as error:
         last = repr(error)
+    if time.monotonic() > deadline:
+        break
     time.sleep(3)
 print(f"https://{domain}/health/ through nginx: {last}", file=sys.stderr)
 sys.exit(1)
