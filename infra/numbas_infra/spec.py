@@ -90,7 +90,8 @@ def connection_budget(*, daphne_replicas: int, huey_replicas: int, huey_workers:
     daphne = (DAPHNE_POOL_SIZE, DAPHNE_POOL_OVERFLOW)
     huey = (huey_workers + 1, HUEY_POOL_OVERFLOW)  # + the scheduler thread
     peak = 2 * (daphne_replicas * sum(daphne) + huey_replicas * sum(huey))
-    return ConnectionBudget(daphne, huey, max(100, peak + RESERVED_CONNECTIONS))
+    # In steps of 100: a changed max_connections restarts PostgreSQL, so most replica changes should not.
+    return ConnectionBudget(daphne, huey, -(-(peak + RESERVED_CONNECTIONS) // 100) * 100)
 
 
 def go_duration(seconds: int) -> str:

@@ -103,6 +103,7 @@ def test_more_daphne_replicas_do_not_recreate_nginx(baseline):
     more = run_program("prod", {"daphneReplicas": 6})
     before, after = inputs_by_resource(baseline), inputs_by_resource(more)
     assert before["app-nginx"] == after["app-nginx"] and before["app-certbot"] == after["app-certbot"]
+    assert before["app-postgres"] == after["app-postgres"]  # the same max_connections step: no restart
     assert before["app-nginx-config"]["triggers"] != after["app-nginx-config"]["triggers"]  # a reload
     assert len(names(more, "numbas-lti-daphne-")) == 6
 
@@ -171,7 +172,7 @@ def test_postgres_allows_every_pool_at_its_fullest_during_an_upgrade(baseline):
         envs = dict(e.split("=", 1) for e in plain(r.inputs.get("envs") or []))
         if "DB_POOL_SIZE" in envs:
             pools += int(envs["DB_POOL_SIZE"]) + int(envs["DB_POOL_MAX_OVERFLOW"])
-    assert pools > 0 and max_connections >= 2 * pools + spec.RESERVED_CONNECTIONS
+    assert pools > 0 and max_connections >= 2 * pools + spec.RESERVED_CONNECTIONS and max_connections % 100 == 0
     daphne = next(r for r in baseline.mocks.of_type(CONTAINER) if "-daphne-" in r.inputs["name"])
     envs = dict(e.split("=", 1) for e in plain(daphne.inputs["envs"]))
     # A pool at least as large as the threads that use the database at once.
