@@ -235,14 +235,10 @@ class LocalStack:
             if os.getuid() == 0:
                 shutil.chown(directory, "postgres", "postgres")
         conf = self.pg_root / "pgbackrest.conf"
-        rendered = backup_defs.render_pgbackrest_conf(
+        conf.write_text(backup_defs.render_pgbackrest_conf(
             settings, str(self.pg_data), pg_port=self.pg_port, pg_socket_path=str(self.pg_root), pg_user="postgres",
             spool_path=str(dirs["pgbackrest-spool"]), lock_path=str(dirs["pgbackrest-lock"]),
-            log_path=str(dirs["pgbackrest-log"]))
-        # The local endpoint answers in milliseconds: a request it stalls is retried after 15 s, not
-        # after pgBackRest's default minute (one CI run's verify test took 131 s instead of ~35 s; a
-        # stalled request waiting out that minute is the likely cause, not a proven one).
-        conf.write_text(rendered.replace("[global]\n", "[global]\nio-timeout=15\n", 1))
+            log_path=str(dirs["pgbackrest-log"])))
         os.chmod(conf, 0o644)
         (self.logs / "pgbackrest").symlink_to(dirs["pgbackrest-log"])
         self.pg_options += " " + shlex.join(backup_defs.postgres_archive_options(settings))
