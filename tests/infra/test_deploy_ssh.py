@@ -58,15 +58,23 @@ def keys():
     return asyncssh.generate_private_key("ssh-ed25519"), asyncssh.generate_private_key("ssh-ed25519")
 
 
+ALIAS = "numbas-lti-prod-server-5151"
+
+
+def pinned(tmp_path, keys) -> str:
+    """The files the program writes from the state: the deploy key and the pinned host key."""
+    host_key, deploy_key = keys
+    return write_ssh_files(str(tmp_path / "numbas-lti-prod"), alias_pattern="numbas-lti-prod-server-*",
+                           deploy_key=deploy_key.export_private_key("openssh").decode(),
+                           host_key=host_key.export_public_key("openssh").decode())
+
+
 def test_the_deploy_reaches_the_server_by_alias_with_the_pinned_key(tmp_path, keys):
     host_key, deploy_key = keys
     server = SshServer(host_key, deploy_key)
     try:
-        directory = write_ssh_files(str(tmp_path / "numbas-lti-prod"), alias_pattern="numbas-lti-prod-server-*",
-                                    deploy_key=deploy_key.export_private_key("openssh").decode(),
-                                    host_key=host_key.export_public_key("openssh").decode())
-        alias = "numbas-lti-prod-server-5151"
-        ran = ssh(docker_ssh_opts(directory, address="127.0.0.1", alias=alias), server.port, alias)
+        directory = pinned(tmp_path, keys)
+        ran = ssh(docker_ssh_opts(directory, address="127.0.0.1", alias=ALIAS), server.port, ALIAS)
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.strip() == "ran: docker system dial-stdio"
     finally:
@@ -77,11 +85,8 @@ def test_a_server_with_another_host_key_is_refused(tmp_path, keys):
     host_key, deploy_key = keys
     impostor = SshServer(asyncssh.generate_private_key("ssh-ed25519"), deploy_key)
     try:
-        directory = write_ssh_files(str(tmp_path / "d"), alias_pattern="numbas-lti-prod-server-*",
-                                    deploy_key=deploy_key.export_private_key("openssh").decode(),
-                                    host_key=host_key.export_public_key("openssh").decode())
-        alias = "numbas-lti-prod-server-5151"
-        ran = ssh(docker_ssh_opts(directory, address="127.0.0.1", alias=alias), impostor.port, alias)
+        directory = pinned(tmp_path, keys)
+        ran = ssh(docker_ssh_opts(directory, address="127.0.0.1", alias=ALIAS), impostor.port, ALIAS)
         assert ran.returncode == 255, ran.stderr
         assert "Host key verification failed" in ran.stderr or "IDENTIFICATION HAS CHANGED" in ran.stderr, ran.stderr
     finally:
@@ -93,14 +98,11 @@ def test_without_the_alias_the_pinned_key_is_not_found(tmp_path, keys):
     host_key, deploy_key = keys
     server = SshServer(host_key, deploy_key)
     try:
-        directory = write_ssh_files(str(tmp_path / "d"), alias_pattern="numbas-lti-prod-server-*",
-                                    deploy_key=deploy_key.export_private_key("openssh").decode(),
-                                    host_key=host_key.export_public_key("openssh").decode())
-        alias = "numbas-lti-prod-server-5151"
-        opts = docker_ssh_opts(directory, address="127.0.0.1", alias=alias)
-        at = opts.index(f"HostKeyAlias={alias}")
+        directory = pinned(tmp_path, keys)
+        opts = docker_ssh_opts(directory, address="127.0.0.1", alias=ALIAS)
+        at = opts.index(f"HostKeyAlias={ALIAS}")
         del opts[at - 1:at + 1]
-        ran = ssh(opts, server.port, alias)
+        ran = ssh(opts, server.port, ALIAS)
         assert ran.returncode == 255 and "Host key verification failed" in ran.stderr, ran.stderr
     finally:
         server.close()
