@@ -8,6 +8,7 @@ administrator should check. Writing the launch is `services.launch_record`.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -19,7 +20,7 @@ from django.utils.translation import gettext
 from pylti.common import LTIException, verify_request_common
 
 from lms import selectors
-from lms.models import Consumer, Role
+from lms.models import Consumer, LtiVersion, Role
 from lms.roles import is_instructor
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ class LaunchRejected(Exception):
 
 @dataclass(frozen=True)
 class LaunchData:
+    """What a launch (LTI 1.1, or 1.3 through lti13.launch) says, checked and normalised.
+    `nonce` and `timestamp` are 1.1's OAuth ones; a 1.3 launch's replay protection is its
+    one-time OIDC state (lti13.services), so its nonce here is ""."""
+
     nonce: str
     timestamp: int
     resource_link_id: str
@@ -61,6 +66,19 @@ class LaunchData:
     lis_result_sourcedid: str
     lis_outcome_service_url: str
     return_url: str
+    lti_version: str = LtiVersion.LTI_1P1
+    custom: dict = field(default_factory=dict)
+    locale: str = ""
+    # LTI 1.3 only: the registration, the grade and roster services the launch offers, and the
+    # 1.1 ids of the same person, course and link (the lti1p1 claim) for an LMS that upgraded.
+    platform_id: int | None = None
+    ags_lineitem_url: str = ""
+    ags_lineitems_url: str = ""
+    ags_scopes: str = ""
+    nrps_url: str = ""
+    legacy_user_id: str = ""
+    legacy_context_id: str = ""
+    legacy_resource_link_id: str = ""
 
 
 def role_from_lti_roles(roles: str, *, extra_instructor_roles: str = "") -> Role:
@@ -272,6 +290,26 @@ def _valid_email_or_blank(value: str) -> str:
     return value if len(value) <= 254 else ""
 
 
+MAX_CUSTOM_PARAMETERS = 50
+_LOCALE = re.compile(r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$")
+
+
+def custom_parameters(values: Mapping) -> dict[str, str]:
+    """A launch's custom parameters as kept on the membership: at most 50, names and values
+    cut to a sensible length, values as text (1.3 sends JSON; LMSs send strings)."""
+    kept = {}
+    for name, value in list(values.items())[:MAX_CUSTOM_PARAMETERS]:
+        if isinstance(value, (dict, list)):
+            continue
+        kept[str(name)[:100]] = ("" if value is None else str(value))[:1000]
+    return kept
+
+
+def valid_locale(value: str) -> str:
+    value = (value or "").strip()
+    return value[:35] if _LOCALE.match(value) else ""
+
+
 def _parse(params: Mapping[str, str], timestamp: int, consumer: Consumer) -> LaunchData:
     def text(name: str, limit: int) -> str:
         return params.get(name, "").strip()[:limit]
@@ -297,6 +335,8 @@ def _parse(params: Mapping[str, str], timestamp: int, consumer: Consumer) -> Lau
         lis_result_sourcedid=params.get("lis_result_sourcedid", "")[:5000],
         lis_outcome_service_url=_valid_url_or_blank(params.get("lis_outcome_service_url", ""), "lis_outcome_service_url"),
         return_url=_valid_url_or_blank(params.get("launch_presentation_return_url", ""), "launch_presentation_return_url"),
+        custom=custom_parameters({k.removeprefix("custom_"): v for k, v in params.items() if k.startswith("custom_")}),
+        locale=valid_locale(params.get("launch_presentation_locale", "")),
     )
 
 

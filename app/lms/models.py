@@ -13,13 +13,17 @@ from lms.roles import validate_role_list
 
 
 class Consumer(models.Model):
-    """An LMS (tool consumer) allowed to launch us with an OAuth1 key and secret."""
+    """An LMS allowed to launch us: with LTI 1.1 (an OAuth1 key and secret), with LTI 1.3 (one
+    or more `lti13.Platform` registrations of one issuer point here), or both. Courses, activities
+    and people belong to the consumer, whichever version launched them, so an LMS that moves
+    from 1.1 to 1.3 keeps them (see lti13.services)."""
 
     name = models.CharField(max_length=200)
-    key = models.CharField(max_length=255, unique=True)
+    # None for an LMS that only speaks LTI 1.3.
+    key = models.CharField(max_length=255, unique=True, null=True, blank=True)
     # The shared secret must be readable to verify HMAC signatures; it is never logged
     # and the admin shows it only to staff who can change consumers.
-    secret = models.CharField(max_length=255)
+    secret = models.CharField(max_length=255, blank=True)
     active = models.BooleanField(default=True)
     # Institution and system roles (an LMS's administrators) do not make anyone an instructor
     # of a course (lms.roles); an operator may grant that per LMS.
@@ -36,11 +40,11 @@ class Consumer(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=~Q(key=""), name="consumer_key_not_empty"),
-            models.CheckConstraint(condition=~Q(secret=""), name="consumer_secret_not_empty"),
+            models.CheckConstraint(condition=Q(key__isnull=True) | ~Q(secret=""), name="consumer_secret_not_empty"),
         ]
 
     def __str__(self):
-        return f"{self.name} ({self.key})"
+        return f"{self.name} ({self.key})" if self.key else self.name
 
 
 class Context(models.Model):
@@ -48,6 +52,13 @@ class Context(models.Model):
 
     consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="contexts")
     context_id = models.CharField(max_length=255)
+    # The context claim's id in LTI 1.3 launches. It equals context_id unless the course was
+    # first launched with LTI 1.1 and the LMS gives it another id in 1.3 (the lti1p1 claim).
+    lti13_id = models.CharField(max_length=255, null=True, blank=True)
+    # Names and Role Provisioning: where the LMS lists the course's members (from the latest 1.3 launch).
+    nrps_url = models.URLField(max_length=1000, blank=True)
+    nrps_platform = models.ForeignKey("lti13.Platform", on_delete=models.SET_NULL, null=True, blank=True,
+                                      related_name="+")
     title = models.CharField(max_length=500, blank=True)
     label = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -56,6 +67,7 @@ class Context(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["consumer", "context_id"], name="context_unique_per_consumer"),
+            models.UniqueConstraint(fields=["consumer", "lti13_id"], name="context_lti13_unique_per_consumer"),
         ]
 
     def __str__(self):
@@ -67,6 +79,10 @@ class Resource(models.Model):
 
     consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="resources")
     resource_link_id = models.CharField(max_length=255)
+    # The resource link claim's id in LTI 1.3 launches (see Context.lti13_id).
+    lti13_id = models.CharField(max_length=255, null=True, blank=True)
+    # The AGS line item our grades go to when the launch names none: found or created once.
+    ags_lineitem_url = models.URLField(max_length=1000, blank=True)
     context = models.ForeignKey(
         Context, on_delete=models.SET_NULL, null=True, blank=True, related_name="resources"
     )
@@ -80,6 +96,7 @@ class Resource(models.Model):
             models.UniqueConstraint(
                 fields=["consumer", "resource_link_id"], name="resource_unique_per_consumer"
             ),
+            models.UniqueConstraint(fields=["consumer", "lti13_id"], name="resource_lti13_unique_per_consumer"),
         ]
 
     def __str__(self):
@@ -87,10 +104,16 @@ class Resource(models.Model):
 
 
 class LtiIdentity(models.Model):
-    """An LMS user (consumer + LTI user_id), mapped to exactly one Django user."""
+    """An LMS user (consumer + LTI user_id), mapped to exactly one Django user.
+
+    In LTI 1.3 a person is the issuer's `sub` (`sub`, the consumer standing for the issuer). A
+    person first seen in 1.3 has lti_user_id = sub; one first seen in 1.1 keeps their 1.1 user_id
+    and gains their `sub` on their first 1.3 launch."""
 
     consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="identities")
     lti_user_id = models.CharField(max_length=255)
+    sub = models.CharField(max_length=255, null=True, blank=True)
+    locale = models.CharField(max_length=35, blank=True, help_text="The language the LMS uses for them (BCP 47).")
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lti_identity"
     )
@@ -104,10 +127,16 @@ class LtiIdentity(models.Model):
         verbose_name_plural = "LTI identities"
         constraints = [
             models.UniqueConstraint(fields=["consumer", "lti_user_id"], name="identity_unique_per_consumer"),
+            models.UniqueConstraint(fields=["consumer", "sub"], name="identity_sub_unique_per_consumer"),
         ]
 
     def __str__(self):
         return f"{self.full_name or self.lti_user_id} @ {self.consumer.key}"
+
+
+class LtiVersion(models.TextChoices):
+    LTI_1P1 = "1.1", "LTI 1.1"
+    LTI_1P3 = "1.3", "LTI 1.3"
 
 
 class Role(models.TextChoices):
@@ -117,7 +146,9 @@ class Role(models.TextChoices):
 
 class ResourceMembership(models.Model):
     """What the latest launch told us about one user in one resource: their role and the
-    values needed to report a grade back (Basic Outcomes) and to return to the LMS."""
+    values needed to report a grade back and to return to the LMS. The latest launch's version
+    says how grades go: LTI 1.1 Basic Outcomes (sourcedid and service URL) or LTI 1.3 AGS (the
+    platform registration, line item, container and granted scopes)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="memberships")
@@ -126,6 +157,13 @@ class ResourceMembership(models.Model):
     lis_result_sourcedid = models.TextField(blank=True)
     lis_outcome_service_url = models.URLField(max_length=1000, blank=True)
     return_url = models.URLField(max_length=1000, blank=True)
+    lti_version = models.CharField(max_length=3, choices=LtiVersion.choices, default=LtiVersion.LTI_1P1,
+                                   db_default=LtiVersion.LTI_1P1)
+    platform = models.ForeignKey("lti13.Platform", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    ags_lineitem_url = models.URLField(max_length=1000, blank=True)
+    ags_lineitems_url = models.URLField(max_length=1000, blank=True)
+    ags_scopes = models.TextField(blank=True, help_text="The AGS scopes the LMS granted, space-separated.")
+    custom = models.JSONField(default=dict, blank=True, help_text="The latest launch's custom parameters.")
     first_launched_at = models.DateTimeField(auto_now_add=True)
     last_launched_at = models.DateTimeField()
 
@@ -133,6 +171,7 @@ class ResourceMembership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "resource"], name="membership_unique"),
             models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+            models.CheckConstraint(condition=Q(lti_version__in=LtiVersion.values), name="membership_version_valid"),
         ]
 
     def __str__(self):

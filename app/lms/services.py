@@ -13,7 +13,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from lms.launch import LaunchData, replayed_launch
-from lms.models import Consumer, Context, LaunchLog, LtiIdentity, Resource, ResourceMembership, UsedNonce
+from lms.models import (Consumer, Context, LaunchLog, LtiIdentity, LtiVersion, Resource, ResourceMembership,
+                        UsedNonce)
 from lms.roles import roles_split, validate_role_list
 from lms.selectors import handoff_token_hash
 
@@ -73,31 +74,62 @@ def _split_name(full_name: str) -> tuple[str, str]:
     return first[:150], last[:150]
 
 
+def _identity_find(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity | None:
+    """The person this launch is about. LTI 1.1: (consumer, user_id). LTI 1.3: their `sub`;
+    failing that the 1.1 user id the lti1p1 claim names, or a 1.1 identity with the same id
+    (LMSs such as Moodle use one id in both) — each then gains the `sub`."""
+    identities = LtiIdentity.objects.select_related("user").filter(consumer=consumer)
+    if launch.lti_version != LtiVersion.LTI_1P3:
+        return identities.filter(lti_user_id=launch.user_id).first()
+    found = identities.filter(sub=launch.user_id).first()
+    for legacy_id in filter(None, (launch.legacy_user_id, launch.user_id)):
+        if found is None:
+            found = identities.filter(lti_user_id=legacy_id, sub__isnull=True).first()
+    return found
+
+
 def _identity_upsert(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity:
     """The identity (and its user) for this LMS user, created or brought up to date.
 
     A concurrent first launch of the same person makes one of the two INSERTs fail; the
     caller retries the whole launch, which then finds the identity.
     """
-    identity = (
-        LtiIdentity.objects.select_related("user").filter(consumer=consumer, lti_user_id=launch.user_id).first()
-    )
+    identity = _identity_find(consumer=consumer, launch=launch)
     first_name, last_name = _split_name(launch.full_name)
+    sub = launch.user_id if launch.lti_version == LtiVersion.LTI_1P3 else None
     if identity is None:
         user = User(username=_username_for(consumer, launch.user_id), first_name=first_name, last_name=last_name,
                     email=launch.email)
         user.set_unusable_password()
         user.save(force_insert=True)
         return LtiIdentity.objects.create(
-            consumer=consumer, lti_user_id=launch.user_id, user=user, full_name=launch.full_name, email=launch.email
+            consumer=consumer, lti_user_id=launch.user_id, sub=sub, user=user, full_name=launch.full_name,
+            email=launch.email, locale=launch.locale,
         )
-    identity_wanted = {"full_name": launch.full_name, "email": launch.email}
+    identity_wanted = {"full_name": launch.full_name, "email": launch.email, "locale": launch.locale}
+    if sub:
+        identity_wanted["sub"] = sub
     _save_changed(identity, {f: v for f, v in identity_wanted.items() if v}, also=["updated_at"])
     user_wanted = {"first_name": first_name, "last_name": last_name} if launch.full_name else {}
     if launch.email:
         user_wanted["email"] = launch.email
     _save_changed(identity.user, user_wanted)
     return identity
+
+
+def _lti13_row(model, *, consumer: Consumer, lti13_id: str, legacy_id: str, id_field: str, values: dict):
+    """A course or resource link of a 1.3 launch: found by its 1.3 id, or by the 1.1 id the
+    lti1p1 claim names, or by the same id used in 1.1 (then it gains its 1.3 id); else created.
+    A concurrent creation fails on the unique constraints and the launch is retried."""
+    rows = model.objects.filter(consumer=consumer)
+    row = rows.filter(lti13_id=lti13_id).first()
+    for candidate in filter(None, (legacy_id, lti13_id)):
+        if row is None:
+            row = rows.filter(**{id_field: candidate}, lti13_id__isnull=True).first()
+    if row is None:
+        return model.objects.create(consumer=consumer, lti13_id=lti13_id, **{id_field: lti13_id}, **values)
+    _save_changed(row, {"lti13_id": lti13_id, **values})
+    return row
 
 
 def _save_changed(obj, wanted: dict, also: list[str] | None = None) -> None:
@@ -153,26 +185,28 @@ def _nonce_use(*, consumer: Consumer, launch: LaunchData, now: datetime) -> bool
 @transaction.atomic
 def _launch_record_once(*, consumer: Consumer, launch: LaunchData, user_agent: str) -> tuple[LaunchLog, str]:
     now = timezone.now()
-    if not _nonce_use(consumer=consumer, launch=launch, now=now):
+    if launch.nonce and not _nonce_use(consumer=consumer, launch=launch, now=now):
         raise replayed_launch()
     identity = _identity_upsert(consumer=consumer, launch=launch)
     context = None
+    lti13 = launch.lti_version == LtiVersion.LTI_1P3
     if launch.context_id:
-        context = _upsert(
-            Context,
-            unique={"consumer": consumer, "context_id": launch.context_id},
-            values={"title": launch.context_title, "label": launch.context_label, "updated_at": now},
-        )
-    resource = _upsert(
-        Resource,
-        unique={"consumer": consumer, "resource_link_id": launch.resource_link_id},
-        values={
-            "context": context,
-            "title": launch.resource_title,
-            "description": launch.resource_description,
-            "updated_at": now,
-        },
-    )
+        values = {"title": launch.context_title, "label": launch.context_label, "updated_at": now}
+        if lti13 and launch.nrps_url:
+            values.update(nrps_url=launch.nrps_url, nrps_platform_id=launch.platform_id)
+        if lti13:
+            context = _lti13_row(Context, consumer=consumer, lti13_id=launch.context_id,
+                                 legacy_id=launch.legacy_context_id, id_field="context_id", values=values)
+        else:
+            context = _upsert(Context, unique={"consumer": consumer, "context_id": launch.context_id}, values=values)
+    values = {"context": context, "title": launch.resource_title, "description": launch.resource_description,
+              "updated_at": now}
+    if lti13:
+        resource = _lti13_row(Resource, consumer=consumer, lti13_id=launch.resource_link_id,
+                              legacy_id=launch.legacy_resource_link_id, id_field="resource_link_id", values=values)
+    else:
+        resource = _upsert(Resource, unique={"consumer": consumer, "resource_link_id": launch.resource_link_id},
+                           values=values)
     membership = _upsert(
         ResourceMembership,
         unique={"user": identity.user, "resource": resource},
@@ -182,6 +216,12 @@ def _launch_record_once(*, consumer: Consumer, launch: LaunchData, user_agent: s
             "lis_result_sourcedid": launch.lis_result_sourcedid,
             "lis_outcome_service_url": launch.lis_outcome_service_url,
             "return_url": launch.return_url,
+            "lti_version": launch.lti_version,
+            "platform_id": launch.platform_id,
+            "ags_lineitem_url": launch.ags_lineitem_url,
+            "ags_lineitems_url": launch.ags_lineitems_url,
+            "ags_scopes": launch.ags_scopes,
+            "custom": launch.custom,
             "last_launched_at": now,
         },
     )

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "core",
     "content",
     "lms",
+    "lti13",
     "portal",
     "exams",
     "attempts",

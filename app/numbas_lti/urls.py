@@ -7,6 +7,7 @@ handler500 = "core.views.server_error"
 urlpatterns = [
     path("", include("core.urls")),
     path("lti/", include("lms.urls")),
+    path("lti13/", include("lti13.urls")),
     path("resource/", include("portal.urls")),
     path("resource/", include("exams.urls")),
     path("resource/", include("grading.urls")),

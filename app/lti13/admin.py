@@ -1,0 +1,51 @@
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from lti13.models import Deployment, LoginState, Platform, ToolKey
+
+
+class DeploymentInline(admin.TabularInline):
+    model = Deployment
+    extra = 1
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Platform)
+class PlatformAdmin(admin.ModelAdmin):
+    list_display = ["name", "issuer", "client_id", "consumer", "active", "setup_page"]
+    list_filter = ["active"]
+    search_fields = ["name", "issuer", "client_id"]
+    list_select_related = ["consumer"]
+    raw_id_fields = ["consumer"]
+    readonly_fields = ["created_at", "updated_at", "setup_page"]
+    inlines = [DeploymentInline]
+
+    @admin.display(description=_("What the LMS needs"))
+    def setup_page(self, platform):
+        if platform.pk is None:
+            return "—"
+        return format_html('<a href="{}">{}</a>', reverse("lti13:platform_setup", args=[platform.pk]),
+                           _("URLs for the LMS administrator"))
+
+
+@admin.register(ToolKey)
+class ToolKeyAdmin(admin.ModelAdmin):
+    list_display = ["kid", "created_at", "signs_from", "retires_at"]
+    exclude = ["private_key_pem"]
+    readonly_fields = ["kid", "public_jwk", "created_at", "signs_from", "retires_at"]
+
+    def has_add_permission(self, request):
+        return False  # manage.py lti13_rotate_key
+
+
+@admin.register(LoginState)
+class LoginStateAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "platform", "used_at", "expires_at"]
+    exclude = ["state", "nonce", "storage_secret_hash", "login_hint", "lti_message_hint"]
+    readonly_fields = ["platform", "target_link_uri", "deployment_id", "storage_target", "created_at", "expires_at",
+                       "used_at"]
+
+    def has_add_permission(self, request):
+        return False

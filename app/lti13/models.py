@@ -1,0 +1,119 @@
+"""LTI 1.3 on our side: the platforms (LMS registrations) that may launch us, the keys we sign
+with, and the OIDC logins in flight.
+
+The courses, activities, people and memberships a 1.3 launch creates are the same `lms` models
+a 1.1 launch creates: a platform belongs to an `lms.Consumer` (the LMS), and everything
+downstream neither knows nor cares which version launched it.
+"""
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from lms.models import Consumer
+
+
+class Platform(models.Model):
+    """An LMS registration: the issuer and the client id it gave us, and where its OIDC, token
+    and key endpoints are. Several registrations of one issuer share one consumer."""
+
+    name = models.CharField(max_length=200)
+    consumer = models.ForeignKey(Consumer, on_delete=models.PROTECT, related_name="platforms")
+    issuer = models.CharField(max_length=255, help_text=_("The LMS's issuer (iss), e.g. https://moodle.example.edu"))
+    client_id = models.CharField(max_length=255, help_text=_("The client id the LMS gave this tool."))
+    auth_login_url = models.URLField(
+        _("authentication request URL"), max_length=1000,
+        help_text=_("The LMS's OIDC authorization endpoint, where the tool sends the browser during a launch."))
+    auth_token_url = models.URLField(
+        _("access token URL"), max_length=1000, blank=True,
+        help_text=_("The LMS's OAuth2 token endpoint, for grades and rosters (AGS, NRPS)."))
+    auth_audience = models.CharField(
+        max_length=1000, blank=True,
+        help_text=_("The audience of the tool's token requests, if the LMS wants one other than the token URL."))
+    keyset_url = models.URLField(
+        _("public keyset URL"), max_length=1000, blank=True,
+        help_text=_("The LMS's JWKS URL, where its public keys are published."))
+    keyset = models.JSONField(
+        _("public keyset"), null=True, blank=True,
+        help_text=_("The LMS's public keys as a JWKS, for an LMS that publishes no keyset URL."))
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("LTI 1.3 platform")
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "client_id"], name="platform_unique_client"),
+            models.CheckConstraint(condition=~Q(issuer="") & ~Q(client_id=""), name="platform_ids_not_empty"),
+            models.CheckConstraint(condition=~Q(keyset_url="") | Q(keyset__isnull=False), name="platform_has_keys"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.issuer}, client {self.client_id})"
+
+
+class Deployment(models.Model):
+    """A deployment id of a platform: launches from other deployments are refused."""
+
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="deployments")
+    deployment_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "deployment_id"], name="deployment_unique_per_platform"),
+            models.CheckConstraint(condition=~Q(deployment_id=""), name="deployment_id_not_empty"),
+        ]
+
+    def __str__(self):
+        return self.deployment_id
+
+
+class ToolKey(models.Model):
+    """An RSA key pair of the tool. Every key not yet retired is published at the JWKS URL; the
+    newest key whose `signs_from` has come signs. A rotation publishes the new key ahead of
+    `signs_from`, so platforms that cache our keyset know it before it signs, and keeps the old
+    one published until `retires_at`, so what it signed can still be checked."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    private_key_pem = models.TextField()
+    public_jwk = models.JSONField()
+    created_at = models.DateTimeField()
+    signs_from = models.DateTimeField()
+    retires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-signs_from", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(retires_at__isnull=True) | Q(retires_at__gt=models.F("signs_from")),
+                                   name="toolkey_retires_after_signing"),
+        ]
+
+    def __str__(self):
+        return self.kid
+
+
+class LoginState(models.Model):
+    """An OIDC login started by a platform: the state and nonce we sent it, which come back with
+    the id_token. Used once (`used_at`): the unique state and the UPDATE that sets used_at are
+    what refuse a replayed launch."""
+
+    state = models.CharField(max_length=64, unique=True)
+    nonce = models.CharField(max_length=64)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+")
+    # What the platform sent to the login URL, to start over in a new window if need be.
+    target_link_uri = models.URLField(max_length=1000)
+    login_hint = models.TextField()
+    lti_message_hint = models.TextField(blank=True)
+    deployment_id = models.CharField(max_length=255, blank=True)
+    storage_target = models.CharField(max_length=100, blank=True, help_text="lti_storage_target, if offered.")
+    # With platform storage, a secret the login page puts into the platform's storage for this
+    # browser; a launch that arrives without our state cookie must bring it back from there.
+    storage_secret_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.state

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from lti13 import views
+
+app_name = "lti13"
+
+urlpatterns = [
+    path("login/", views.oidc_login, name="login"),
+    path("launch/", views.launch, name="launch"),
+    path("jwks/", views.jwks, name="jwks"),
+    path("platforms/<int:platform_id>/", views.platform_setup, name="platform_setup"),
+]

@@ -1,0 +1,140 @@
+"""LTI 1.3 endpoints: OIDC login initiation, the launch, and the tool's public keys."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from urllib.parse import urlencode
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth import login
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET
+
+from lms.launch import LaunchRejected
+from lti13 import keys, launch as lti13_launch, services
+from lti13.launch import LTI1P1, RESOURCE_LINK_REQUEST
+from lti13.models import Platform
+from lti13.setup import tool_urls
+from portal.navigation import resource_page_url
+
+logger = logging.getLogger(__name__)
+
+
+def _rejected(request, error: LaunchRejected):
+    logger.warning("LTI 1.3 %s refused: %s", request.resolver_match.url_name, error.code)
+    response = render(request, "lms/launch_error.html", {"error": error}, status=error.status)
+    if error.status == 405:
+        response["Allow"] = "POST"
+    return response
+
+
+@csrf_exempt  # the platform's form post; checked by the state and the signed id_token
+@never_cache
+def oidc_login(request):
+    if request.method not in ("GET", "POST"):
+        return _rejected(request, LaunchRejected(status=405, code="method_not_allowed", title="GET or POST", detail=""))
+    origin, paths = lti13_launch.own_launch_settings(request)
+    try:
+        start = lti13_launch.login_start(request, launch_url=origin + reverse("lti13:launch"), own_paths=paths)
+    except LaunchRejected as error:
+        return _rejected(request, error)
+    storage_secret = services.login_state_create(start=start)
+    if storage_secret:
+        # The platform offers its storage (cookies may not survive in its iframe): keep a
+        # secret for this browser there, then go on to the platform's authorization endpoint.
+        response = render(request, "lti13/platform_storage.html", {"storage": {
+            "action": "put", "target": start.params["lti_storage_target"],
+            "origin": _origin_of(start.platform.auth_login_url),
+            "key": lti13_launch.platform_storage_key(start.state), "value": storage_secret,
+            "next": start.redirect_url}})
+    else:
+        response = HttpResponseRedirect(start.redirect_url)
+    start.cookies.update_response(response)
+    return response
+
+
+def _origin_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@csrf_exempt  # the platform's form post of the signed id_token
+@never_cache
+def launch(request):
+    origin, paths = lti13_launch.own_launch_settings(request)
+    try:
+        checked = lti13_launch.launch_check(request, own_origin=origin, own_paths=paths)
+        login_state = services.login_state_check(state=checked.state, platform=checked.platform,
+                                                 nonce=checked.claims.get("nonce"))
+        legacy = lti13_launch.lti1p1_consumer(checked.claims)
+    except LaunchRejected as error:
+        return _rejected(request, error)
+    if checked.message_type != RESOURCE_LINK_REQUEST:
+        from lti13 import deep_linking
+
+        return deep_linking.start(request, checked=checked, login_state=login_state)
+    bound = request.COOKIES.get(lti13_launch.state_cookie_name(checked.state)) == checked.state
+    if not bound and login_state.storage_target:
+        value = request.POST.get("lti_storage_value", "")
+        if not value:
+            # Ask the platform's storage for the secret the login left there, then post again.
+            return render(request, "lti13/platform_storage.html", {"storage": {
+                "action": "get", "target": login_state.storage_target,
+                "origin": _origin_of(checked.platform.auth_login_url),
+                "key": lti13_launch.platform_storage_key(checked.state), "next": request.build_absolute_uri(),
+                "fields": {"id_token": request.POST["id_token"], "state": checked.state}}})
+        bound = services.storage_secret_matches(login=login_state, value=value)
+        if not bound:
+            return _rejected(request, services.state_mismatch())
+    if not bound:
+        # No cookie and no platform storage: this window cannot prove it started the login.
+        # Start again in a new window, where the browser keeps cookies.
+        try:
+            services.login_state_discard(login=login_state)
+        except LaunchRejected as error:
+            return _rejected(request, error)
+        restart = reverse("lti13:login") + "?" + urlencode({k: v for k, v in {
+            "iss": checked.platform.issuer, "client_id": checked.platform.client_id,
+            "login_hint": login_state.login_hint, "lti_message_hint": login_state.lti_message_hint,
+            "target_link_uri": login_state.target_link_uri, "lti_deployment_id": login_state.deployment_id,
+        }.items() if v})
+        return render(request, "lti13/new_window.html", {"restart_url": restart}, status=200)
+    data = checked.data
+    if legacy is not None:
+        claim = checked.claims.get(LTI1P1) or {}
+        data = replace(data, legacy_user_id=str(claim.get("user_id") or "")[:255],
+                       legacy_context_id=str(claim.get("context_id") or "")[:255],
+                       legacy_resource_link_id=str(claim.get("resource_link_id") or "")[:255])
+    try:
+        log, token = services.launch_record(login=login_state, data=data, legacy_consumer=legacy,
+                                            user_agent=request.headers.get("User-Agent", ""))
+    except LaunchRejected as error:
+        return _rejected(request, error)
+    membership = log.membership
+    login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponseRedirect(resource_page_url(membership, handoff_token=token))
+
+
+@staff_member_required
+@require_GET
+def platform_setup(request, platform_id: int):
+    """The LMS administrator's page for one registration: every URL the LMS needs."""
+    platform = get_object_or_404(Platform.objects.select_related("consumer"), pk=platform_id)
+    return render(request, "lti13/platform_setup.html", {
+        "platform": platform, "urls": tool_urls(request=request),
+        "deployments": list(platform.deployments.values_list("deployment_id", flat=True))})
+
+
+@require_GET
+def jwks(request):
+    response = JsonResponse(keys.jwks())
+    response["Cache-Control"] = "public, max-age=300"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
