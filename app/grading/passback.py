@@ -66,6 +66,8 @@ class SendResult:
     # True: an LTI outcomes (POX) answer; False: the LMS answered, but not in LTI (a login page,
     # an odd status); None: no answer to judge (network trouble, an outage status, a refusal).
     lti_answer: bool | None = None
+    # LTI 1.3: the AGS line item the tool found or created for the activity ("" otherwise).
+    lineitem_url: str = ""
 
 
 class Judgement(NamedTuple):

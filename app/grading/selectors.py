@@ -4,6 +4,7 @@ instructor and student see about reporting."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.db.models import Prefetch, Q
 from django.utils.translation import gettext, ngettext
@@ -75,6 +76,25 @@ def attempts_for_grade(*, resource_id: int, user_id: int, discounts: dict[str, s
             scaled = _summary_score(a)
         result.append(scoring.AttemptForGrade(a.number, a.completion_status == CompletionStatus.COMPLETED, scaled))
     return result
+
+
+@dataclass(frozen=True)
+class GradedAttempt:
+    score_max: float | None
+    completed: bool
+
+
+def graded_attempts(*, keys: list[tuple[int, int, int | None]]) -> dict[tuple[int, int, int], GradedAttempt]:
+    """The attempts grades come from, by (resource id, user id, attempt number): their maximum
+    marks and whether they are completed (what an AGS score says besides the score)."""
+    wanted = {k for k in keys if k[2] is not None}
+    if not wanted:
+        return {}
+    found = Attempt.objects.filter(resource_id__in={k[0] for k in wanted}, user_id__in={k[1] for k in wanted},
+                                   number__in={k[2] for k in wanted}).values_list(
+        "resource_id", "user_id", "number", "score_max", "completion_status")
+    return {(r, u, n): GradedAttempt(m, c == CompletionStatus.COMPLETED) for r, u, n, m, c in found
+            if (r, u, n) in wanted}
 
 
 def grade_report_for(*, membership_id: int) -> GradeReport | None:

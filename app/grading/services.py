@@ -23,10 +23,12 @@ from django.utils.translation import gettext, ngettext
 
 from attempts.models import Attempt, ReportWhen
 from attempts.selectors import resource_settings
-from grading import passback, scoring
+from grading import ags, passback, scoring
 from grading import selectors
 from grading.models import Discount, GradeReport, GradeSend, ReportState, SendOutcome
-from lms.models import ResourceMembership
+from lms.models import LtiVersion, Resource, ResourceMembership
+from lti13 import keys as lti13_keys
+from lti13.models import Platform
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,23 @@ def passback_kick() -> None:
 
 
 def _can_report(membership: ResourceMembership) -> bool:
+    """Whether the student's latest launch gave us somewhere to send their grade: LTI 1.1's
+    sourcedid and outcome service, or LTI 1.3's AGS (the score scope, and a line item or a
+    container we may add ours to)."""
+    if membership.lti_version == LtiVersion.LTI_1P3:
+        scopes = set(membership.ags_scopes.split())
+        may_find = ags.SCOPE_LINEITEM in scopes or ags.SCOPE_LINEITEM_READONLY in scopes
+        return bool(membership.platform_id and ags.SCOPE_SCORE in scopes
+                    and (membership.ags_lineitem_url or (membership.ags_lineitems_url and may_find)))
     return bool(membership.lis_result_sourcedid and membership.lis_outcome_service_url)
+
+
+def _no_outcome_message(membership: ResourceMembership) -> str:
+    if membership.lti_version == LtiVersion.LTI_1P3:
+        return gettext("The LMS did not offer its Assignment and Grade Services (with the score scope) in this "
+                       "student's launch, so it has no gradebook entry to report to.")
+    return gettext("The LMS did not send an outcome service URL and result id for this student, "
+                   "so it has no gradebook entry to report to.")
 
 
 def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeReport | None:
@@ -110,10 +128,7 @@ def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeRepor
             report_when=settings_.report_when, trigger=trigger, changed=changed, report=report
         ):
             if not _can_report(membership):
-                report.state, report.last_error = ReportState.NO_OUTCOME, gettext(
-                    "The LMS did not send an outcome service URL and result id for this student, "
-                    "so it has no gradebook entry to report to."
-                )
+                report.state, report.last_error = ReportState.NO_OUTCOME, _no_outcome_message(membership)
             elif report.state != ReportState.PENDING or trigger == Trigger.MANUAL:
                 report.state, report.due_at, report.failures, report.non_lti_answers = ReportState.PENDING, now, 0, 0
                 transaction.on_commit(passback_kick)
@@ -304,7 +319,18 @@ class _Claimed:
     version: int
     failures: int
     non_lti_answers: int
-    delivery: passback.Delivery
+    delivery: passback.Delivery | ags.AgsDelivery
+    resource_id: int = 0
+
+
+_CLAIMED_FIELDS = (
+    "id", "version", "failures", "non_lti_answers", "score", "attempt_number", "updated_at",
+    "membership__lis_result_sourcedid", "membership__lis_outcome_service_url",
+    "membership__resource__consumer__key", "membership__resource__consumer__secret",
+    "membership__lti_version", "membership__platform_id", "membership__ags_lineitem_url",
+    "membership__ags_lineitems_url", "membership__ags_scopes", "membership__user_id", "membership__user__lti_identity__sub",
+    "resource_id", "resource__ags_lineitem_url", "resource__lti13_id", "resource__resource_link_id", "resource__title",
+)
 
 
 def _claim_due(*, now: datetime, limit: int) -> list[_Claimed]:
@@ -315,22 +341,58 @@ def _claim_due(*, now: datetime, limit: int) -> list[_Claimed]:
         )
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))
-        rows = list(
-            due.order_by("due_at").values_list(
-                "id", "version", "failures", "non_lti_answers", "score",
-                "membership__lis_result_sourcedid", "membership__lis_outcome_service_url",
-                "membership__resource__consumer__key", "membership__resource__consumer__secret",
-            )[:limit]
-        )
+        rows = [dict(zip(_CLAIMED_FIELDS, r)) for r in due.order_by("due_at").values_list(*_CLAIMED_FIELDS)[:limit]]
         if rows:
-            GradeReport.objects.filter(id__in=[r[0] for r in rows]).update(lease_until=now + LEASE)
-    return [
-        _Claimed(r[0], r[1], r[2], r[3], passback.Delivery(r[5], r[6], r[7], r[8], r[4]))
-        for r in rows
-    ]
+            GradeReport.objects.filter(id__in=[r["id"] for r in rows]).update(lease_until=now + LEASE)
+    lti13_rows = [r for r in rows if r["membership__lti_version"] == LtiVersion.LTI_1P3]
+    graded = selectors.graded_attempts(keys=[(r["resource_id"], r["membership__user_id"], r["attempt_number"])
+                                             for r in lti13_rows]) if lti13_rows else {}
+    platforms = Platform.objects.in_bulk({r["membership__platform_id"] for r in lti13_rows} - {None})
+    key = lti13_keys.signing_key() if lti13_rows else None
+    claimed = []
+    for r in rows:
+        if r["membership__lti_version"] == LtiVersion.LTI_1P3:
+            attempt = graded.get((r["resource_id"], r["membership__user_id"], r["attempt_number"]))
+            delivery = _ags_delivery(
+                platform=platforms.get(r["membership__platform_id"]), key=key, score=r["score"],
+                lineitem_url=r["membership__ags_lineitem_url"] or r["resource__ags_lineitem_url"],
+                lineitems_url=r["membership__ags_lineitems_url"], scopes=r["membership__ags_scopes"].split(),
+                user_id=r["membership__user__lti_identity__sub"] or "",
+                score_maximum=attempt.score_max if attempt and attempt.score_max else None,
+                completed=bool(attempt and attempt.completed),
+                resource_link_id=r["resource__lti13_id"] or r["resource__resource_link_id"],
+                label=r["resource__title"], timestamp=r["updated_at"])
+        else:
+            delivery = passback.Delivery(r["membership__lis_result_sourcedid"], r["membership__lis_outcome_service_url"],
+                                         r["membership__resource__consumer__key"] or "",
+                                         r["membership__resource__consumer__secret"], r["score"])
+        claimed.append(_Claimed(r["id"], r["version"], r["failures"], r["non_lti_answers"], delivery, r["resource_id"]))
+    return claimed
+
+
+#: The scoreMaximum of an activity whose graded attempt has no maximum marks: a percentage.
+DEFAULT_SCORE_MAXIMUM = 100.0
+AGS_TAG = "numbas-lti"
+
+
+def _ags_delivery(*, platform: Platform | None, key, score: float, lineitem_url: str, lineitems_url: str,
+                  scopes: list[str], user_id: str, score_maximum: float | None, completed: bool,
+                  resource_link_id: str, label: str, timestamp: datetime) -> ags.AgsDelivery:
+    """What sending one grade through AGS needs: the registration's token endpoint and our
+    signing key, where the score goes, and the score out of the activity's maximum."""
+    return ags.AgsDelivery(
+        token_url=platform.auth_token_url if platform else "", auth_audience=platform.auth_audience if platform else "",
+        client_id=platform.client_id if platform else "", private_key_pem=key.private_key_pem, kid=key.kid,
+        scopes=tuple(scopes), lineitem_url=lineitem_url, lineitems_url=lineitems_url, user_id=user_id,
+        score=score, score_maximum=score_maximum or DEFAULT_SCORE_MAXIMUM, completed=completed,
+        resource_link_id=resource_link_id, label=label or resource_link_id, tag=AGS_TAG, timestamp=timestamp)
 
 
 def _send(claimed: _Claimed) -> passback.SendResult:
+    if isinstance(claimed.delivery, ags.AgsDelivery):
+        sent = ags.send(claimed.delivery, timeout=settings.PASSBACK_TIMEOUT_SECONDS)
+        found = sent.lineitem_url if sent.lineitem_url != claimed.delivery.lineitem_url else ""
+        return _give_up_on_the_wrong_address(claimed, replace(sent.result, lineitem_url=found))
     return _give_up_on_the_wrong_address(
         claimed, passback.send(claimed.delivery, timeout=settings.PASSBACK_TIMEOUT_SECONDS)
     )
@@ -419,6 +481,9 @@ def _record(done: list[tuple[_Claimed, passback.SendResult]]) -> None:
         else:
             for c, r in done:
                 _record_row(c, r, now, retry_at.get(c.report_id, now))
+        for c, r in done:
+            if r.lineitem_url:  # found or created: the activity's next grades go straight there
+                Resource.objects.filter(pk=c.resource_id).update(ags_lineitem_url=r.lineitem_url[:1000])
         sends = [
             GradeSend(report_id=c.report_id, sent_at=now, score=c.delivery.score, version=c.version,
                       outcome=r.outcome, http_status=r.http_status, lms_answer=r.lms_answer[:2000],
