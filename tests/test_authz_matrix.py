@@ -335,6 +335,19 @@ HTTP_TABLE: dict[str, Route] = {
             Probe("GET", lambda w, a: reverse("lti:handoff", kwargs={"token": "not-a-token"}),
                   everyone(refuse(410)), label="bogus-token"),
         )),
+    # lti13
+    "lti13:login": Route("public", "OIDC login initiation: the platform's signed launch comes later, to lti13:launch.", (
+        Probe("POST", to_path("lti13:login"), everyone(refuse(400)), label="incomplete"),
+        Probe("GET", to_path("lti13:login"), everyone(refuse(400)), label="incomplete-get"),
+    )),
+    "lti13:launch": Route("public", "Authenticated by the platform's signed id_token and the one-time login state.", (
+        Probe("POST", to_path("lti13:launch"), everyone(refuse(400)), label="no-token"),
+    )),
+    "lti13:jwks": Route("public", "The tool's public keys, for platforms to check what it signs.", (
+        Probe("GET", to_path("lti13:jwks"), everyone(allow(200))),)),
+    "lti13:platform_setup": Route("staff", "The URLs an LMS administrator gives their LMS, per registration.", (
+        Probe("GET", lambda w, a: reverse("lti13:platform_setup", args=[w.extra["platform"].pk]),
+              staff_only(allow(200))),)),
     "lti:config_xml": Route("public", "The LTI configuration cartridge an LMS administrator imports.", (
         Probe("GET", to_path("lti:config_xml"), everyone(allow(200))),)),
     # portal
