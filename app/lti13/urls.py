@@ -8,5 +8,5 @@ urlpatterns = [
     path("login/", views.oidc_login, name="login"),
     path("launch/", views.launch, name="launch"),
     path("jwks/", views.jwks, name="jwks"),
-    path("platforms/<int:platform_id>/", views.platform_setup, name="platform_setup"),
+    path("platforms/<id:platform_id>/", views.platform_setup, name="platform_setup"),
 ]
