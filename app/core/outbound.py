@@ -19,6 +19,10 @@ metadata service on 169.254.169.254. So every request made here:
 
 urllib3 (thread-safe pools) does the HTTP; the check lives in the connection classes' socket
 set-up, which is where urllib3 resolves the host name.
+
+Libraries that take a `requests.Session` (pylti1p3, for LTI 1.3 key sets, access tokens and
+services) get one from `session()`: the same checked pools, with no proxies, no redirects, a
+default timeout and a bounded answer.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from http.cookiejar import DefaultCookiePolicy
 from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
+import requests
 import urllib3
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -41,9 +47,11 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    DecodeError,
     LocationParseError,
     NameResolutionError,
     NewConnectionError,
+    ProtocolError,
     ReadTimeoutError,
 )
 from urllib3.util.connection import allowed_gai_family
@@ -389,3 +397,144 @@ def client() -> OutboundClient:
 def request(method: str, url: str, **kwargs) -> Answer:
     """`OutboundClient.request` with the operator's policy (see `client`)."""
     return client().request(method, url, **kwargs)
+
+
+# --- a requests.Session on the same pools ---------------------------------------------------
+
+#: A service's answer (a key set, an access token, a page of line items) is longer than an
+#: outcomes answer, but still small.
+MAX_SERVICE_ANSWER_BYTES = 1024 * 1024
+#: (connect, read) seconds for a request that does not give its own timeout.
+SESSION_TIMEOUT = (5.0, 20.0)
+USER_AGENT = "Numbas LTI Provider"
+
+
+class AnswerTooLong(requests.exceptions.RequestException):
+    """The answer is longer than the session reads; `response.content` holds its beginning."""
+
+
+class CheckedHTTPAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter on `_CheckedPoolManager`: every connection obeys one `AddressPolicy`.
+    No retries, and no proxies (a proxy would connect to addresses nobody checked)."""
+
+    def __init__(self, policy: AddressPolicy, **kwargs):
+        self.policy = policy  # before super().__init__, which makes the pool manager
+        super().__init__(max_retries=0, **{"pool_connections": 50, "pool_maxsize": 64, **kwargs})
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        self._pool_connections, self._pool_maxsize, self._pool_block = connections, maxsize, block
+        self.poolmanager = _CheckedPoolManager(self.policy, num_pools=connections, maxsize=maxsize, block=block,
+                                               **pool_kwargs)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        raise ValueError("Outbound requests do not go through a proxy: it would connect to addresses nobody checked.")
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        checked_url(request.url, self.policy)
+        return super().send(request, stream=stream, timeout=SESSION_TIMEOUT if timeout is None else timeout,
+                            verify=verify, cert=cert, proxies=proxies)
+
+
+class CheckedSession(requests.Session):
+    """A `requests.Session` whose requests go only where `AddressPolicy` allows (see the module's
+    docstring). Redirects are never followed, whatever `allow_redirects` says: a 3xx comes
+    back as the response. Every request has a timeout (the session's unless it gives one), and
+    its answer is read at once, at most `max_answer_bytes` of it (else `AnswerTooLong`),
+    within its read timeout (else `requests.exceptions.ReadTimeout`), even when the answer
+    drips in slowly. No cookies are kept, and nothing is taken from the environment (proxies,
+    .netrc credentials, CA bundles).
+
+    Its adapters, and so its connection pools, are shared with every other session of the same
+    policy: `close()` leaves them open.
+    """
+
+    def __init__(self, adapter: CheckedHTTPAdapter, *, timeout=SESSION_TIMEOUT,
+                 max_answer_bytes: int = MAX_SERVICE_ANSWER_BYTES):
+        super().__init__()
+        self.policy, self.timeout, self.max_answer_bytes = adapter.policy, timeout, max_answer_bytes
+        self.trust_env = False
+        self.max_redirects = 0
+        self.headers["User-Agent"] = USER_AGENT
+        self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # accept none
+        self.adapters.clear()
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def send(self, request, **kwargs):
+        checked_url(request.url, self.policy)  # before requests looks for an adapter for it
+        kwargs["allow_redirects"] = False
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        kwargs["stream"] = True  # read here, boundedly, instead of by requests
+        response = super().send(request, **kwargs)
+        self._read(response, read_timeout=_read_timeout(kwargs["timeout"]))
+        return response
+
+    def resolve_redirects(self, resp, req, *args, **kwargs):
+        return iter(())  # nothing to follow (requests also asks this for `Response.next`)
+
+    def close(self) -> None:
+        """The pools are shared (see `session`): nothing to close."""
+
+    def _read(self, response: requests.Response, *, read_timeout: float | None) -> None:
+        raw, limit = response.raw, self.max_answer_bytes
+        deadline = None if read_timeout is None else time.monotonic() + read_timeout
+        chunks, size = [], 0
+        try:
+            while size <= limit:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise requests.exceptions.ReadTimeout(
+                        "The answer took longer than the time allowed.", request=response.request, response=response)
+                chunk = raw.read1(min(16 * 1024, limit + 1 - size), decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except ReadTimeoutError as error:
+            response.close()
+            raise requests.exceptions.ReadTimeout(error, request=response.request) from error
+        except ProtocolError as error:
+            response.close()
+            raise requests.exceptions.ChunkedEncodingError(error, request=response.request) from error
+        except DecodeError as error:
+            response.close()
+            raise requests.exceptions.ContentDecodingError(error, request=response.request) from error
+        except urllib3.exceptions.SSLError as error:
+            response.close()
+            raise requests.exceptions.SSLError(error, request=response.request) from error
+        except BaseException:
+            response.close()
+            raise
+        response._content, response._content_consumed = b"".join(chunks)[:limit], True
+        if size > limit:
+            raw.close()  # the rest is never read, so the connection cannot be reused
+            raw.release_conn()
+            raise AnswerTooLong(f"The answer is longer than {limit} bytes.", request=response.request,
+                                response=response)
+        raw.release_conn()
+
+
+def _read_timeout(timeout) -> float | None:
+    if isinstance(timeout, tuple):
+        return timeout[1]
+    if isinstance(timeout, urllib3.Timeout):
+        read = timeout.read_timeout
+        return read if isinstance(read, (int, float)) else None
+    return timeout
+
+
+_adapters: dict[AddressPolicy, CheckedHTTPAdapter] = {}
+
+
+def session(policy: AddressPolicy | None = None, *, timeout=SESSION_TIMEOUT,
+            max_answer_bytes: int = MAX_SERVICE_ANSWER_BYTES) -> CheckedSession:
+    """A new `CheckedSession` for `policy` (by default the operator's OUTBOUND_ALLOWED_NETWORKS).
+    `timeout` ((connect, read) seconds, or one number for both) applies to requests that do not
+    give their own. Sessions of one policy share their connection pools (thread-safe), so a
+    session per task costs no new connections."""
+    policy = policy if policy is not None else AddressPolicy.from_settings()
+    with _clients_lock:
+        adapter = _adapters.get(policy)
+        if adapter is None:
+            adapter = _adapters[policy] = CheckedHTTPAdapter(policy)
+    return CheckedSession(adapter, timeout=timeout, max_answer_bytes=max_answer_bytes)
