@@ -289,7 +289,7 @@ class _MessageLaunch(DjangoMessageLaunch):
 
     def __init__(self, request, conf: ToolConf):
         super().__init__(request, conf, session_service=_NoSession(), cookie_service=DjangoCookieService(
-            DjangoRequest(request, post_only=True)), requests_session=outbound.requests_session())
+            DjangoRequest(request, post_only=True)), requests_session=outbound.session())
         self.keyset_was_cached = False
 
     def check(self) -> dict:

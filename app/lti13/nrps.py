@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 from django.utils.translation import gettext
@@ -25,12 +25,16 @@ from pylti1p3.exception import LtiException, LtiServiceException
 from pylti1p3.names_roles import NamesRolesProvisioningService
 
 from core import outbound
+from grading.ags import CachingConnector, KeyUnusable, NotAnAgsAnswer, TokenRequestFailed
 from lms.launch import MAX_ID_LENGTH, _valid_email_or_blank
+from lti13.launch import registration_for
 from lti13.models import Platform, RosterStatus
 
 logger = logging.getLogger(__name__)
 
 SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+#: Seconds one request (the token, a page) may take, within the read's whole time.
+REQUEST_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,6 @@ class Fetched:
     pages: int
     stopped: str = ""  # a `Stop` value when the bounds cut the read short, else ""
     skipped: int = 0  # entries that were not a member we can keep (no user_id, say)
-    context: dict = field(default_factory=dict)  # the container's context, as the LMS gave it
 
     @property
     def complete(self) -> bool:
@@ -119,13 +122,12 @@ def member_from(entry) -> Member | None:
 # --- the read ---------------------------------------------------------------------------------------
 
 
-def _connector(platform: Platform, *, deadline: float):
-    """pylti1p3's service connector for this registration, on `core.outbound`'s session."""
-    from pylti1p3.service_connector import ServiceConnector
-
-    from lti13.launch import registration_for
-
-    return ServiceConnector(registration_for(platform), requests_session=requests.Session())
+def _connector(platform: Platform, *, deadline: float) -> CachingConnector:
+    """The AGS sender's connector (access tokens cached in Django's cache for every process,
+    a new token once after a 401, `Link: rel="next"` read without lowercasing it, every request
+    through `core.outbound.session()` within the deadline), for this registration."""
+    return CachingConnector(registration_for(platform), outbound.session(), timeout=REQUEST_TIMEOUT,
+                            deadline=deadline)
 
 
 def members_fetch(*, platform: Platform, url: str, limits: Limits = BACKGROUND) -> Fetched:
@@ -144,11 +146,11 @@ def members_fetch(*, platform: Platform, url: str, limits: Limits = BACKGROUND) 
     connector = _connector(platform, deadline=deadline)
     service = NamesRolesProvisioningService(connector, {"context_memberships_url": url})
     try:
-        connector.get_access_token([SCOPE])
+        connector.get_access_token([SCOPE])  # first, so that a refusal is told as the token's
     except Exception as error:  # noqa: BLE001 — judged below, never a 500
         raise _unavailable(error, step="token", platform=platform) from None
     found: dict[str, Member] = {}
-    pages, skipped, stopped, context = 0, 0, "", {}
+    pages, skipped, stopped = 0, 0, ""
     next_url: str | None = url
     while next_url:
         if pages >= limits.pages:
@@ -163,17 +165,17 @@ def members_fetch(*, platform: Platform, url: str, limits: Limits = BACKGROUND) 
             if pages and time.monotonic() >= deadline - 0.5:
                 stopped = Stop.TIME
                 break
-            raise _unavailable(error, step="members", platform=platform) from None
+            raise _unavailable(error, step="token" if connector.in_token_request else "members",
+                               platform=platform) from None
         except Exception as error:  # noqa: BLE001
-            raise _unavailable(error, step="members", platform=platform) from None
+            raise _unavailable(error, step="token" if connector.in_token_request else "members",
+                               platform=platform) from None
         body = data.get("body")
         if not isinstance(body, dict) or not isinstance(body.get("members"), list):
             raise RosterUnavailable("not_a_membership_container", gettext(
                 "The LMS's course list address answered, but not with a list of members (page %(page)d).")
                 % {"page": pages + 1})
         pages += 1
-        if pages == 1 and isinstance(body.get("context"), dict):
-            context = body["context"]
         for entry in body["members"]:
             member = member_from(entry)
             if member is None:
@@ -187,7 +189,7 @@ def members_fetch(*, platform: Platform, url: str, limits: Limits = BACKGROUND) 
         next_url = data.get("next_page_url")
     logger.info("Read %d members in %d pages from %s in %.1f s%s", len(found), pages, url,
                 time.monotonic() - started, f" (stopped: {stopped})" if stopped else "")
-    return Fetched(members=list(found.values()), pages=pages, stopped=stopped, skipped=skipped, context=context)
+    return Fetched(members=list(found.values()), pages=pages, stopped=stopped, skipped=skipped)
 
 
 # --- what went wrong, for the instructor --------------------------------------------------------
@@ -233,11 +235,19 @@ def _unavailable(error: Exception, *, step: str, platform: Platform) -> RosterUn
     if isinstance(error, requests.exceptions.ConnectionError):
         return RosterUnavailable("unreachable", gettext(
             "The LMS could not be reached, so the course list could not be read. Try again later."))
+    if isinstance(error, KeyUnusable):
+        return RosterUnavailable("key_unusable", gettext(
+            "This tool's signing key cannot sign its access token request. The operator rotates the tool's key "
+            "(manage.py lti13_rotate_key)."))
+    if isinstance(error, NotAnAgsAnswer):
+        return RosterUnavailable("bad_answer", gettext(
+            "The LMS's course list address answered with a web page, not a list of members: it may be a login or "
+            "error page."))
     if isinstance(error, LtiServiceException):
         response = getattr(error, "response", None)
         status = getattr(response, "status_code", 0)
         said = _lms_said(response)
-        if step == "token":
+        if step == "token" or isinstance(error, TokenRequestFailed):
             return RosterUnavailable("token_refused", gettext(
                 "The LMS refused this tool an access token for its course lists (HTTP %(status)s). In the LMS, "
                 "the tool's registration must allow Names and Role Provisioning (the course's members), and its "

@@ -321,12 +321,10 @@ def _roster_identities_link(*, context: Context) -> None:
 
 def roster_members_link(*, consumer_id: int, sub: str) -> int:
     """A person launched with LTI 1.3: link them to their rows in the course lists of their
-    LMS that do not know them yet. Returns how many rows it linked."""
-    identity_id = LtiIdentity.objects.filter(consumer_id=consumer_id, sub=sub).values_list("pk", flat=True).first()
-    if identity_id is None:
-        return 0
+    LMS that do not know them yet (one statement). Returns how many rows it linked."""
+    identity = LtiIdentity.objects.filter(consumer_id=consumer_id, sub=sub).values("pk")[:1]
     return RosterMember.objects.filter(user_id=sub, context__consumer_id=consumer_id, identity__isnull=True).update(
-        identity_id=identity_id)
+        identity_id=Subquery(identity))
 
 
 def _roster_sync_later(context_id: int) -> None:
