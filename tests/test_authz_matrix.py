@@ -391,6 +391,10 @@ HTTP_TABLE: dict[str, Route] = {
     # the students pages
     "dashboard:students": Route("instructor", "Everyone who opened the resource, with grades and activity.", (
         Probe("GET", to_path("dashboard:students", resource_id=A), instructor_of_a(allow(200))),)),
+    "dashboard:roster_refresh": Route("instructor", "Reads the course list from the LMS now (NRPS); the world's "
+                                      "LTI 1.1 courses offer none, so it says so.", (
+        Probe("POST", to_path("dashboard:roster_refresh", resource_id=A),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("dashboard:students", args=[w.resource_a.pk])))),)),
     "dashboard:student": Route("instructor", "One person's attempts and access; the person must be of this resource.", (
         Probe("GET", to_path("dashboard:student", resource_id=A, membership_id=S1), instructor_of_a(allow(200))),
         Probe("GET", to_path("dashboard:student", resource_id=B, membership_id=S1), {"other_instructor": refuse(404)},
