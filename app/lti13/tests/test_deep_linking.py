@@ -4,6 +4,7 @@ launches from the links the answers made."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import timedelta
@@ -21,7 +22,7 @@ from lti13.models import DeepLinkingRequest, LoginState
 from tests.support.lti13_platform import (
     CLAIM_DEPLOYMENT_ID, CLAIM_DL_CONTENT_ITEMS, CLAIM_DL_DATA, CLAIM_MESSAGE_TYPE, MSG_DEEP_LINKING,
     MSG_RESOURCE_LINK, ROLE_INSTITUTION_ADMINISTRATOR, ROLE_INSTRUCTOR, ROLE_LEARNER, ROLE_MENTOR, DeepLinkError,
-    Lti13Platform, decode_jwt_unverified, parse_form)
+    Lti13Platform, SigningKey, decode_jwt_unverified, parse_form)
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +44,20 @@ def _outbound_session(monkeypatch):
         monkeypatch.setattr(outbound, "requests_session", requests.Session, raising=False)
 
 
+_make_tool_key = keys._new_key_material
+
+
+@functools.lru_cache(maxsize=None)
+def _key(name: str):
+    """RSA keys made once per test run (making one takes a good part of a second)."""
+    return SigningKey.generate() if name.startswith("platform") else _make_tool_key()
+
+
+@pytest.fixture(autouse=True)
+def _tool_key_made_once(monkeypatch):
+    monkeypatch.setattr(keys, "_new_key_material", lambda: _key("tool"))
+
+
 def _connect(lms: Lti13Platform, *, name: str = "Test LMS"):
     """Register the tool in the platform and the platform in the tool (keys stored, one deployment)."""
     lms.register_tool(login_url=TOOL + "/lti13/login/", redirect_uris=[LAUNCH_URL], jwks_url=TOOL + "/lti13/jwks/")
@@ -56,7 +71,7 @@ def _connect(lms: Lti13Platform, *, name: str = "Test LMS"):
 
 @pytest.fixture
 def lms():
-    with Lti13Platform(client_id="numbas-tool", deployment_id="dep-1") as platform:
+    with Lti13Platform(client_id="numbas-tool", deployment_id="dep-1", signing_key=_key("platform-1")) as platform:
         platform.tool_platform_record = _connect(platform)
         yield platform
 
@@ -64,7 +79,7 @@ def lms():
 @pytest.fixture
 def other_lms():
     """Another LMS (another issuer, so another consumer)."""
-    with Lti13Platform(client_id="numbas-tool-2", deployment_id="dep-9") as platform:
+    with Lti13Platform(client_id="numbas-tool-2", deployment_id="dep-9", signing_key=_key("platform-2")) as platform:
         platform.tool_platform_record = _connect(platform, name="Other LMS")
         yield platform
 
@@ -302,6 +317,30 @@ def test_a_deep_linking_request_in_a_window_without_the_state_cookie_starts_agai
     assert LoginState.objects.get().used_at is not None  # that id_token cannot be used again
 
 
+def _storage_config(page) -> dict:
+    match = re.search(rb'<script id="lti-storage" type="application/json">(.*?)</script>', page.content, re.S)
+    assert match, page.content[:1000]
+    return json.loads(match.group(1))
+
+
+def test_deep_linking_works_in_an_iframe_without_cookies_through_platform_storage(lms):
+    """No cookie survives anywhere: the login keeps a secret in the platform's storage, the launch
+    gets it back from there, and the picker's answer needs only its token."""
+    prepared = lms.prepare_launch(MSG_DEEP_LINKING, sub="teacher-1", roles=[ROLE_INSTRUCTOR], context=COURSE)
+    login = prepared.login_request(storage_target="_parent")
+    put = _storage_config(Client().post(login.path, login.params))
+    assert put["action"] == "put"
+    redirect_uri, fields = lms.authorize_url(put["next"])
+    get = _storage_config(Client().post(urlsplit(redirect_uri).path, fields))
+    assert get["action"] == "get" and get["key"] == put["key"] and not DeepLinkingRequest.objects.exists()
+    # A wrong secret is refused; the one the login stored opens the picker.
+    refused = Client().post(urlsplit(get["next"]).path, {**get["fields"], "lti_storage_value": "-"})
+    assert refused.status_code == 403 and not DeepLinkingRequest.objects.exists()
+    token = picker_token(Client().post(urlsplit(get["next"]).path, {**get["fields"], "lti_storage_value": put["value"]}))
+    _, jwt = returned(choose(Client(), token, title="Week 1 quiz"))
+    assert lms.verify_deep_link_response(jwt)[0]["title"] == "Week 1 quiz"
+
+
 def test_a_new_activity_needs_a_title_and_the_token_survives_the_mistake(lms):
     client = Client()
     token = picker_token(deep_link(client, lms))
@@ -394,3 +433,17 @@ def test_the_platform_refuses_an_answer_signed_with_a_key_the_tool_does_not_publ
     lms.forget_tool_keys()
     with pytest.raises(DeepLinkError):
         lms.verify_deep_link_response(jwt)
+
+
+def test_answered_and_expired_requests_are_purged_a_day_after_they_expire(lms):
+    from huey.contrib.djhuey import HUEY
+
+    from lti13 import tasks
+
+    client = Client()
+    returned(choose(client, picker_token(deep_link(client, lms)), title="Week 1 quiz"))
+    ask = DeepLinkingRequest.objects.get()
+    assert services.deep_linking_requests_purge(now=ask.expires_at + timedelta(hours=23)) == 0
+    assert services.deep_linking_requests_purge(now=ask.expires_at + timedelta(hours=25)) == 1
+    assert Resource.objects.exists()  # the activity stays
+    assert tasks.purge_expired_lti13_requests.task_class in HUEY._registry._periodic_tasks
