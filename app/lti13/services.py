@@ -18,6 +18,7 @@ from lms import selectors as lms_selectors
 from lms import services as lms_services
 from lms.launch import LaunchData, LaunchRejected
 from lms.models import Consumer, LaunchLog, LtiIdentity, Resource
+from lti13.deep_linking import DeepLinkingAsk
 from lti13.launch import LoginStart
 from lti13.models import DeepLinkingRequest, Deployment, LoginState, Platform
 
@@ -177,11 +178,10 @@ def login_states_purge(*, now: datetime | None = None) -> int:
 
 
 @transaction.atomic
-def deep_linking_request_record(*, login: LoginState, ask, deployment_id: str,
+def deep_linking_request_record(*, login: LoginState, ask: DeepLinkingAsk, deployment_id: str,
                                 legacy_consumer: Consumer | None,
                                 now: datetime | None = None) -> tuple[DeepLinkingRequest, str]:
-    """Use up the login state and keep a checked deep linking request (`deep_linking.DeepLinkingAsk`)
-    for the picker. Returns it and the picker's one-time token (only its hash is kept)."""
+    """Use up the login state and keep a checked deep linking request for the picker. Returns it and the picker's one-time token (only its hash is kept)."""
     from lti13.selectors import token_hash
 
     _login_state_use(login)

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from lms.launch import LaunchRejected
+from lms.models import Consumer
 from lti13 import deep_linking, keys, launch as lti13_launch, selectors, services
 from lti13.forms import NEW_ACTIVITY, DeepLinkingForm
 from lti13.launch import DEEP_LINKING_REQUEST, LTI1P1, Lti13Launch
@@ -137,7 +138,8 @@ def _state_unbound(request, checked: Lti13Launch, login_state: LoginState):
 # --- deep linking -----------------------------------------------------------------------------------
 
 
-def _deep_linking_start(request, *, checked: Lti13Launch, login_state: LoginState, ask, legacy):
+def _deep_linking_start(request, *, checked: Lti13Launch, login_state: LoginState, ask: deep_linking.DeepLinkingAsk,
+                        legacy: Consumer | None):
     """A checked deep linking request from an instructor, bound to this browser: keep it and
     show the picker."""
     try:
