@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from lti13.models import Deployment, LoginState, Platform, ToolKey
+from lti13.models import DeepLinkingRequest, Deployment, LoginState, Platform, ToolKey
 
 
 class DeploymentInline(admin.TabularInline):
@@ -46,6 +46,19 @@ class LoginStateAdmin(admin.ModelAdmin):
     exclude = ["state", "nonce", "storage_secret_hash", "login_hint", "lti_message_hint"]
     readonly_fields = ["platform", "target_link_uri", "deployment_id", "storage_target", "created_at", "expires_at",
                        "used_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(DeepLinkingRequest)
+class DeepLinkingRequestAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "name", "context_title", "platform", "used_at", "resource"]
+    list_select_related = ["platform", "resource"]
+    exclude = ["token_hash"]
+    readonly_fields = ["platform", "consumer", "deployment_id", "sub", "name", "roles", "context_lti13_id",
+                       "context_legacy_id", "context_title", "context_label", "settings", "return_url", "created_at",
+                       "expires_at", "used_at", "resource"]
 
     def has_add_permission(self, request):
         return False

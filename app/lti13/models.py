@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from lms.models import Consumer
+from lms.models import Consumer, Resource
 
 
 class Platform(models.Model):
@@ -181,3 +181,46 @@ class RosterMember(models.Model):
 
     def __str__(self):
         return f"{self.name or self.user_id} in {self.context_id}"
+
+
+
+class DeepLinkingRequest(models.Model):
+    """A checked deep linking request from an instructor, waiting for their choice of activity.
+
+    The picker page carries a random token whose hash is kept here (no session: the picker
+    works in an LMS iframe without cookies). The token is good for `expires_at` and for one
+    answer (`used_at`): the UPDATE that sets used_at is what refuses a second one."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+")
+    # The LMS whose courses and activities the instructor may choose from.
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="+")
+    deployment_id = models.CharField(max_length=255)
+    # Who asked (the issuer's sub), for the record.
+    sub = models.CharField(max_length=255)
+    name = models.CharField(max_length=500, blank=True)
+    roles = models.TextField(blank=True)
+    # The course of the request, if the platform named one (its 1.3 id, and its 1.1 id from the
+    # lti1p1 claim for an LMS that upgraded).
+    context_lti13_id = models.CharField(max_length=255, blank=True)
+    context_legacy_id = models.CharField(max_length=255, blank=True)
+    context_title = models.CharField(max_length=500, blank=True)
+    context_label = models.CharField(max_length=255, blank=True)
+    # The deep_linking_settings claim as the platform sent it (return URL, data to echo, ...).
+    settings = models.JSONField()
+    return_url = models.URLField(max_length=1000)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    # The activity the answer linked to.
+    resource = models.ForeignKey(Resource, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(return_url=""), name="deeplinking_return_url_not_empty"),
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")),
+                                   name="deeplinking_expires_after_creation"),
+        ]
+
+    def __str__(self):
+        return f"{self.platform_id}: {self.name or self.sub} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -18,17 +18,21 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from lms import selectors as lms_selectors
 from lms import services as lms_services
 from lms.launch import LaunchData, LaunchRejected
-from lms.models import Consumer, Context, LaunchLog, LtiIdentity
+from lms.models import Consumer, Context, LaunchLog, LtiIdentity, Resource
 from lms.roles import is_instructor
 from lti13 import nrps
+from lti13.deep_linking import DeepLinkingAsk
 from lti13.launch import LoginStart
-from lti13.models import Deployment, LoginState, Platform, Roster, RosterMember
+from lti13.models import DeepLinkingRequest, Deployment, LoginState, Platform, Roster, RosterMember
 
 logger = logging.getLogger(__name__)
 
 LOGIN_STATE_LIFETIME = timedelta(minutes=10)
+#: How long an instructor has to choose in the deep linking picker.
+DEEP_LINKING_LIFETIME = timedelta(minutes=30)
 
 
 # --- registrations -------------------------------------------------------------------------------
@@ -339,3 +343,72 @@ def _roster_sync_later(context_id: int) -> None:
             tasks.roster_sync(context_id)
     except Exception:
         logger.warning("Could not queue a read of the course list of context %s", context_id, exc_info=True)
+
+
+# --- deep linking ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def deep_linking_request_record(*, login: LoginState, ask: DeepLinkingAsk, deployment_id: str,
+                                legacy_consumer: Consumer | None,
+                                now: datetime | None = None) -> tuple[DeepLinkingRequest, str]:
+    """Use up the login state and keep a checked deep linking request for the picker. Returns it and the picker's one-time token (only its hash is kept)."""
+    from lti13.selectors import token_hash
+
+    _login_state_use(login)
+    platform = Platform.objects.select_related("consumer").get(pk=login.platform_id)
+    if legacy_consumer is not None and legacy_consumer.pk != platform.consumer_id:
+        platform = _platform_move_to(platform=platform, consumer=legacy_consumer)
+    now = now or timezone.now()
+    token = secrets.token_urlsafe(32)
+    ask = DeepLinkingRequest.objects.create(
+        token_hash=token_hash(token), platform=platform, consumer=platform.consumer, deployment_id=deployment_id,
+        sub=ask.sub, name=ask.name, roles=ask.roles, context_lti13_id=ask.context_id,
+        context_legacy_id=ask.legacy_context_id, context_title=ask.context_title, context_label=ask.context_label,
+        settings=ask.settings, return_url=ask.return_url, created_at=now, expires_at=now + DEEP_LINKING_LIFETIME)
+    return ask, token
+
+
+def deep_linking_token_refused() -> LaunchRejected:
+    return LaunchRejected(
+        status=403, code="deep_linking_token", title=gettext("This choice cannot be sent any more"),
+        detail=gettext("The page you chose on has expired or has already sent its choice to the learning platform. "
+                       "Start adding the activity again from your course."))
+
+
+def deep_linking_activity_refused() -> LaunchRejected:
+    return LaunchRejected(
+        status=403, code="deep_linking_activity", title=gettext("This activity cannot be linked here"),
+        detail=gettext("The activity you chose is not an activity of this course."))
+
+
+@transaction.atomic
+def deep_linking_complete(*, ask: DeepLinkingRequest, resource_id: int | None, title: str,
+                          now: datetime | None = None) -> Resource:
+    """Answer a deep linking request, once: make the new activity (`resource_id` None) in the
+    request's course, or check that the chosen one is the course's. Raises LaunchRejected when
+    the request was answered meanwhile or the activity is not the course's (nothing written)."""
+    now = now or timezone.now()
+    if not DeepLinkingRequest.objects.filter(pk=ask.pk, used_at__isnull=True, expires_at__gt=now) \
+            .update(used_at=now):
+        raise deep_linking_token_refused()
+    if resource_id is None:
+        context = lms_services.lti13_context_record(
+            consumer=ask.consumer, context_id=ask.context_lti13_id, legacy_context_id=ask.context_legacy_id,
+            title=ask.context_title, label=ask.context_label) if ask.context_lti13_id else None
+        resource = lms_services.activity_create(consumer=ask.consumer, context=context, title=title)
+    else:
+        context = lms_selectors.lti13_context_find(consumer=ask.consumer, context_id=ask.context_lti13_id,
+                                                   legacy_context_id=ask.context_legacy_id)
+        resource = lms_selectors.course_activity_get(consumer=ask.consumer, context=context, resource_id=resource_id) \
+            if context is not None else None
+        if resource is None:
+            raise deep_linking_activity_refused()  # and the token stays usable (the transaction rolls back)
+    DeepLinkingRequest.objects.filter(pk=ask.pk).update(resource=resource)
+    return resource
+
+
+def deep_linking_requests_purge(*, now: datetime | None = None) -> int:
+    deleted, _ = DeepLinkingRequest.objects.filter(
+        expires_at__lt=(now or timezone.now()) - timedelta(days=1)).delete()
+    return deleted
