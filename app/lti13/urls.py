@@ -9,4 +9,7 @@ urlpatterns = [
     path("launch/", views.launch, name="launch"),
     path("jwks/", views.jwks, name="jwks"),
     path("platforms/<int:platform_id>/", views.platform_setup, name="platform_setup"),
+    path("register/", views.register, name="register"),
+    path("register/<str:token>/", views.register_link, name="register_link"),
+    path("canvas.json", views.canvas_config, name="canvas_config"),
 ]
