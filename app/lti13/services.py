@@ -63,19 +63,22 @@ def _consumer_for(*, issuer: str, name: str, consumer_key: str | None) -> Consum
 @transaction.atomic
 def platform_create_or_update(*, values: PlatformValues, deployment_ids: Iterable[str] = (),
                               consumer_key: str | None = None) -> tuple[Platform, bool]:
-    """Register a platform (issuer + client id), or update the one registered; add deployment
-    ids. Returns (platform, created). Raises ValueError with a message for people."""
+    """Register a platform (issuer + client id), or update the one registered (what `values`
+    leaves empty is kept; a new platform without a name is named after its issuer); add
+    deployment ids. Returns (platform, created). Raises ValueError with a message for people."""
     platform = Platform.objects.select_for_update().filter(issuer=values.issuer, client_id=values.client_id).first()
     created = platform is None
     if created:
         platform = Platform(issuer=values.issuer, client_id=values.client_id,
-                            consumer=_consumer_for(issuer=values.issuer, name=values.name, consumer_key=consumer_key))
+                            consumer=_consumer_for(issuer=values.issuer, name=values.name or values.issuer,
+                                                   consumer_key=consumer_key))
     elif consumer_key:
         platform.consumer = _consumer_for(issuer=values.issuer, name=values.name, consumer_key=consumer_key)
     for field in ("name", "auth_login_url", "auth_token_url", "auth_audience", "keyset_url", "keyset"):
         value = getattr(values, field)
         if value or created:
             setattr(platform, field, value)
+    platform.name = platform.name or values.issuer[:200]
     try:
         platform.full_clean(exclude=["consumer"])
     except ValidationError as error:

@@ -135,6 +135,21 @@ def test_a_registration_link_registers_the_platform_and_launches_then_work(live_
     verify_jwt_signature(signed, requests.get(body["jwks_uri"], timeout=10).json())
 
 
+@pytest.mark.django_db
+def test_a_dynamic_registration_can_then_be_tied_to_the_lms_lti_1_1_consumer(lms, consumer):
+    """The README's upgrade step: `lti13_platform` with the registration's issuer and client id
+    and `--consumer-key` moves it onto the LMS's LTI 1.1 consumer, keeping what it knows."""
+    assert confirm_and_register(Client(), lms.registration_start_url(registration_link())).status_code == 200
+    registered = Platform.objects.get()
+    assert registered.consumer != consumer
+    call_command("lti13_platform", "--issuer", lms.issuer, "--client-id", registered.client_id,
+                 "--consumer-key", consumer.key, stdout=io.StringIO())
+    tied = Platform.objects.get()
+    assert tied.consumer == consumer
+    assert (tied.name, tied.auth_login_url, tied.keyset_url) == (
+        registered.name, registered.auth_login_url, registered.keyset_url)
+
+
 # --- who may register -------------------------------------------------------------------------
 
 
