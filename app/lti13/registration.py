@@ -173,7 +173,8 @@ def _send(method: str, url: str, **kwargs) -> requests.Response:
     except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
         raise _unreachable(url, gettext("it did not answer in time")) from None
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
-        logger.warning("Dynamic registration: %s %s failed: %s", method, url, type(error).__name__)
+        # the host only: a platform may put its registration token in the endpoint's query
+        logger.warning("Dynamic registration: %s to %s failed: %s", method, urlsplit(url).netloc, type(error).__name__)
         raise _unreachable(url, gettext("the connection failed")) from None
 
 

@@ -24,8 +24,6 @@ class ToolEndpoints:
     launch: str  # target link URI, redirect URI, deep linking URL
     login: str  # OIDC login initiation
     jwks: str
-    register: str  # dynamic registration, for a signed-in tool administrator
-    canvas_config: str
 
     @property
     def domain(self) -> str:
@@ -38,8 +36,7 @@ def endpoints(*, base_url: str | None = None, request=None) -> ToolEndpoints:
     else:
         base = (base_url or default_base_url()).rstrip("/")
     return ToolEndpoints(base=base, launch=base + reverse("lti13:launch"), login=base + reverse("lti13:login"),
-                         jwks=base + reverse("lti13:jwks"), register=base + reverse("lti13:register"),
-                         canvas_config=base + reverse("lti13:canvas_config"))
+                         jwks=base + reverse("lti13:jwks"))
 
 
 def tool_urls(*, base_url: str | None = None, request=None) -> dict[str, str]:
@@ -54,11 +51,3 @@ def tool_urls(*, base_url: str | None = None, request=None) -> dict[str, str]:
         gettext("Domain"): urls.domain,
     }
 
-
-def registration_urls(*, base_url: str | None = None, request=None) -> dict[str, str]:
-    """The addresses that register the tool in one step, where the LMS offers it."""
-    urls = endpoints(base_url=base_url, request=request)
-    return {
-        gettext("Dynamic registration URL (a tool administrator signs in here to confirm)"): urls.register,
-        gettext("Canvas: JSON configuration URL (developer key → Enter URL)"): urls.canvas_config,
-    }
