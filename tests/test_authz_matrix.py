@@ -338,6 +338,19 @@ HTTP_TABLE: dict[str, Route] = {
             Probe("GET", lambda w, a: reverse("lti:handoff", kwargs={"token": "not-a-token"}),
                   everyone(refuse(410)), label="bogus-token"),
         )),
+    # lti13
+    "lti13:login": Route("public", "OIDC login initiation: the platform's signed launch comes later, to lti13:launch.", (
+        Probe("POST", to_path("lti13:login"), everyone(refuse(400)), label="incomplete"),
+        Probe("GET", to_path("lti13:login"), everyone(refuse(400)), label="incomplete-get"),
+    )),
+    "lti13:launch": Route("public", "Authenticated by the platform's signed id_token and the one-time login state.", (
+        Probe("POST", to_path("lti13:launch"), everyone(refuse(400)), label="no-token"),
+    )),
+    "lti13:jwks": Route("public", "The tool's public keys, for platforms to check what it signs.", (
+        Probe("GET", to_path("lti13:jwks"), everyone(allow(200))),)),
+    "lti13:platform_setup": Route("staff", "The URLs an LMS administrator gives their LMS, per registration.", (
+        Probe("GET", lambda w, a: reverse("lti13:platform_setup", args=[w.extra["platform"].pk]),
+              staff_only(allow(200))),)),
     "lti:config_xml": Route("public", "The LTI configuration cartridge an LMS administrator imports.", (
         Probe("GET", to_path("lti:config_xml"), everyone(allow(200))),)),
     # lti13: registering the tool with a platform
@@ -401,6 +414,10 @@ HTTP_TABLE: dict[str, Route] = {
     # the students pages
     "dashboard:students": Route("instructor", "Everyone who opened the resource, with grades and activity.", (
         Probe("GET", to_path("dashboard:students", resource_id=A), instructor_of_a(allow(200))),)),
+    "dashboard:roster_refresh": Route("instructor", "Reads the course list from the LMS now (NRPS); the world's "
+                                      "LTI 1.1 courses offer none, so it says so.", (
+        Probe("POST", to_path("dashboard:roster_refresh", resource_id=A),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("dashboard:students", args=[w.resource_a.pk])))),)),
     "dashboard:student": Route("instructor", "One person's attempts and access; the person must be of this resource.", (
         Probe("GET", to_path("dashboard:student", resource_id=A, membership_id=S1), instructor_of_a(allow(200))),
         Probe("GET", to_path("dashboard:student", resource_id=B, membership_id=S1), {"other_instructor": refuse(404)},

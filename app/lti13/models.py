@@ -119,6 +119,70 @@ class LoginState(models.Model):
         return self.state
 
 
+class Roster(models.Model):
+    """A course's list of members as its LMS last gave it (Names and Role Provisioning
+    Services), and how the latest try to fetch it went."""
+
+    context = models.OneToOneField("lms.Context", on_delete=models.CASCADE, primary_key=True, related_name="roster")
+    platform = models.ForeignKey(Platform, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    source_url = models.URLField(max_length=1000, blank=True, help_text=_("The memberships URL it was read from."))
+    fetched_at = models.DateTimeField(null=True, blank=True, help_text=_("When the list was last read."))
+    member_count = models.PositiveIntegerField(default=0)
+    # False when the LMS listed more than the tool reads at once (pages, people or time): members
+    # not seen in that read were kept rather than removed.
+    complete = models.BooleanField(default=True)
+    tried_at = models.DateTimeField(null=True, blank=True, help_text=_("When the latest fetch was tried."))
+    last_error = models.TextField(blank=True, help_text=_("Why the latest fetch failed; empty if it did not."))
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(fetched_at__isnull=True) | ~Q(source_url=""),
+                                   name="roster_fetched_has_source"),
+        ]
+
+    def __str__(self):
+        return f"course list of {self.context}"
+
+
+class RosterStatus(models.TextChoices):
+    ACTIVE = "Active", _("Active")
+    INACTIVE = "Inactive", _("Inactive")
+    DELETED = "Deleted", _("Deleted")
+
+
+class RosterMember(models.Model):
+    """One member of a course as the LMS listed them, whether or not they have launched us.
+    `identity` is the person's `lms.LtiIdentity` once they have launched (same consumer, their
+    `sub`, or a 1.1 user id with no `sub` yet)."""
+
+    context = models.ForeignKey("lms.Context", on_delete=models.CASCADE, related_name="roster_members")
+    user_id = models.CharField(max_length=255, help_text=_("The member's LTI 1.3 user id (sub)."))
+    legacy_user_id = models.CharField(max_length=255, blank=True,
+                                      help_text=_("Their LTI 1.1 user id, if the LMS gave it."))
+    identity = models.ForeignKey("lms.LtiIdentity", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="roster_memberships")
+    name = models.CharField(max_length=500, blank=True)
+    given_name = models.CharField(max_length=200, blank=True)
+    family_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
+    roles = models.TextField(blank=True, help_text=_("The member's roles as the LMS listed them, comma-separated."))
+    status = models.CharField(max_length=10, choices=RosterStatus.choices, default=RosterStatus.ACTIVE)
+    is_instructor = models.BooleanField(default=False)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["context", "user_id"], name="roster_member_unique_per_context"),
+            models.CheckConstraint(condition=~Q(user_id=""), name="roster_member_user_id_not_empty"),
+            models.CheckConstraint(condition=Q(status__in=RosterStatus.values), name="roster_member_status_valid"),
+        ]
+        # A launch links the person to their rows in every course of the LMS (by `sub`).
+        indexes = [models.Index(fields=["user_id"], name="roster_member_user_id")]
+
+    def __str__(self):
+        return f"{self.name or self.user_id} in {self.context_id}"
+
+
 class RegistrationLink(models.Model):
     """A one-time dynamic registration URL an operator hands to an LMS administrator
     (`manage.py lti13_registration_link`): whoever opens it may register one platform, without

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lti13', '0001_initial'),
+        ('lti13', '0002_roster'),
     ]
 
     operations = [
