@@ -41,6 +41,7 @@ import json
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Callable
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -87,6 +88,8 @@ def refuse(status: int) -> Expect:
 
 
 TO_ADMIN_LOGIN = Expect("refuse", 302, "/admin/login/?next=")
+DR_CONFIG = "https://lms.example/.well-known/openid-configuration"
+DR_PRIVATE_CONFIG = "https://10.20.30.40/.well-known/openid-configuration"
 TO_ADMIN_INDEX = Expect("refuse", 302, "/admin/")  # admin_view's answer to a non-staff logout
 
 
@@ -350,6 +353,26 @@ HTTP_TABLE: dict[str, Route] = {
               staff_only(allow(200))),)),
     "lti:config_xml": Route("public", "The LTI configuration cartridge an LMS administrator imports.", (
         Probe("GET", to_path("lti:config_xml"), everyone(allow(200))),)),
+    # lti13: registering the tool with a platform
+    "lti13:register": Route(
+        "staff", "LTI Dynamic Registration, confirmed by a tool administrator (a CSRF-protected POST on a page no "
+        "other site may frame); everyone else is asked to sign in, and nothing is fetched or written for them.", (
+            Probe("GET", lambda w, a: reverse("lti13:register") + "?" + urlencode({"openid_configuration": DR_CONFIG}),
+                  {**everyone(refuse(403)), "staff": allow(200)}, label="confirm-page"),
+            # the staff's POST gets as far as the platform's address, which is private: refused, unfetched
+            Probe("POST", to_path("lti13:register"), {**everyone(refuse(403)), "staff": allow(400)},
+                  label="register", data=lambda w, a: {"openid_configuration": DR_PRIVATE_CONFIG}),
+        )),
+    "lti13:register_link": Route(
+        "capability", "LTI Dynamic Registration through a one-time link an operator made "
+        "(manage.py lti13_registration_link): the token in the address is the permission.", (
+            Probe("GET", lambda w, a: reverse("lti13:register_link", args=["not-a-token"]) + "?"
+                  + urlencode({"openid_configuration": DR_CONFIG}), everyone(refuse(403)), label="bogus-token"),
+            Probe("POST", lambda w, a: reverse("lti13:register_link", args=["not-a-token"]), everyone(refuse(403)),
+                  label="bogus-token-post", data=lambda w, a: {"openid_configuration": DR_CONFIG}),
+        )),
+    "lti13:canvas_config": Route("public", "Canvas's JSON configuration of the tool: its public addresses.", (
+        Probe("GET", to_path("lti13:canvas_config"), everyone(allow(200))),)),
     # portal
     "portal:student": Route("member", "The activity page; each member sees only their own attempts.", (
         Probe("GET", to_path("portal:student", resource_id=A), members_of_a(allow(200))),)),

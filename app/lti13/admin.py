@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from lti13.models import DeepLinkingRequest, Deployment, LoginState, Platform, ToolKey
+from lti13.models import DeepLinkingRequest, Deployment, LoginState, Platform, RegistrationLink, ToolKey
 
 
 class DeploymentInline(admin.TabularInline):
@@ -61,4 +61,17 @@ class DeepLinkingRequestAdmin(admin.ModelAdmin):
                        "expires_at", "used_at", "resource"]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(RegistrationLink)
+class RegistrationLinkAdmin(admin.ModelAdmin):
+    list_display = ["note", "created_at", "expires_at", "used_at", "platform"]
+    exclude = ["token_hash"]
+    readonly_fields = ["note", "created_at", "expires_at", "used_at", "platform"]
+
+    def has_add_permission(self, request):
+        return False  # manage.py lti13_registration_link (the URL is shown once)
+
+    def has_change_permission(self, request, obj=None):
         return False

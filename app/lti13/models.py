@@ -224,3 +224,31 @@ class DeepLinkingRequest(models.Model):
 
     def __str__(self):
         return f"{self.platform_id}: {self.name or self.sub} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class RegistrationLink(models.Model):
+    """A one-time dynamic registration URL an operator hands to an LMS administrator
+    (`manage.py lti13_registration_link`): whoever opens it may register one platform, without
+    signing in here. Only the token's SHA-256 is kept; the URL is shown once."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    note = models.CharField(max_length=200, blank=True, help_text=_("Who or what the link was made for."))
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    platform = models.ForeignKey(Platform, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                 help_text=_("The platform registered through the link."))
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("LTI 1.3 registration link")
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")),
+                                   name="registrationlink_expires_after_creation"),
+            models.CheckConstraint(condition=Q(used_at__isnull=True) | Q(used_at__gte=models.F("created_at")),
+                                   name="registrationlink_used_after_creation"),
+        ]
+
+    def __str__(self):
+        state = "used" if self.used_at else "unused"
+        return f"{self.note or 'registration link'} ({state}, expires {self.expires_at:%Y-%m-%d})"

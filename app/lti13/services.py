@@ -1,6 +1,7 @@
-"""Writes for LTI 1.3: registrations, OIDC login states, accepted launches (which become the
-same `lms` rows as an LTI 1.1 launch, through `lms.services.launch_record`), and courses' member
-lists read from the LMS (Names and Role Provisioning)."""
+"""Writes for LTI 1.3: registrations (by hand, or dynamic through `lti13.registration`, and the
+one-time registration links), OIDC login states, accepted launches (which become the same `lms`
+rows as an LTI 1.1 launch, through `lms.services.launch_record`), and courses' member lists read
+from the LMS (Names and Role Provisioning)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,13 @@ from lms import services as lms_services
 from lms.launch import LaunchData, LaunchRejected
 from lms.models import Consumer, Context, LaunchLog, LtiIdentity, Resource
 from lms.roles import is_instructor
-from lti13 import nrps
+from lti13 import nrps, registration
 from lti13.deep_linking import DeepLinkingAsk
 from lti13.launch import LoginStart
-from lti13.models import DeepLinkingRequest, Deployment, LoginState, Platform, Roster, RosterMember
+from lti13.models import (DeepLinkingRequest, Deployment, LoginState, Platform, RegistrationLink, Roster,
+                          RosterMember)
+from lti13.registration import LINK_TOKEN_BYTES, RegisteredClient, link_token_hash
+from lti13.setup import ToolEndpoints
 
 logger = logging.getLogger(__name__)
 
@@ -68,19 +72,22 @@ def _consumer_for(*, issuer: str, name: str, consumer_key: str | None) -> Consum
 @transaction.atomic
 def platform_create_or_update(*, values: PlatformValues, deployment_ids: Iterable[str] = (),
                               consumer_key: str | None = None) -> tuple[Platform, bool]:
-    """Register a platform (issuer + client id), or update the one registered; add deployment
-    ids. Returns (platform, created). Raises ValueError with a message for people."""
+    """Register a platform (issuer + client id), or update the one registered (what `values`
+    leaves empty is kept; a new platform without a name is named after its issuer); add
+    deployment ids. Returns (platform, created). Raises ValueError with a message for people."""
     platform = Platform.objects.select_for_update().filter(issuer=values.issuer, client_id=values.client_id).first()
     created = platform is None
     if created:
         platform = Platform(issuer=values.issuer, client_id=values.client_id,
-                            consumer=_consumer_for(issuer=values.issuer, name=values.name, consumer_key=consumer_key))
+                            consumer=_consumer_for(issuer=values.issuer, name=values.name or values.issuer,
+                                                   consumer_key=consumer_key))
     elif consumer_key:
         platform.consumer = _consumer_for(issuer=values.issuer, name=values.name, consumer_key=consumer_key)
     for field in ("name", "auth_login_url", "auth_token_url", "auth_audience", "keyset_url", "keyset"):
         value = getattr(values, field)
         if value or created:
             setattr(platform, field, value)
+    platform.name = platform.name or values.issuer[:200]
     try:
         platform.full_clean(exclude=["consumer"])
     except ValidationError as error:
@@ -92,6 +99,80 @@ def platform_create_or_update(*, values: PlatformValues, deployment_ids: Iterabl
         deployment_id = deployment_id.strip()
         if deployment_id:
             Deployment.objects.get_or_create(platform=platform, deployment_id=deployment_id[:255])
+    return platform, created
+
+
+# --- dynamic registration ---------------------------------------------------------------------
+
+
+REGISTRATION_LINK_LIFETIME = timedelta(days=7)
+
+
+def registration_link_create(*, lifetime: timedelta = REGISTRATION_LINK_LIFETIME, note: str = "",
+                             now: datetime | None = None) -> tuple[RegistrationLink, str]:
+    """A one-time registration link. Returns (link, token): the token is not stored, only its
+    hash, so this is the only time it is seen."""
+    if lifetime <= timedelta(0):
+        raise ValueError(gettext("A registration link must be valid for some time."))
+    now = now or timezone.now()
+    token = secrets.token_urlsafe(LINK_TOKEN_BYTES)
+    link = RegistrationLink.objects.create(token_hash=link_token_hash(token), note=note[:200], created_at=now,
+                                           expires_at=now + lifetime)
+    return link, token
+
+
+@dataclass(frozen=True)
+class Registered:
+    platform: Platform
+    created: bool
+    client: RegisteredClient
+    asked_scopes: tuple[str, ...]
+
+
+def platform_register(*, configuration_url: str, registration_token: str, urls: ToolEndpoints,
+                      link: RegistrationLink | None = None, by: str = "") -> Registered:
+    """Dynamic registration (`lti13.registration`): read the platform's configuration, register
+    with it, and record the platform and its deployment. Raises LaunchRejected, having written
+    nothing here, when the platform's configuration will not do or the platform refuses.
+
+    With a registration link, the link is used up, once: a second registration through it (even
+    one racing this one) is refused and writes nothing. `by` names who confirmed, for the log."""
+    if link is not None:
+        registration.link_usable_again(link)
+    configuration = registration.configuration_fetch(url=configuration_url, registration_token=registration_token)
+    metadata = registration.client_metadata(configuration=configuration, urls=urls)
+    client = registration.registration_send(configuration=configuration, metadata=metadata,
+                                            registration_token=registration_token)
+    platform, created = _platform_record(configuration=configuration, client=client, link=link)
+    logger.info("LTI 1.3 platform %s (issuer %s, client %s) registered dynamically by %s", platform.pk,
+                platform.issuer, platform.client_id, by or "a registration link")
+    return Registered(platform=platform, created=created, client=client,
+                      asked_scopes=tuple(metadata["scope"].split()))
+
+
+@transaction.atomic
+def _platform_record(*, configuration: registration.PlatformConfiguration, client: RegisteredClient,
+                     link: RegistrationLink | None) -> tuple[Platform, bool]:
+    if link is not None:
+        link = RegistrationLink.objects.select_for_update().filter(pk=link.pk).first()
+        if link is None:
+            raise registration.link_refused()
+        registration.link_usable_again(link)
+    try:
+        platform, created = platform_create_or_update(
+            values=PlatformValues(name=configuration.name, issuer=configuration.issuer, client_id=client.client_id,
+                                  auth_login_url=configuration.authorization_endpoint,
+                                  auth_token_url=configuration.token_endpoint,
+                                  auth_audience=configuration.authorization_server,
+                                  keyset_url=configuration.jwks_uri),
+            deployment_ids=[client.deployment_id] if client.deployment_id else [])
+    except ValueError as error:
+        raise LaunchRejected(status=400, code="bad_platform_configuration",
+                             title=gettext("The learning platform's configuration is not usable"),
+                             detail=str(error)) from None
+    if link is not None:
+        link.used_at, link.platform = timezone.now(), platform
+        link.save(update_fields=["used_at", "platform"])
     return platform, created
 
 

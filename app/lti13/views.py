@@ -1,5 +1,6 @@
 """LTI 1.3 endpoints: OIDC login initiation, the launch (a resource link, or deep linking and its
-picker), and the tool's public keys."""
+picker), the tool's public keys, and registering the tool with a platform (dynamic registration,
+Canvas's JSON configuration)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,21 @@ from urllib.parse import urlencode
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import login
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from lms.launch import LaunchRejected
 from lms.models import Consumer
-from lti13 import deep_linking, keys, launch as lti13_launch, selectors, services
+from lti13 import deep_linking, keys, launch as lti13_launch, registration, selectors, services
 from lti13.forms import NEW_ACTIVITY, DeepLinkingForm
 from lti13.launch import DEEP_LINKING_REQUEST, LTI1P1, Lti13Launch
 from lti13.models import DeepLinkingRequest, LoginState, Platform
-from lti13.setup import tool_urls
+from lti13.setup import endpoints, tool_urls
 from portal.navigation import resource_page_url
 
 logger = logging.getLogger(__name__)
@@ -202,4 +203,96 @@ def jwks(request):
     response = JsonResponse(keys.jwks())
     response["Cache-Control"] = "public, max-age=300"
     response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+# --- registering the tool with a platform -------------------------------------------------------
+
+REGISTRATION_PARAMS = ("openid_configuration", "registration_token")
+
+
+def _registration_params(data: QueryDict) -> dict[str, str]:
+    return {name: data.get(name, "").strip()[:4000] for name in REGISTRATION_PARAMS}
+
+
+def _registration_refused(request, error: LaunchRejected):
+    logger.warning("LTI 1.3 registration refused: %s", error.code)
+    return render(request, "lti13/registration_error.html", {"error": error}, status=error.status)
+
+
+def _top_level_only(response):
+    """A page that acts for a signed-in administrator: never in anyone's frame (clickjacking).
+    It may keep the window that opened it (our page in the platform's frame passes the
+    platform its close message)."""
+    response["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response["X-Frame-Options"] = "DENY"
+    response["Cross-Origin-Opener-Policy"] = "unsafe-none"
+    return response
+
+
+def _register_complete(request, *, params: dict[str, str], link=None):
+    try:
+        done = services.platform_register(configuration_url=params["openid_configuration"],
+                                          registration_token=params["registration_token"],
+                                          urls=endpoints(request=request), link=link,
+                                          by=request.user.get_username() if link is None else "")
+    except LaunchRejected as error:
+        return _registration_refused(request, error)
+    return render(request, "lti13/registration_done.html", {
+        "done": done, "deployments": list(done.platform.deployments.values_list("deployment_id", flat=True)),
+        "missing_scopes": [s for s in done.asked_scopes if s not in done.client.scopes],
+        "staff": request.user.is_active and request.user.is_staff})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def register(request):
+    """Dynamic registration started by a platform (the URL an LMS administrator gives it),
+    confirmed by a tool administrator signed in here: anyone else could register platforms.
+    The confirmation is a POST with a CSRF token, on a page no other site may frame; opened in
+    the platform's frame, the page offers a new window instead."""
+    params = _registration_params(request.POST if request.method == "POST" else request.GET)
+    if not params["openid_configuration"]:
+        return _registration_refused(request, registration.missing_configuration())
+    staff = request.user.is_active and request.user.is_staff
+    if request.method == "POST":
+        if not staff:
+            return _registration_refused(request, registration.staff_required())
+        return _top_level_only(_register_complete(request, params=params))
+    here = request.get_full_path()
+    if not staff or request.headers.get("Sec-Fetch-Dest") == "iframe":
+        return render(request, "lti13/registration_elsewhere.html", {
+            "error": None if staff else registration.staff_required(), "continue_url": here,
+            "login_url": reverse("admin:login") + "?" + urlencode({"next": here})}, status=200 if staff else 403)
+    return _top_level_only(render(request, "lti13/registration_confirm.html", {
+        "params": params, "configuration_host": _origin_of(params["openid_configuration"]),
+        "urls": tool_urls(request=request), "with_csrf": True}))
+
+
+@csrf_exempt  # the one-time token in the address is what allows the POST
+@never_cache
+@require_http_methods(["GET", "POST"])
+def register_link(request, token: str):
+    """Dynamic registration through a one-time registration link from the operator
+    (`manage.py lti13_registration_link`): no sign-in, so it works in the platform's frame."""
+    params = _registration_params(request.POST if request.method == "POST" else request.GET)
+    try:
+        link = registration.link_usable(token=token)
+    except LaunchRejected as error:
+        return _registration_refused(request, error)
+    if not params["openid_configuration"]:
+        return _registration_refused(request, registration.missing_configuration())
+    if request.method == "POST":
+        return _register_complete(request, params=params, link=link)
+    return render(request, "lti13/registration_confirm.html", {
+        "params": params, "configuration_host": _origin_of(params["openid_configuration"]),
+        "urls": tool_urls(request=request), "with_csrf": False})
+
+
+@require_GET
+def canvas_config(request):
+    """Canvas's developer key configuration (LTI 1.3 key → Enter URL)."""
+    response = JsonResponse(registration.canvas_configuration(urls=endpoints(request=request)),
+                            json_dumps_params={"indent": 2})
+    response["Cache-Control"] = "public, max-age=300"
     return response

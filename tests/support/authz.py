@@ -220,7 +220,8 @@ def build_world() -> World:
         report.refresh_from_db()
     assert report.state == ReportFileState.DONE, report.error
 
-    # An LTI 1.3 registration, the tool's key and a login in flight, so that their pages have objects.
+    # An LTI 1.3 registration, the tool's key, a login in flight and a registration link, so that their
+    # pages have objects.
     from datetime import timedelta
 
     from django.utils import timezone
@@ -235,6 +236,9 @@ def build_world() -> World:
     lti13_keys.signing_key()
     LoginState.objects.create(state="authz-state", nonce="authz-nonce", platform=platform, target_link_uri="http://x/",
                               login_hint="h", created_at=timezone.now(), expires_at=timezone.now() + timedelta(minutes=5))
+    from lti13.services import registration_link_create
+
+    registration_link_create(note="authz")  # a dynamic registration link, for its admin pages
 
     group = Group.objects.create(name="authz-markers")
     # A failed admin login (django-axes records it), so that its admin pages have an object.
