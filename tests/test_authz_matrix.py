@@ -346,6 +346,11 @@ HTTP_TABLE: dict[str, Route] = {
     "lti13:launch": Route("public", "Authenticated by the platform's signed id_token and the one-time login state.", (
         Probe("POST", to_path("lti13:launch"), everyone(refuse(400)), label="no-token"),
     )),
+    "lti13:deep_linking": Route(
+        "capability", "The deep linking picker's answer: its one-time token (from a checked instructor's request, "
+        "30 minutes, single use) is the credential; without one nothing is signed or written.", (
+            Probe("POST", to_path("lti13:deep_linking"), everyone(refuse(403)), label="no-token",
+                  data=lambda w, a: {"token": "not-a-token", "title": "Quiz"}),)),
     "lti13:jwks": Route("public", "The tool's public keys, for platforms to check what it signs.", (
         Probe("GET", to_path("lti13:jwks"), everyone(allow(200))),)),
     "lti13:platform_setup": Route("staff", "The URLs an LMS administrator gives their LMS, per registration.", (

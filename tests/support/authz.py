@@ -240,6 +240,14 @@ def build_world() -> World:
 
     registration_link_create(note="authz")  # a dynamic registration link, for its admin pages
 
+    from lti13.models import DeepLinkingRequest
+
+    DeepLinkingRequest.objects.create(
+        token_hash="0" * 64, platform=platform, consumer=platform.consumer, deployment_id="authz-deployment",
+        sub="authz-i13", settings={"deep_link_return_url": "https://lms13.example.ac.uk/dl"},
+        return_url="https://lms13.example.ac.uk/dl", created_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(minutes=5))
+
     group = Group.objects.create(name="authz-markers")
     # A failed admin login (django-axes records it), so that its admin pages have an object.
     assert Client().post("/admin/login/", {"username": "authz-guesser", "password": "guess"}).status_code == 200
