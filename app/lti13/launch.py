@@ -150,7 +150,9 @@ class ToolConf(ToolConfAbstract):
         return self.find_registration_by_params(iss, None)
 
     def find_registration_by_params(self, iss, client_id, *args, **kwargs):
-        self.platform = platform_find(issuer=iss, client_id=client_id)
+        known = self.platform
+        if known is None or known.issuer != iss or (client_id and known.client_id != client_id):
+            self.platform = platform_find(issuer=iss, client_id=client_id)  # else: found already, this request
         return registration_for(self.platform) if self.platform else None
 
     def find_deployment(self, iss, deployment_id):
@@ -248,6 +250,7 @@ def login_start(request, *, launch_url: str, own_paths: tuple[str, ...]) -> Logi
     if given["lti_deployment_id"] and not platform.deployments.filter(deployment_id=given["lti_deployment_id"]).exists():
         raise _unknown_deployment(platform, given["lti_deployment_id"])
     conf = ToolConf()
+    conf.platform = platform
     cookies = _LoginCookies(DjangoRequest(request))
     session = _LoginSession()
     oidc = _OIDCLogin(request, conf, session_service=session, cookie_service=cookies)
