@@ -4,6 +4,16 @@ from django.conf import settings
 # "continue in a new window" hand-off, the activity's student and instructor pages and the attempt
 # page. The exam files inside it come from the exam-content origin, with its own policy (content/).
 LMS_EMBEDDED = frozenset({"lti", "resource", "attempt"})
+# Under lti13/, the pages an LMS embeds: the OIDC login (platform storage), the launch (its error,
+# platform storage and new window pages, the deep linking picker) and the picker's answer. Not
+# the operator's platform setup page.
+LMS_EMBEDDED_LTI13 = frozenset({"login", "launch", "deep-linking"})
+
+
+def lms_embeds(path: str) -> bool:
+    segments = path.split("/", 3)
+    return segments[1] in LMS_EMBEDDED or (segments[1] == "lti13" and len(segments) > 2
+                                            and segments[2] in LMS_EMBEDDED_LTI13)
 
 
 def _frame_ancestors(policy: str | None, sources: str) -> str:
@@ -35,7 +45,7 @@ class FrameAncestorsMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if request.path_info.split("/", 2)[1] in LMS_EMBEDDED:
+        if lms_embeds(request.path_info):
             if "Content-Security-Policy" not in response and not response.get("X-Frame-Options"):
                 response["Content-Security-Policy"] = self.header
         else:
