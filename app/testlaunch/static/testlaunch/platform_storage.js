@@ -20,7 +20,7 @@
     if (data.message_id === undefined || data.message_id === null || data.message_id === "") {
       answer.error = {code: "bad_request", message: "message_id is required"};
     } else if (SUBJECTS.indexOf(data.subject) < 0) {
-      answer.error = {code: "unsupported_subject", message: "This LMS does not answer " + data.subject};
+      answer.error = {code: "unsupported_subject", message: "unsupported subject " + data.subject};
     } else if (data.subject === "lti.capabilities") {
       answer.supported_messages = SUBJECTS.map(function (subject) { return {subject: subject}; });
     } else if (typeof data.key !== "string" || !data.key) {
