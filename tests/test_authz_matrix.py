@@ -41,6 +41,7 @@ import json
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Callable
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -87,6 +88,8 @@ def refuse(status: int) -> Expect:
 
 
 TO_ADMIN_LOGIN = Expect("refuse", 302, "/admin/login/?next=")
+DR_CONFIG = "https://lms.example/.well-known/openid-configuration"
+DR_PRIVATE_CONFIG = "https://10.20.30.40/.well-known/openid-configuration"
 TO_ADMIN_INDEX = Expect("refuse", 302, "/admin/")  # admin_view's answer to a non-staff logout
 
 
@@ -347,8 +350,46 @@ HTTP_TABLE: dict[str, Route] = {
             Probe("GET", lambda w, a: reverse("lti:handoff", kwargs={"token": "not-a-token"}),
                   everyone(refuse(410)), label="bogus-token"),
         )),
+    # lti13
+    "lti13:login": Route("public", "OIDC login initiation: the platform's signed launch comes later, to lti13:launch.", (
+        Probe("POST", to_path("lti13:login"), everyone(refuse(400)), label="incomplete"),
+        Probe("GET", to_path("lti13:login"), everyone(refuse(400)), label="incomplete-get"),
+    )),
+    "lti13:launch": Route("public", "Authenticated by the platform's signed id_token and the one-time login state.", (
+        Probe("POST", to_path("lti13:launch"), everyone(refuse(400)), label="no-token"),
+    )),
+    "lti13:deep_linking": Route(
+        "capability", "The deep linking picker's answer: its one-time token (from a checked instructor's request, "
+        "30 minutes, single use) is the credential; without one nothing is signed or written.", (
+            Probe("POST", to_path("lti13:deep_linking"), everyone(refuse(403)), label="no-token",
+                  data=lambda w, a: {"token": "not-a-token", "title": "Quiz"}),)),
+    "lti13:jwks": Route("public", "The tool's public keys, for platforms to check what it signs.", (
+        Probe("GET", to_path("lti13:jwks"), everyone(allow(200))),)),
+    "lti13:platform_setup": Route("staff", "The URLs an LMS administrator gives their LMS, per registration.", (
+        Probe("GET", lambda w, a: reverse("lti13:platform_setup", args=[w.extra["platform"].pk]),
+              staff_only(allow(200))),)),
     "lti:config_xml": Route("public", "The LTI configuration cartridge an LMS administrator imports.", (
         Probe("GET", to_path("lti:config_xml"), everyone(allow(200))),)),
+    # lti13: registering the tool with a platform
+    "lti13:register": Route(
+        "staff", "LTI Dynamic Registration, confirmed by a tool administrator (a CSRF-protected POST on a page no "
+        "other site may frame); everyone else is asked to sign in, and nothing is fetched or written for them.", (
+            Probe("GET", lambda w, a: reverse("lti13:register") + "?" + urlencode({"openid_configuration": DR_CONFIG}),
+                  {**everyone(refuse(403)), "staff": allow(200)}, label="confirm-page"),
+            # the staff's POST gets as far as the platform's address, which is private: refused, unfetched
+            Probe("POST", to_path("lti13:register"), {**everyone(refuse(403)), "staff": allow(400)},
+                  label="register", data=lambda w, a: {"openid_configuration": DR_PRIVATE_CONFIG}),
+        )),
+    "lti13:register_link": Route(
+        "capability", "LTI Dynamic Registration through a one-time link an operator made "
+        "(manage.py lti13_registration_link): the token in the address is the permission.", (
+            Probe("GET", lambda w, a: reverse("lti13:register_link", args=["not-a-token"]) + "?"
+                  + urlencode({"openid_configuration": DR_CONFIG}), everyone(refuse(403)), label="bogus-token"),
+            Probe("POST", lambda w, a: reverse("lti13:register_link", args=["not-a-token"]), everyone(refuse(403)),
+                  label="bogus-token-post", data=lambda w, a: {"openid_configuration": DR_CONFIG}),
+        )),
+    "lti13:canvas_config": Route("public", "Canvas's JSON configuration of the tool: its public addresses.", (
+        Probe("GET", to_path("lti13:canvas_config"), everyone(allow(200))),)),
     # portal
     "portal:student": Route("member", "The activity page; each member sees only their own attempts.", (
         Probe("GET", to_path("portal:student", resource_id=A), members_of_a(allow(200))),)),
@@ -390,6 +431,10 @@ HTTP_TABLE: dict[str, Route] = {
     # the students pages
     "dashboard:students": Route("instructor", "Everyone who opened the resource, with grades and activity.", (
         Probe("GET", to_path("dashboard:students", resource_id=A), instructor_of_a(allow(200))),)),
+    "dashboard:roster_refresh": Route("instructor", "Reads the course list from the LMS now (NRPS); the world's "
+                                      "LTI 1.1 courses offer none, so it says so.", (
+        Probe("POST", to_path("dashboard:roster_refresh", resource_id=A),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("dashboard:students", args=[w.resource_a.pk])))),)),
     "dashboard:student": Route("instructor", "One person's attempts and access; the person must be of this resource.", (
         Probe("GET", to_path("dashboard:student", resource_id=A, membership_id=S1), instructor_of_a(allow(200))),
         Probe("GET", to_path("dashboard:student", resource_id=B, membership_id=S1), {"other_instructor": refuse(404)},

@@ -5,9 +5,10 @@ from django.conf import settings
 # page. The exam files inside it come from the exam-content origin, with its own policy (content/).
 LMS_EMBEDDED = frozenset({"lti", "resource", "attempt"})
 # Under lti13/, the pages an LMS embeds: the OIDC login (platform storage), the launch (its error,
-# platform storage and new window pages, the deep linking picker) and the picker's answer. Not
-# the operator's platform setup page.
-LMS_EMBEDDED_LTI13 = frozenset({"login", "launch", "deep-linking"})
+# platform storage and new window pages, the deep linking picker) and the picker's answer, and
+# dynamic registration (the pages that act for a signed-in administrator set frame-ancestors
+# 'none' themselves). Not the operator's platform setup page.
+LMS_EMBEDDED_LTI13 = frozenset({"login", "launch", "deep-linking", "register"})
 
 
 def lms_embeds(path: str) -> bool:

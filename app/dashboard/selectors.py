@@ -1,5 +1,7 @@
 """Reads for the instructor's students pages: everyone who opened a resource, with their
-attempts, grade and last activity — one query per page, whatever the size of the course."""
+attempts, grade and last activity, and the course's students from the LMS's course list (LTI
+Names and Role Provisioning) who have not opened it yet — one query per page, whatever the size
+of the course."""
 
 from __future__ import annotations
 
@@ -7,13 +9,15 @@ from dataclasses import dataclass
 
 from django.core.paginator import Paginator
 from django.db.models import (
-    Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value,
+    BigIntegerField, BooleanField, CharField, Count, DateTimeField, Exists, F, FloatField, IntegerField, Max,
+    OuterRef, Q, QuerySet, Subquery, Value,
 )
 from django.db import connection
 from django.db.models.functions import Coalesce, Concat, Greatest, Left, Length, Lower, NullIf, Trim
 
 from attempts.models import AccessChange, Attempt, AttemptEvent, ElementChange
-from lms.models import ResourceMembership
+from lms.models import ResourceMembership, Role
+from lti13.models import RosterMember, RosterStatus
 
 PER_PAGE = 50
 MAX_QUERY = 200
@@ -76,9 +80,47 @@ def _students(resource_id: int) -> QuerySet:
     )
 
 
-def students_page(*, resource_id: int, query: StudentQuery, per_page: int = PER_PAGE):
-    """The page of the resource's people the query asks for (searched, sorted) and its paginator."""
+#: The columns of a row of the students page, in the order both kinds of row give them.
+ROW = ("pk", "user_id", "role", "display_name", "sort_name", "email", "lti_user_id", "attempt_count", "attempts_open",
+       "last_activity", "grade", "grade_state", "grade_error", "has_access_change", "roster_status", "roster_id")
+
+
+def _not_launched(*, resource_id: int, context_id: int) -> QuerySet:
+    """The course list's students (not its instructors, nor those it lists as deleted) who
+    have not opened this resource."""
+    opened = ResourceMembership.objects.filter(resource_id=resource_id, user_id=OuterRef("identity__user_id"))
+    return (RosterMember.objects.filter(context_id=context_id, is_instructor=False)
+            .exclude(status=RosterStatus.DELETED).exclude(Exists(opened)))
+
+
+def _not_launched_rows(rows: QuerySet) -> QuerySet:
+    """Course-list rows with the columns of `ROW` (each under a name of its own: only their
+    order counts in a UNION)."""
+    none = {"r_pk": BigIntegerField(), "r_user": IntegerField(), "r_activity": DateTimeField(),
+            "r_grade": FloatField(), "r_state": CharField(), "r_error": CharField()}
+    return rows.annotate(
+        **{name: Value(None, output_field=kind) for name, kind in none.items()},
+        r_role=Value(Role.STUDENT, output_field=CharField()),
+        r_name=Coalesce(NullIf(F("name"), Value("")),
+                        NullIf(Trim(Concat("given_name", Value(" "), "family_name")), Value("")), "user_id"),
+        r_sort=Lower("r_name"), r_lti_user_id=F("user_id"),
+        r_attempts=Value(0, output_field=IntegerField()), r_open=Value(0, output_field=IntegerField()),
+        r_change=Value(False, output_field=BooleanField()), r_status=F("status"),
+    ).values("r_pk", "r_user", "r_role", "r_name", "r_sort", "email", "r_lti_user_id", "r_attempts", "r_open",
+             "r_activity", "r_grade", "r_state", "r_error", "r_change", "r_status", "id")
+
+
+def students_page(*, resource_id: int, query: StudentQuery, per_page: int = PER_PAGE, context_id: int | None = None):
+    """The page of the resource's people the query asks for (searched, sorted) and its
+    paginator. With the resource's course (`context_id`), the course list's students who have
+    not opened the resource are among them (`pk` None, `roster_status` their status)."""
     rows = _students(resource_id)
+    if context_id is not None:
+        rows = rows.annotate(roster_status=Subquery(RosterMember.objects.filter(
+            context_id=context_id, identity__user_id=OuterRef("user_id")).values("status")[:1]))
+    else:
+        rows = rows.annotate(roster_status=Value(None, output_field=CharField()))
+    rows = rows.annotate(roster_id=Value(None, output_field=BigIntegerField()))
     if query.search:
         term = query.search
         rows = rows.filter(
@@ -86,15 +128,26 @@ def students_page(*, resource_id: int, query: StudentQuery, per_page: int = PER_
             | Q(user__email__icontains=term) | Q(user__lti_identity__full_name__icontains=term)
             | Q(user__lti_identity__lti_user_id__iexact=term) | Q(user__username__iexact=term)
         )
+    rows = rows.values(*ROW)
+    if context_id is not None:
+        listed = _not_launched(resource_id=resource_id, context_id=context_id)
+        if query.search:
+            term = query.search
+            listed = listed.filter(Q(name__icontains=term) | Q(given_name__icontains=term)
+                                   | Q(family_name__icontains=term) | Q(email__icontains=term)
+                                   | Q(user_id__iexact=term))
+        rows = rows.union(_not_launched_rows(listed), all=True)
     field, _ = SORTS[query.sort]
     ordering = F(field).asc(nulls_last=True) if query.direction == "asc" else F(field).desc(nulls_last=True)
-    rows = rows.order_by(ordering, "pk").values(
-        "pk", "user_id", "role", "display_name", "email", "lti_user_id", "attempt_count", "attempts_open",
-        "last_activity", "grade", "grade_state", "grade_error", "has_access_change",
-    )
+    rows = rows.order_by(ordering, F("pk").asc(nulls_last=True), "roster_id")
     paginator = Paginator(rows, per_page)
     page = paginator.get_page(query.page)
     return page
+
+
+def not_launched_count(*, resource_id: int, context_id: int) -> int:
+    """How many of the course list's students have not opened the resource."""
+    return _not_launched(resource_id=resource_id, context_id=context_id).count()
 
 
 def student_of_resource(*, resource_id: int, membership_id: int) -> dict | None:

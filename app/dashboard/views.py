@@ -1,7 +1,9 @@
-"""The instructor's students pages: everyone who opened the activity, one person's attempts,
-access changes (extra attempts, their own closing time, extra exam time), and one attempt —
-its timeline, its state at any moment, re-marking a part, deleting, restoring and reopening
-it. Thin: the selectors read, attempts.services and grading.services write."""
+"""The instructor's students pages: everyone who opened the activity (and the course's students
+from the LMS's course list who have not yet, with a button to read that list again), one
+person's attempts, access changes (extra attempts, their own closing time, extra exam time), and
+one attempt — its timeline, its state at any moment, re-marking a part, deleting, restoring and
+reopening it. Thin: the selectors read, attempts.services, grading.services and lti13.services
+write."""
 
 from datetime import datetime
 
@@ -19,18 +21,49 @@ from dashboard.forms import AccessChangeForm, ReasonForm, RemarkForm
 from grading import scoring
 from grading import selectors as grading_selectors
 from grading import services as grading_services
+from lti13 import nrps
+from lti13 import selectors as lti13_selectors
+from lti13 import services as lti13_services
 from portal.access import resource_view
 
 
 @resource_view(instructor=True)
 def students(request, membership):
     query = selectors.StudentQuery.from_params(request.GET)
-    page = selectors.students_page(resource_id=membership.resource_id, query=query)
+    context = membership.resource.context
+    page = selectors.students_page(resource_id=membership.resource_id, query=query,
+                                   context_id=context.pk if context else None)
+    roster = lti13_selectors.roster_get(context_id=context.pk) if context else None
     return render(request, "dashboard/students.html", {
         "membership": membership, "resource": membership.resource, "page": page, "query": query,
         "columns": [("name", _("Name")), ("attempts", _("Attempts")), ("grade", _("Grade")),
                     ("delivery", _("In the gradebook")), ("activity", _("Last activity"))],
+        "roster": roster, "roster_offered": bool(context and context.nrps_url),
+        "not_launched": selectors.not_launched_count(resource_id=membership.resource_id, context_id=context.pk)
+        if roster and roster.fetched_at else 0,
     })
+
+
+@require_POST
+@resource_view(instructor=True)
+def roster_refresh(request, membership):
+    """Read the course list from the LMS now (Names and Role Provisioning)."""
+    context = membership.resource.context
+    if context is None:
+        messages.error(request, _("This activity belongs to no course in the LMS, so it has no course list."))
+        return redirect("dashboard:students", membership.resource_id)
+    result = lti13_services.roster_sync(context=context, limits=nrps.INTERACTIVE)
+    if not result.ok:
+        messages.error(request, result.error)
+    elif result.complete:
+        messages.success(request, _(
+            "Course list read from the LMS: %(members)d people, %(added)d new, %(removed)d no longer listed.")
+            % {"members": result.members, "added": result.added, "removed": result.removed})
+    else:
+        messages.warning(request, _(
+            "The LMS lists more people than this tool reads at once; %(members)d are shown, %(added)d of them "
+            "new. Nobody was removed.") % {"members": result.members, "added": result.added})
+    return redirect("dashboard:students", membership.resource_id)
 
 
 def _student_page(request, membership, person, *, form=None, status=200):

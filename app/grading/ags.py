@@ -377,6 +377,10 @@ class _CachingConnector(ServiceConnector):
         }
 
 
+#: The connector other LTI Advantage services use too (`lti13.nrps`): one token cache, one set of checks.
+CachingConnector = _CachingConnector
+
+
 class _GradeService(AssignmentsGradesService):
     """pylti1p3's service, finding our line item by resource link id *and* tag (asking the
     container to filter, and checking), creating it on its own, and keeping a line item's query."""

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
-from lms.models import Consumer, Context, LaunchLog, LtiIdentity, Resource, ResourceMembership
+from lms.models import Consumer, Context, LaunchLog, LtiIdentity, Resource, ResourceAlias, ResourceMembership
 
 
 @admin.register(Consumer)
@@ -20,6 +20,20 @@ class ContextAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
 
 
+class ResourceAliasInline(admin.TabularInline):
+    """The other LMS links (deep linking) that open this activity."""
+
+    model = ResourceAlias
+    fk_name = "resource"
+    fields = ["lti13_id", "created_at"]
+    readonly_fields = ["lti13_id", "created_at"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Resource)
 class ResourceAdmin(admin.ModelAdmin):
     list_display = ["title", "resource_link_id", "context", "consumer", "updated_at"]
@@ -28,6 +42,7 @@ class ResourceAdmin(admin.ModelAdmin):
     list_select_related = ["context", "consumer"]
     raw_id_fields = ["context"]
     readonly_fields = ["created_at", "updated_at"]
+    inlines = [ResourceAliasInline]
 
 
 @admin.register(LtiIdentity)

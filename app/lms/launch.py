@@ -291,6 +291,11 @@ def _valid_email_or_blank(value: str) -> str:
 
 
 MAX_CUSTOM_PARAMETERS = 50
+#: The custom parameter of a deep-linked resource link (LTI 1.3) naming the activity (Resource id)
+#: it opens: a link added for an existing activity, or for a new one made ahead of its first
+#: launch. Instructors can edit custom parameters in the LMS, so it is only followed to an
+#: activity of the same LMS and course (lms.services).
+ACTIVITY_CUSTOM_PARAMETER = "numbas_activity"
 _LOCALE = re.compile(r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$")
 
 

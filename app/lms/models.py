@@ -103,6 +103,27 @@ class Resource(models.Model):
         return self.title or self.resource_link_id
 
 
+class ResourceAlias(models.Model):
+    """Another LTI 1.3 resource link that opens an existing activity. Deep linking lets an
+    instructor add several links to one activity (`lti13.deep_linking`): the first link launched
+    owns the Resource (its `lti13_id`); each other link gets a row here on its first launch, and
+    its launches are the Resource's (same exam, settings, attempts and grades)."""
+
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="+")
+    lti13_id = models.CharField(max_length=255)
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="aliases")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "lti13_id"], name="resource_alias_unique_per_consumer"),
+            models.CheckConstraint(condition=~Q(lti13_id=""), name="resource_alias_id_not_empty"),
+        ]
+
+    def __str__(self):
+        return f"{self.lti13_id} → {self.resource}"
+
+
 class LtiIdentity(models.Model):
     """An LMS user (consumer + LTI user_id), mapped to exactly one Django user.
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from lms.models import Consumer, LaunchLog, ResourceMembership
+from lms.models import Consumer, Context, LaunchLog, Resource, ResourceAlias, ResourceMembership
 
 
 def consumer_get_by_key(*, key: str) -> Consumer | None:
@@ -40,3 +40,33 @@ def handoff_get_usable(*, token: str, resource_id: int | None = None) -> LaunchL
     if resource_id is not None:
         launches = launches.filter(membership__resource_id=resource_id)
     return launches.first()
+
+
+def lti13_row_find(model, *, consumer: Consumer, lti13_id: str, legacy_id: str, id_field: str):
+    """A course (Context) or resource link (Resource) of an LTI 1.3 launch: by its 1.3 id, else
+    by the 1.1 id the lti1p1 claim names or by the same id used in 1.1 (a row not yet given a
+    1.3 id). None if it is new."""
+    rows = model.objects.filter(consumer=consumer)
+    row = rows.filter(lti13_id=lti13_id).first()
+    for candidate in filter(None, (legacy_id, lti13_id)):
+        if row is None:
+            row = rows.filter(**{id_field: candidate}, lti13_id__isnull=True).first()
+    return row
+
+
+def lti13_context_find(*, consumer: Consumer, context_id: str, legacy_context_id: str = "") -> Context | None:
+    if not context_id:
+        return None
+    return lti13_row_find(Context, consumer=consumer, lti13_id=context_id, legacy_id=legacy_context_id,
+                          id_field="context_id")
+
+
+def resource_alias_target(*, consumer: Consumer, lti13_id: str) -> Resource | None:
+    """The activity an LTI 1.3 resource link was deep-linked to, if it is an alias."""
+    alias = ResourceAlias.objects.select_related("resource").filter(consumer=consumer, lti13_id=lti13_id).first()
+    return alias.resource if alias else None
+
+
+def course_activity_get(*, consumer: Consumer, context: Context | None, resource_id: int) -> Resource | None:
+    """The activity of this LMS and this course (or, without a course, of none) with this id."""
+    return Resource.objects.filter(pk=resource_id, consumer=consumer, context=context).first()

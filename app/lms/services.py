@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -12,13 +13,17 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from lms.launch import LaunchData, replayed_launch
-from lms.models import (Consumer, Context, LaunchLog, LtiIdentity, LtiVersion, Resource, ResourceMembership,
-                        UsedNonce)
+from lms.launch import ACTIVITY_CUSTOM_PARAMETER, LaunchData, replayed_launch
+from lms.models import (Consumer, Context, LaunchLog, LtiIdentity, LtiVersion, Resource, ResourceAlias,
+                        ResourceMembership, UsedNonce)
 from lms.roles import roles_split, validate_role_list
-from lms.selectors import handoff_token_hash
+from lms.selectors import course_activity_get, handoff_token_hash, lti13_row_find, resource_alias_target
 
 User = get_user_model()
+logger = logging.getLogger(__name__)
+
+#: The resource_link_id of an activity made before any LMS link launched it (deep linking).
+AHEAD_LINK_PREFIX = "numbas-activity:"
 
 
 def consumer_create_or_update(*, key: str, secret: str | None = None, name: str | None = None,
@@ -118,18 +123,61 @@ def _identity_upsert(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity:
 
 
 def _lti13_row(model, *, consumer: Consumer, lti13_id: str, legacy_id: str, id_field: str, values: dict):
-    """A course or resource link of a 1.3 launch: found by its 1.3 id, or by the 1.1 id the
-    lti1p1 claim names, or by the same id used in 1.1 (then it gains its 1.3 id); else created.
-    A concurrent creation fails on the unique constraints and the launch is retried."""
-    rows = model.objects.filter(consumer=consumer)
-    row = rows.filter(lti13_id=lti13_id).first()
-    for candidate in filter(None, (legacy_id, lti13_id)):
-        if row is None:
-            row = rows.filter(**{id_field: candidate}, lti13_id__isnull=True).first()
+    """A course or resource link of a 1.3 launch (`selectors.lti13_row_find`), brought up to
+    date and given its 1.3 id; else created. A concurrent creation fails on the unique
+    constraints and the launch is retried."""
+    row = lti13_row_find(model, consumer=consumer, lti13_id=lti13_id, legacy_id=legacy_id, id_field=id_field)
     if row is None:
         return model.objects.create(consumer=consumer, lti13_id=lti13_id, **{id_field: lti13_id}, **values)
     _save_changed(row, {"lti13_id": lti13_id, **values})
     return row
+
+
+def _lti13_resource(*, consumer: Consumer, launch: LaunchData, context: Context | None, values: dict) -> Resource:
+    """The activity an LTI 1.3 resource link opens.
+
+    A link seen before opens what it opened then: its own Resource (lti13_id, or its 1.1 id),
+    or the activity it is an alias of. A new link that a deep linking answer gave our custom
+    parameter opens the activity it names — if that activity is of the same LMS and the same
+    course (instructors can edit custom parameters): the first such link owns the activity
+    when it was made ahead of its first launch (it has no lti13_id yet), every other link becomes
+    an alias (so an activity launched so far only with LTI 1.1 keeps its 1.1 link's way up to 1.3).
+    Anything else — no parameter, or one naming another LMS's or course's activity (a course
+    copied in the LMS, or an edited parameter) — is a new activity of its own, as before."""
+    link_id = launch.resource_link_id
+    known = lti13_row_find(Resource, consumer=consumer, lti13_id=link_id, legacy_id=launch.legacy_resource_link_id,
+                           id_field="resource_link_id")
+    if known is not None and known.lti13_id == link_id:
+        _save_changed(known, values)
+        return known
+    aliased = resource_alias_target(consumer=consumer, lti13_id=link_id)
+    if aliased is not None:
+        return aliased  # the owning link's title and course stay
+    if known is None:
+        chosen = _deep_linked_activity(consumer=consumer, launch=launch, context=context)
+        if chosen is not None:
+            ahead = Resource.objects.filter(pk=chosen.pk, lti13_id__isnull=True,
+                                            resource_link_id__startswith=AHEAD_LINK_PREFIX)
+            if ahead.update(lti13_id=link_id, **values):
+                chosen.refresh_from_db()
+            else:
+                ResourceAlias.objects.create(consumer=consumer, lti13_id=link_id, resource=chosen)
+            return chosen
+    return _lti13_row(Resource, consumer=consumer, lti13_id=link_id, legacy_id=launch.legacy_resource_link_id,
+                      id_field="resource_link_id", values=values)
+
+
+def _deep_linked_activity(*, consumer: Consumer, launch: LaunchData, context: Context | None) -> Resource | None:
+    value = launch.custom.get(ACTIVITY_CUSTOM_PARAMETER, "").strip()
+    if not value:
+        return None
+    resource = None
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        resource = course_activity_get(consumer=consumer, context=context, resource_id=int(value))
+    if resource is None:
+        logger.warning("LTI 1.3 link %s of consumer %s names activity %r, which is not of its LMS and course: "
+                       "it gets an activity of its own", launch.resource_link_id[:100], consumer.pk, value[:40])
+    return resource
 
 
 def _save_changed(obj, wanted: dict, also: list[str] | None = None) -> None:
@@ -202,8 +250,7 @@ def _launch_record_once(*, consumer: Consumer, launch: LaunchData, user_agent: s
     values = {"context": context, "title": launch.resource_title, "description": launch.resource_description,
               "updated_at": now}
     if lti13:
-        resource = _lti13_row(Resource, consumer=consumer, lti13_id=launch.resource_link_id,
-                              legacy_id=launch.legacy_resource_link_id, id_field="resource_link_id", values=values)
+        resource = _lti13_resource(consumer=consumer, launch=launch, context=context, values=values)
     else:
         resource = _upsert(Resource, unique={"consumer": consumer, "resource_link_id": launch.resource_link_id},
                            values=values)
@@ -255,3 +302,30 @@ def handoff_consume(*, launch: LaunchLog) -> bool:
     return bool(
         LaunchLog.objects.filter(pk=launch.pk, handoff_used_at__isnull=True).update(handoff_used_at=timezone.now())
     )
+
+
+# --- activities made by deep linking (LTI 1.3) ----------------------------------------------------
+
+
+@transaction.atomic
+def lti13_context_record(*, consumer: Consumer, context_id: str, legacy_context_id: str = "", title: str = "",
+                         label: str = "") -> Context:
+    """The course a deep linking request names, found as a launch finds it, or created."""
+    values = {"title": title, "label": label} if title or label else {}
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return _lti13_row(Context, consumer=consumer, lti13_id=context_id, legacy_id=legacy_context_id,
+                                  id_field="context_id", values=values)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def activity_create(*, consumer: Consumer, context: Context | None, title: str) -> Resource:
+    """A new activity, made before any LMS link launches it (deep linking's "new activity").
+    Its resource_link_id is ours (random, so no LMS link's id can match it) and it has no
+    lti13_id until the first link carrying its id in our custom parameter launches it."""
+    return Resource.objects.create(consumer=consumer, context=context, title=title[:500],
+                                   resource_link_id=AHEAD_LINK_PREFIX + secrets.token_urlsafe(18))

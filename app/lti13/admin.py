@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from lti13.models import Deployment, LoginState, Platform, ToolKey
+from lti13.models import DeepLinkingRequest, Deployment, LoginState, Platform, RegistrationLink, ToolKey
 
 
 class DeploymentInline(admin.TabularInline):
@@ -48,4 +48,30 @@ class LoginStateAdmin(admin.ModelAdmin):
                        "used_at"]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(DeepLinkingRequest)
+class DeepLinkingRequestAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "name", "context_title", "platform", "used_at", "resource"]
+    list_select_related = ["platform", "resource"]
+    exclude = ["token_hash"]
+    readonly_fields = ["platform", "consumer", "deployment_id", "sub", "name", "roles", "context_lti13_id",
+                       "context_legacy_id", "context_title", "context_label", "settings", "return_url", "created_at",
+                       "expires_at", "used_at", "resource"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(RegistrationLink)
+class RegistrationLinkAdmin(admin.ModelAdmin):
+    list_display = ["note", "created_at", "expires_at", "used_at", "platform"]
+    exclude = ["token_hash"]
+    readonly_fields = ["note", "created_at", "expires_at", "used_at", "platform"]
+
+    def has_add_permission(self, request):
+        return False  # manage.py lti13_registration_link (the URL is shown once)
+
+    def has_change_permission(self, request, obj=None):
         return False

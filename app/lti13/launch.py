@@ -21,6 +21,7 @@ module adds what the library leaves to the tool:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -110,7 +111,10 @@ def registration_for(platform: Platform) -> Registration:
     return registration
 
 
+@functools.lru_cache(maxsize=16)
 def _public_pem(private_pem: str) -> str:
+    """The public half of a tool key. Cached: loading an RSA private key checks it, which takes
+    about 0.1 s of CPU, and every launch asks for the registration."""
     from cryptography.hazmat.primitives import serialization
 
     private = serialization.load_pem_private_key(private_pem.encode(), password=None)

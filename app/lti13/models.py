@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from lms.models import Consumer
+from lms.models import Consumer, Resource
 
 
 class Platform(models.Model):
@@ -117,3 +117,138 @@ class LoginState(models.Model):
 
     def __str__(self):
         return self.state
+
+
+class Roster(models.Model):
+    """A course's list of members as its LMS last gave it (Names and Role Provisioning
+    Services), and how the latest try to fetch it went."""
+
+    context = models.OneToOneField("lms.Context", on_delete=models.CASCADE, primary_key=True, related_name="roster")
+    platform = models.ForeignKey(Platform, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    source_url = models.URLField(max_length=1000, blank=True, help_text=_("The memberships URL it was read from."))
+    fetched_at = models.DateTimeField(null=True, blank=True, help_text=_("When the list was last read."))
+    member_count = models.PositiveIntegerField(default=0)
+    # False when the LMS listed more than the tool reads at once (pages, people or time): members
+    # not seen in that read were kept rather than removed.
+    complete = models.BooleanField(default=True)
+    tried_at = models.DateTimeField(null=True, blank=True, help_text=_("When the latest fetch was tried."))
+    last_error = models.TextField(blank=True, help_text=_("Why the latest fetch failed; empty if it did not."))
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(fetched_at__isnull=True) | ~Q(source_url=""),
+                                   name="roster_fetched_has_source"),
+        ]
+
+    def __str__(self):
+        return f"course list of {self.context}"
+
+
+class RosterStatus(models.TextChoices):
+    ACTIVE = "Active", _("Active")
+    INACTIVE = "Inactive", _("Inactive")
+    DELETED = "Deleted", _("Deleted")
+
+
+class RosterMember(models.Model):
+    """One member of a course as the LMS listed them, whether or not they have launched us.
+    `identity` is the person's `lms.LtiIdentity` once they have launched (same consumer, their
+    `sub`, or a 1.1 user id with no `sub` yet)."""
+
+    context = models.ForeignKey("lms.Context", on_delete=models.CASCADE, related_name="roster_members")
+    user_id = models.CharField(max_length=255, help_text=_("The member's LTI 1.3 user id (sub)."))
+    legacy_user_id = models.CharField(max_length=255, blank=True,
+                                      help_text=_("Their LTI 1.1 user id, if the LMS gave it."))
+    identity = models.ForeignKey("lms.LtiIdentity", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="roster_memberships")
+    name = models.CharField(max_length=500, blank=True)
+    given_name = models.CharField(max_length=200, blank=True)
+    family_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
+    roles = models.TextField(blank=True, help_text=_("The member's roles as the LMS listed them, comma-separated."))
+    status = models.CharField(max_length=10, choices=RosterStatus.choices, default=RosterStatus.ACTIVE)
+    is_instructor = models.BooleanField(default=False)
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["context", "user_id"], name="roster_member_unique_per_context"),
+            models.CheckConstraint(condition=~Q(user_id=""), name="roster_member_user_id_not_empty"),
+            models.CheckConstraint(condition=Q(status__in=RosterStatus.values), name="roster_member_status_valid"),
+        ]
+        # A launch links the person to their rows in every course of the LMS (by `sub`).
+        indexes = [models.Index(fields=["user_id"], name="roster_member_user_id")]
+
+    def __str__(self):
+        return f"{self.name or self.user_id} in {self.context_id}"
+
+
+
+class DeepLinkingRequest(models.Model):
+    """A checked deep linking request from an instructor, waiting for their choice of activity.
+
+    The picker page carries a random token whose hash is kept here (no session: the picker
+    works in an LMS iframe without cookies). The token is good for `expires_at` and for one
+    answer (`used_at`): the UPDATE that sets used_at is what refuses a second one."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="+")
+    # The LMS whose courses and activities the instructor may choose from.
+    consumer = models.ForeignKey(Consumer, on_delete=models.CASCADE, related_name="+")
+    deployment_id = models.CharField(max_length=255)
+    # Who asked (the issuer's sub), for the record.
+    sub = models.CharField(max_length=255)
+    name = models.CharField(max_length=500, blank=True)
+    roles = models.TextField(blank=True)
+    # The course of the request, if the platform named one (its 1.3 id, and its 1.1 id from the
+    # lti1p1 claim for an LMS that upgraded).
+    context_lti13_id = models.CharField(max_length=255, blank=True)
+    context_legacy_id = models.CharField(max_length=255, blank=True)
+    context_title = models.CharField(max_length=500, blank=True)
+    context_label = models.CharField(max_length=255, blank=True)
+    # The deep_linking_settings claim as the platform sent it (return URL, data to echo, ...).
+    settings = models.JSONField()
+    return_url = models.URLField(max_length=1000)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    # The activity the answer linked to.
+    resource = models.ForeignKey(Resource, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(return_url=""), name="deeplinking_return_url_not_empty"),
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")),
+                                   name="deeplinking_expires_after_creation"),
+        ]
+
+    def __str__(self):
+        return f"{self.platform_id}: {self.name or self.sub} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class RegistrationLink(models.Model):
+    """A one-time dynamic registration URL an operator hands to an LMS administrator
+    (`manage.py lti13_registration_link`): whoever opens it may register one platform, without
+    signing in here. Only the token's SHA-256 is kept; the URL is shown once."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    note = models.CharField(max_length=200, blank=True, help_text=_("Who or what the link was made for."))
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    platform = models.ForeignKey(Platform, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                 help_text=_("The platform registered through the link."))
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("LTI 1.3 registration link")
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")),
+                                   name="registrationlink_expires_after_creation"),
+            models.CheckConstraint(condition=Q(used_at__isnull=True) | Q(used_at__gte=models.F("created_at")),
+                                   name="registrationlink_used_after_creation"),
+        ]
+
+    def __str__(self):
+        state = "used" if self.used_at else "unused"
+        return f"{self.note or 'registration link'} ({state}, expires {self.expires_at:%Y-%m-%d})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext
@@ -14,18 +16,38 @@ def default_base_url() -> str:
     return f"{scheme}://{host}"
 
 
-def tool_urls(*, base_url: str | None = None, request=None) -> dict[str, str]:
-    """Every URL an LMS asks for when a tool is added, by the names LMSs give them."""
+@dataclass(frozen=True)
+class ToolEndpoints:
+    """The tool's LTI 1.3 addresses at one base URL."""
+
+    base: str
+    launch: str  # target link URI, redirect URI, deep linking URL
+    login: str  # OIDC login initiation
+    jwks: str
+
+    @property
+    def domain(self) -> str:
+        return self.base.split("://", 1)[1]
+
+
+def endpoints(*, base_url: str | None = None, request=None) -> ToolEndpoints:
     if request is not None:
         base = f"{request.scheme}://{request.get_host()}"
     else:
         base = (base_url or default_base_url()).rstrip("/")
-    launch = base + reverse("lti13:launch")
+    return ToolEndpoints(base=base, launch=base + reverse("lti13:launch"), login=base + reverse("lti13:login"),
+                         jwks=base + reverse("lti13:jwks"))
+
+
+def tool_urls(*, base_url: str | None = None, request=None) -> dict[str, str]:
+    """Every URL an LMS asks for when a tool is added, by the names LMSs give them."""
+    urls = endpoints(base_url=base_url, request=request)
     return {
-        gettext("Tool URL / target link URI"): launch,
-        gettext("Initiate login URL / OIDC login URL"): base + reverse("lti13:login"),
-        gettext("Redirection URI(s)"): launch,
-        gettext("Public keyset URL / JWKS URL"): base + reverse("lti13:jwks"),
-        gettext("Deep linking URL / content selection URL"): launch,
-        gettext("Domain"): base.split("://", 1)[1],
+        gettext("Tool URL / target link URI"): urls.launch,
+        gettext("Initiate login URL / OIDC login URL"): urls.login,
+        gettext("Redirection URI(s)"): urls.launch,
+        gettext("Public keyset URL / JWKS URL"): urls.jwks,
+        gettext("Deep linking URL / content selection URL"): urls.launch,
+        gettext("Domain"): urls.domain,
     }
+

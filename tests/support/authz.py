@@ -220,13 +220,41 @@ def build_world() -> World:
         report.refresh_from_db()
     assert report.state == ReportFileState.DONE, report.error
 
+    # An LTI 1.3 registration, the tool's key, a login in flight and a registration link, so that their
+    # pages have objects.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from lti13 import keys as lti13_keys
+    from lti13.models import LoginState
+    from lti13.services import PlatformValues, platform_create_or_update
+
+    platform, _ = platform_create_or_update(values=PlatformValues(
+        name="Authz LMS 1.3", issuer="https://lms13.example.ac.uk", client_id="authz-client",
+        auth_login_url="https://lms13.example.ac.uk/auth", keyset={"keys": []}), deployment_ids=["authz-deployment"])
+    lti13_keys.signing_key()
+    LoginState.objects.create(state="authz-state", nonce="authz-nonce", platform=platform, target_link_uri="http://x/",
+                              login_hint="h", created_at=timezone.now(), expires_at=timezone.now() + timedelta(minutes=5))
+    from lti13.services import registration_link_create
+
+    registration_link_create(note="authz")  # a dynamic registration link, for its admin pages
+
+    from lti13.models import DeepLinkingRequest
+
+    DeepLinkingRequest.objects.create(
+        token_hash="0" * 64, platform=platform, consumer=platform.consumer, deployment_id="authz-deployment",
+        sub="authz-i13", settings={"deep_link_return_url": "https://lms13.example.ac.uk/dl"},
+        return_url="https://lms13.example.ac.uk/dl", created_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(minutes=5))
+
     group = Group.objects.create(name="authz-markers")
     # A failed admin login (django-axes records it), so that its admin pages have an object.
     assert Client().post("/admin/login/", {"username": "authz-guesser", "password": "guess"}).status_code == 200
     return World(
         consumer=consumer, resource_a=resource_a, resource_b=resource_b, users=users, sessions=sessions,
         memberships=memberships, attempt_done=attempt_done, attempt_open=attempt_open, grade_report=grade_report,
-        report=report, handoff_token=handoff_token, group=group,
+        report=report, handoff_token=handoff_token, group=group, extra={"platform": platform},
     )
 
 
@@ -275,7 +303,7 @@ _SNAPSHOT_SKIP = {"sessions", "contenttypes", "admin"}  # sessions: logins and l
 
 
 def snapshot_models():
-    project = {"core", "lms", "portal", "exams", "attempts", "grading", "reports", "testlaunch", "auth"}
+    project = {"core", "lms", "lti13", "portal", "exams", "attempts", "grading", "reports", "testlaunch", "auth"}
     return [
         model for model in apps.get_models()
         if model._meta.app_label in project and model._meta.app_label not in _SNAPSHOT_SKIP

@@ -32,6 +32,7 @@ def staff():
     ("/", 200),
     ("/health/", 200),
     ("/no-such-page/", 404),
+    ("/lti13/platforms/1/", 302),  # the operator's setup page: to the admin login
 ])
 def test_pages_no_lms_embeds_cannot_be_framed_by_anyone(path, status):
     response = Client().get(path)
@@ -59,7 +60,8 @@ def test_a_refused_admin_login_cannot_be_framed():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path, status", [("/lti/launch/", 405), ("/resource/1/", 401), ("/attempt/1/", 401),
-                                          ("/resource/1/instructor/", 401)])
+                                          ("/resource/1/instructor/", 401), ("/lti13/login/", 400),
+                                          ("/lti13/launch/", 405), ("/lti13/deep-linking/", 405)])
 def test_lms_pages_keep_the_lms_sites_as_frame_ancestors(settings, path, status):
     response = Client().get(path)
     assert response.status_code == status

@@ -15,7 +15,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--issuer", required=True, help="The platform's issuer (iss), e.g. https://moodle.example.edu")
         parser.add_argument("--client-id", required=True, help="The client id the platform gave this tool.")
-        parser.add_argument("--name", help="A name for people, e.g. 'University Moodle' (default: the issuer).")
+        parser.add_argument("--name", help="A name for people, e.g. 'University Moodle' (default: the issuer; "
+                                           "an update keeps the name it has).")
         parser.add_argument("--auth-login-url", help="The platform's OIDC authentication request URL.")
         parser.add_argument("--token-url", help="The platform's OAuth2 access token URL (for grades and rosters).")
         parser.add_argument("--token-audience", help="The token requests' audience, if not the token URL.")
@@ -39,7 +40,7 @@ class Command(BaseCommand):
             if not isinstance(keyset, dict) or not isinstance(keyset.get("keys"), list):
                 raise CommandError('The keyset file must be a JWKS: {"keys": [...]}.')
         values = PlatformValues(
-            name=options["name"] or options["issuer"], issuer=options["issuer"], client_id=options["client_id"],
+            name=options["name"] or "", issuer=options["issuer"], client_id=options["client_id"],
             auth_login_url=options["auth_login_url"] or "", auth_token_url=options["token_url"] or "",
             auth_audience=options["token_audience"] or "", keyset_url=options["keyset_url"] or "", keyset=keyset)
         try:
