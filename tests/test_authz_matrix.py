@@ -152,6 +152,18 @@ ATTEMPT_DONE = lambda w: w.attempt_done.pk  # noqa: E731
 TO_ATTEMPT = lambda w, a: reverse("dashboard:attempt", args=[w.resource_a.pk, w.attempt_done.pk])  # noqa: E731
 
 
+def _demo_lms_bearer() -> dict:
+    """A valid bearer token of the test-launch page's demo LMS, with every scope it grants."""
+    from testlaunch import platform as demo_platform
+
+    token = demo_platform.access_token_make(client_id=demo_platform.CLIENT_ID,
+                                            scopes=sorted(demo_platform.GRANTED_SCOPES))
+    return {"Authorization": "Bearer " + token}
+
+
+DEMO_LMS_BEARER = _demo_lms_bearer()
+
+
 def to_path(name: str, **kwargs: Callable[[World], object]) -> Callable[[World, str], str]:
     return lambda world, actor: reverse(name, kwargs={k: f(world) for k, f in kwargs.items()})
 
@@ -526,6 +538,50 @@ HTTP_TABLE: dict[str, Route] = {
                                  "full_name": "Demo"}, check=check_contains("oauth_signature"),
               settings={"TEST_LAUNCH_ENABLED": True}),
     )),
+    # testlaunch: the demo LMS as an LTI 1.3 platform (testlaunch.platform), only when the page is on.
+    # Its authorization endpoint answers browsers under the page's own rule; the other endpoints answer
+    # the tool's server: the public keys and a description, the token endpoint (the tool's signed
+    # assertion is the permission) and the services (a bearer token from it, for the demo LMS's courses).
+    "testlaunch:platform": Route("public", "What the demo LMS is (issuer, endpoints); when the page is on.", (
+        Probe("GET", to_path("testlaunch:platform"), everyone(refuse(404)), label="off"),
+        Probe("GET", to_path("testlaunch:platform"), everyone(allow(200)), label="enabled",
+              settings={"TEST_LAUNCH_ENABLED": True}),
+    )),
+    "testlaunch:platform_jwks": Route("public", "The demo LMS's public key; when the page is on.", (
+        Probe("GET", to_path("testlaunch:platform_jwks"), everyone(refuse(404)), label="off"),
+        Probe("GET", to_path("testlaunch:platform_jwks"), everyone(allow(200)), label="enabled",
+              settings={"TEST_LAUNCH_ENABLED": True}),
+    )),
+    "testlaunch:platform_auth": Route("staff", "The demo LMS signs id_tokens only for launches its page asked for "
+                                               "(a signed lti_message_hint), under the page's rule: staff outside DEBUG.", (
+        Probe("GET", to_path("testlaunch:platform_auth"), everyone(refuse(404)), label="off"),
+        Probe("GET", to_path("testlaunch:platform_auth"), {**everyone(refuse(404)), "staff": allow(400)},
+              label="enabled", settings={"TEST_LAUNCH_ENABLED": True}),
+    )),
+    "testlaunch:platform_token": Route("capability", "Access tokens for a client assertion signed with the tool's "
+                                                     "key; nobody else gets one.", (
+        Probe("POST", to_path("testlaunch:platform_token"), everyone(refuse(404)), label="off"),
+        Probe("POST", to_path("testlaunch:platform_token"), everyone(refuse(401)), label="not-the-tool",
+              data=lambda w, a: {"grant_type": "client_credentials", "client_assertion": "not.a.jwt",
+                                 "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+              settings={"TEST_LAUNCH_ENABLED": True}),
+    )),
+    **{name: Route("capability", "An AGS or NRPS service of the demo LMS: a bearer token from its token endpoint, "
+                                 "for its own courses only.", (
+        Probe(method, url, everyone(refuse(404)), label="off"),
+        Probe(method, url, everyone(refuse(401)), label="no-token", settings={"TEST_LAUNCH_ENABLED": True}),
+        Probe(method, url, everyone(refuse(404)), label="not-a-demo-course", settings={"TEST_LAUNCH_ENABLED": True},
+              headers=DEMO_LMS_BEARER),
+    )) for name, method, url in (
+        ("testlaunch:platform_lineitems", "GET", lambda w, a: reverse("testlaunch:platform_lineitems",
+                                                                      args=[w.resource_a.context_id])),
+        ("testlaunch:platform_lineitem", "GET", lambda w, a: reverse("testlaunch:platform_lineitem",
+                                                                     args=[w.resource_a.context_id, 1])),
+        ("testlaunch:platform_scores", "POST", lambda w, a: reverse("testlaunch:platform_scores",
+                                                                    args=[w.resource_a.context_id, 1])),
+        ("testlaunch:platform_memberships", "GET", lambda w, a: reverse("testlaunch:platform_memberships",
+                                                                        args=[w.resource_a.context_id])),
+    )},
     # media (only with SERVE_FILES, i.e. development; nginx serves /media/ in production)
     # Its document root is fixed when the URLconf is imported (the real MEDIA_ROOT, which tests never
     # write to), so the probe asks for a file that is not there: the same 404 for everyone, no login.

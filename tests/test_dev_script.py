@@ -102,6 +102,50 @@ def test_the_demo_exam_runs_on_its_own_host_in_development(dev_server, page):
     assert runtime.evaluate("() => document.cookie") == ""
 
 
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_test_launch_page_is_an_lti13_platform_whose_gradebook_gets_the_grade(dev_server, chromium, width):
+    """LTI 1.3 offline: the page starts an OIDC login at the tool in its frame (offering its
+    storage), its own authorization endpoint signs the id_token, the student takes the demo
+    exam, and the worker sends the grade by AGS to the page's demo LMS, which lists it."""
+    import time
+
+    started = time.monotonic()
+    context = chromium.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(dev_server["url"] + "/test-launch/")
+        page.get_by_label("1.3", exact=False).check()
+        page.get_by_label("Student").check()
+        page.get_by_label("LMS user id").fill(f"demo-lti13-{width}")
+        page.get_by_label("Name").fill(f"Thirteen {width}")
+        page.get_by_test_id("launch").click()
+        tool = page.frame_locator("iframe[name=tool-frame]")
+        tool.get_by_test_id("student-page").wait_for(timeout=15000)
+        assert tool.get_by_test_id("user-name").inner_text() == f"Thirteen {width}"
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        tool.get_by_test_id("start-attempt").click()
+        exam = tool.frame_locator("#exam-frame").frame_locator("#exam")
+        for part, value in (("q0p0", "4"), ("q0p1", "42"), ("q1p0", "13")):  # 2 of 4 marks
+            exam.locator(f"#answer-{part}").fill(value)
+            exam.locator(f"#answer-{part}").dispatch_event("change")
+        exam.locator("#end-exam").click()
+        exam.locator("#ended").wait_for(timeout=10000)
+
+        grade = None
+        while grade is None and time.monotonic() - started < 18:
+            page.goto(dev_server["url"] + "/test-launch/")
+            rows = page.get_by_test_id("demo-lms-grade").filter(has_text=f"Thirteen {width}")
+            if rows.count():
+                grade = rows.first.get_by_test_id("demo-lms-score").inner_text()
+            else:
+                time.sleep(0.5)
+        assert grade == "2 / 4"
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    finally:
+        context.close()
+    assert time.monotonic() - started < 20
+
+
 def test_the_readmes_consumer_command_works_as_printed_in_a_new_shell(dev_server):
     """README.md and scripts/dev's banner print how to add an LMS consumer to the dev database;
     a new shell has none of scripts/dev's variables, so the line must carry what it needs."""

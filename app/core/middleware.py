@@ -34,7 +34,10 @@ class FrameAncestorsMiddleware:
     errors included), the test-launch page, the home page — may be framed by nobody:
     frame-ancestors 'none', and X-Frame-Options: DENY for browsers without CSP. Otherwise any
     site (FRAME_ANCESTORS allows every https: site by default) could frame the admin under a
-    signed-in operator and trick their clicks (clickjacking).
+    signed-in operator and trick their clicks (clickjacking). The one exception is a view that
+    chose Django's `xframe_options_sameorigin`: it may be framed by this site only (frame-ancestors
+    'self') — the test-launch page's demo LMS, whose authorization endpoint answers inside the frame
+    in which that page shows the tool.
 
     First in MIDDLEWARE, so that responses made by other middleware (CSRF refusals, slash
     redirects, the login lockout page) pass through it too.
@@ -50,6 +53,8 @@ class FrameAncestorsMiddleware:
             if "Content-Security-Policy" not in response and not response.get("X-Frame-Options"):
                 response["Content-Security-Policy"] = self.header
         else:
-            response["Content-Security-Policy"] = _frame_ancestors(response.get("Content-Security-Policy"), "'none'")
-            response["X-Frame-Options"] = "DENY"
+            own_site = response.get("X-Frame-Options") == "SAMEORIGIN"
+            response["Content-Security-Policy"] = _frame_ancestors(response.get("Content-Security-Policy"),
+                                                                   "'self'" if own_site else "'none'")
+            response["X-Frame-Options"] = "SAMEORIGIN" if own_site else "DENY"
         return response

@@ -1,5 +1,6 @@
 """A local stand-in for an LMS: pick a resource and a role, and be launched with a real
-signed LTI 1.1 POST. It can sign a launch into any resource as anyone, so it exists only when
+signed LTI 1.1 POST, or as an LTI 1.3 platform (an OIDC login, then a signed id_token; see
+testlaunch.platform). It can launch into any resource as anyone, so it exists only when
 settings.TEST_LAUNCH_ENABLED (on with DEBUG, for everyone; otherwise an operator's explicit
 choice, and then for staff only)."""
 
@@ -11,10 +12,17 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from lms.models import Resource
+from testlaunch import platform as demo_platform
+from testlaunch import selectors, services
 from testlaunch.signing import launch_params, sign_launch
+
+LTI_1P1, LTI_1P3 = "1.1", "1.3"
 
 
 class TestLaunchForm(forms.Form):
+    lti_version = forms.ChoiceField(
+        choices=[(LTI_1P1, "1.1 (a signed form post)"), (LTI_1P3, "1.3 (OIDC login, signed id_token, grades by AGS)")],
+        widget=forms.RadioSelect, required=False, label="LTI version")
     resource = forms.ModelChoiceField(
         queryset=Resource.objects.filter(consumer__active=True).select_related("consumer", "context"),
         empty_label=None,
@@ -24,30 +32,65 @@ class TestLaunchForm(forms.Form):
     full_name = forms.CharField(max_length=200, initial="Demo Student", label="Name")
     in_frame = forms.BooleanField(required=False, initial=True, label="Show it inside a frame, as an LMS does")
 
+    def clean(self):
+        data = super().clean()
+        data["lti_version"] = data.get("lti_version") or LTI_1P1
+        resource = data.get("resource")
+        if data["lti_version"] == LTI_1P3 and resource is not None \
+                and resource.consumer.key != settings.DEMO_CONSUMER_KEY:
+            self.add_error("resource", f"LTI 1.3 test launches come from the demo LMS, so they open its activities "
+                                       f"(consumer “{settings.DEMO_CONSUMER_KEY}”) only.")
+        return data
+
 
 def _allowed(request) -> bool:
     staff = request.user.is_authenticated and request.user.is_staff
     return settings.TEST_LAUNCH_ENABLED and (settings.DEBUG or staff)
 
 
+def _origin(request) -> str:
+    return f"{request.scheme}://{request.get_host()}"
+
+
 @never_cache
 def test_launch(request):
     if not _allowed(request):
         raise Http404
-    form = TestLaunchForm(request.POST or None, initial={"role": "student"})
+    form = TestLaunchForm(request.POST or None, initial={"role": "student", "lti_version": LTI_1P1})
     if request.method == "POST" and form.is_valid():
-        resource = form.cleaned_data["resource"]
-        url = request.build_absolute_uri(reverse("lti:launch"))
-        params = launch_params(
-            resource=resource,
-            role=form.cleaned_data["role"],
-            user_id=form.cleaned_data["user_id"],
-            full_name=form.cleaned_data["full_name"],
-        )
-        signed = sign_launch(consumer=resource.consumer, url=url, params=params)
-        return render(
-            request,
-            "testlaunch/post.html",
-            {"url": url, "params": signed, "in_frame": form.cleaned_data["in_frame"], "resource": resource},
-        )
-    return render(request, "testlaunch/form.html", {"form": form})
+        if form.cleaned_data["lti_version"] == LTI_1P3:
+            try:
+                return _lti13_login(request, form.cleaned_data)
+            except ValueError as error:  # the address cannot be registered (see demo_platform_ensure)
+                form.add_error(None, f"The demo LMS could not be registered for LTI 1.3 at {_origin(request)}: "
+                                     f"{error}")
+        else:
+            return _lti11_launch(request, form.cleaned_data)
+    return render(request, "testlaunch/form.html", {"form": form, "scores": selectors.scores_received()})
+
+
+def _lti11_launch(request, data):
+    resource = data["resource"]
+    url = request.build_absolute_uri(reverse("lti:launch"))
+    params = launch_params(resource=resource, role=data["role"], user_id=data["user_id"], full_name=data["full_name"])
+    signed = sign_launch(consumer=resource.consumer, url=url, params=params)
+    return render(request, "testlaunch/post.html",
+                  {"url": url, "params": signed, "in_frame": data["in_frame"], "resource": resource})
+
+
+def _lti13_login(request, data):
+    """Start a third-party-initiated login at the tool, as a platform does (LTI 1.3 Core 5.1.1.1),
+    offering this page's storage (platform storage) when the tool is shown in the frame."""
+    urls = services.platform_urls(base_url=_origin(request))
+    services.demo_platform_ensure(base_url=_origin(request))
+    hint = demo_platform.LaunchHint(
+        issuer=urls["issuer"], resource_id=data["resource"].pk, role=data["role"], sub=data["user_id"],
+        full_name=data["full_name"], target_link_uri=urls["tool_launch"], in_frame=data["in_frame"])
+    params = {"iss": urls["issuer"], "login_hint": hint.sub, "target_link_uri": hint.target_link_uri,
+              "lti_message_hint": demo_platform.message_hint_make(hint), "client_id": demo_platform.CLIENT_ID,
+              "lti_deployment_id": demo_platform.DEPLOYMENT_ID}
+    if data["in_frame"]:
+        params["lti_storage_target"] = "_parent"
+    return render(request, "testlaunch/post.html", {
+        "url": urls["tool_login"], "params": params, "in_frame": data["in_frame"], "resource": data["resource"],
+        "lti13": True, "storage": {"toolOrigin": _origin(request)} if data["in_frame"] else None})

@@ -67,3 +67,20 @@ def test_lms_pages_keep_the_lms_sites_as_frame_ancestors(settings, path, status)
     assert response.status_code == status
     assert response["Content-Security-Policy"] == f"frame-ancestors {settings.FRAME_ANCESTORS}"
     assert "X-Frame-Options" not in response
+
+
+@pytest.mark.parametrize("decorator, policy, header", [
+    ("xframe_options_sameorigin", "frame-ancestors 'self'", "SAMEORIGIN"),
+    ("xframe_options_deny", NOBODY, "DENY"),
+    ("xframe_options_exempt", NOBODY, "DENY"),
+])
+def test_outside_lms_pages_a_view_may_choose_its_own_site_but_nobody_else(rf, decorator, policy, header):
+    from django.http import HttpResponse
+    from django.views.decorators import clickjacking
+
+    from core.middleware import FrameAncestorsMiddleware
+
+    view = getattr(clickjacking, decorator)(lambda request: HttpResponse("x"))
+    response = FrameAncestorsMiddleware(view)(rf.get("/test-launch/platform/auth"))
+    assert response["Content-Security-Policy"] == policy
+    assert response["X-Frame-Options"] == header
