@@ -112,3 +112,33 @@ def test_a_launch_without_the_score_scope_has_no_gradebook_entry(client, lms, pl
     answer(start(membership), 3, 4, complete=True)
     report = GradeReport.objects.get(membership=membership)
     assert report.state == ReportState.NO_OUTCOME and "Assignment and Grade Services" in report.last_error
+
+
+def test_a_rotated_tool_key_signs_token_requests_without_a_failed_send(client, lms, platform):
+    """The platform caches the tool's keyset; when a new tool key starts signing, the platform
+    meets an unknown kid, fetches the keyset again (published there since the rotation) and goes on."""
+    from datetime import timedelta
+
+    from django.core.cache import cache
+
+    from lti13 import keys
+    from lti13.tests.helpers import LAUNCH_URL, LOGIN_URL
+
+    published = {"jwks": keys.jwks()}
+    lms.register_tool(login_url=LOGIN_URL, redirect_uris=[LAUNCH_URL], client_id="tool-1", deployment_ids=["dep-1"],
+                      jwks_url="http://testserver/lti13/jwks/")
+    lms.jwks_fetcher = lambda url: published["jwks"]  # what GET /lti13/jwks/ answers now (the test's database)
+    complete(launched(client, lms, "stu-1", ags=True), 3)
+    assert services.passback_deliver_due(wait_for_retries=False).delivered == 1
+    old = keys.signing_key()
+    new, _ = keys.key_rotate(publish_ahead=timedelta(0), keep_after=timedelta(hours=1))
+    assert keys.signing_key() == new != old
+    published["jwks"] = keys.jwks()
+    assert {k["kid"] for k in published["jwks"]["keys"]} == {old.kid, new.kid}
+    lms.expire_tokens()
+    cache.clear()  # the tool asks for a new token: signed with the new key
+    complete(launched(client, lms, "stu-2", ags=True), 4)
+    stats = services.passback_deliver_due(wait_for_retries=False)
+    assert (stats.delivered, stats.failed, stats.retrying) == (1, 0, 0)
+    assert lms.wait_for_score("stu-2", timeout=5).score["scoreGiven"] == 4
+    assert lms.tool_jwks_fetches == 2  # once at first, once for the new kid
