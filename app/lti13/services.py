@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -415,20 +416,22 @@ def roster_members_link(*, consumer_id: int, sub: str) -> int:
 
 
 @transaction.atomic
-def roster_member_access_change_set(*, resource: Resource, member_id: int, changed_by, extra_attempts: int = 0,
-                                    available_until=None, extra_minutes: int = 0,
-                                    reason: str = "") -> AccessChange | None:
+def roster_member_access_change_set(*, resource: Resource, member_id: int, changed_by: AbstractBaseUser | None,
+                                    extra_attempts: int = 0, available_until: datetime | None = None,
+                                    extra_minutes: int = 0, reason: str = "") -> AccessChange | None:
     """An access change for a student on the course list of the resource's course, whether or
     not they have launched: the person is provisioned from the list ahead of their first launch
     (`lms.services.identity_provision`) and linked to their row, and the change is set for them
     (`attempts.services.access_change_set`), so that it applies when they come. No membership
     of the resource is made: that is their launch's. All or nothing: a change refused leaves no
-    one provisioned."""
+    one provisioned; no change for someone not provisioned yet provisions no one."""
     member = (RosterMember.objects.select_for_update().select_related("context__consumer")
               .filter(pk=member_id, context_id=resource.context_id, is_instructor=False)
               .exclude(status=RosterStatus.DELETED).first())
     if member is None:
         raise AccessChangeInvalid(gettext("This person is not a student on the course list of this activity."))
+    if member.identity_id is None and not (extra_attempts or available_until or extra_minutes):
+        return None
     name = member.name or " ".join(filter(None, (member.given_name, member.family_name)))
     identity = lms_services.identity_provision(consumer=member.context.consumer, sub=member.user_id,
                                                legacy_user_id=member.legacy_user_id, full_name=name,

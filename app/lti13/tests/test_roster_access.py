@@ -204,6 +204,42 @@ def test_a_person_known_already_is_not_provisioned_again(lms, teacher):
     assert row["pk"] is None and row["has_access_change"]
 
 
+def test_a_person_known_from_lti_1p1_is_taken_up_not_duplicated(lms, teacher):
+    # Carol launched an activity of this LMS with LTI 1.1 under the id the course list gives
+    # (as Moodle does): the list links her, and so does her first 1.3 launch.
+    carol_user = User.objects.create(username="lti-legacy-carol")
+    carol = LtiIdentity.objects.create(consumer=teacher.resource.consumer, lti_user_id="s-3", user=carol_user)
+    lms.set_members(COURSE, MEMBERS + [{"user_id": "s-3", "name": "Carol Shaw"}])
+    assert services.roster_sync(context=course()).ok
+    users_before = User.objects.count()
+
+    answer = teacher.post(access_url(teacher.resource, listed("s-3")), {"extra_attempts": "2"})
+
+    assert answer.status_code == 302 and User.objects.count() == users_before
+    assert AccessChange.objects.get().user == carol_user and listed("s-3").identity == carol
+    student = launch(lms, "s-3")
+    assert student.user == carol_user and LtiIdentity.objects.get(pk=carol.pk).sub == "s-3"
+    assert "Attempt 1 of 3." in text_of(student.get(f"/resource/{teacher.resource.pk}/"))
+
+
+def test_saving_no_change_provisions_nobody_and_clearing_a_change_removes_it(lms, teacher):
+    ada = listed("s-1")
+    users_before = User.objects.count()
+
+    empty = teacher.post(access_url(teacher.resource, ada), {"extra_attempts": "0", "reason": "nothing yet"})
+
+    assert empty.status_code == 302 and User.objects.count() == users_before
+    assert not AccessChange.objects.exists() and listed("s-1").identity is None
+
+    teacher.post(access_url(teacher.resource, ada), {"extra_attempts": "2"})
+    cleared = teacher.post(access_url(teacher.resource, ada), {"extra_attempts": "0"}, follow=True)
+
+    assert cleared.status_code == 200 and not AccessChange.objects.exists()
+    assert "1 attempt allowed" in text_of(cleared)
+    [row] = rows_named(teacher.get(students_url(teacher.resource)), "Ada Lovelace")
+    assert row["pk"] is None and not row["has_access_change"]
+
+
 def test_two_provisionings_at_once_give_one_person(lms, teacher, monkeypatch):
     """The unique constraints decide: the one who loses the race gets the winner's identity."""
     ada = listed("s-1")
