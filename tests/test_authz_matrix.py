@@ -148,6 +148,7 @@ OPEN_ATTEMPT = lambda w: w.attempt_open.pk  # noqa: E731
 GRADE = lambda w: w.grade_report.pk  # noqa: E731
 REPORT = lambda w: w.report.pk  # noqa: E731
 S1 = lambda w: w.memberships["student"].pk  # noqa: E731
+LISTED = lambda w: w.extra["roster_member"].pk  # noqa: E731
 ATTEMPT_DONE = lambda w: w.attempt_done.pk  # noqa: E731
 TO_ATTEMPT = lambda w, a: reverse("dashboard:attempt", args=[w.resource_a.pk, w.attempt_done.pk])  # noqa: E731
 
@@ -232,6 +233,18 @@ def check_access_change(world, actor, response):
     from attempts.models import AccessChange
 
     assert AccessChange.objects.filter(resource=world.resource_a, user=world.users["student"], extra_attempts=2).exists()
+
+
+def check_roster_access_change(world, actor, response):
+    from attempts.models import AccessChange
+    from lms.models import ResourceMembership
+
+    member = world.extra["roster_member"]
+    member.refresh_from_db()
+    assert member.identity is not None and member.identity.sub == member.user_id
+    assert AccessChange.objects.filter(resource=world.resource_a, user_id=member.identity.user_id,
+                                       extra_attempts=2).exists()
+    assert not ResourceMembership.objects.filter(user_id=member.identity.user_id).exists()
 
 
 def check_grade_pending(world, actor, response):
@@ -447,6 +460,21 @@ HTTP_TABLE: dict[str, Route] = {
               data=lambda w, a: {"extra_attempts": "2"}, check=check_access_change),
         Probe("POST", to_path("dashboard:access", resource_id=B, membership_id=S1), {"other_instructor": refuse(404)},
               data=lambda w, a: {"extra_attempts": "2"}, label="via-own-resource"),
+    )),
+    "dashboard:roster_student": Route("instructor", "A course-list student who has not launched yet, and their "
+                                      "access; they must be on the list of this resource's course.", (
+        Probe("GET", to_path("dashboard:roster_student", resource_id=A, member_id=LISTED), instructor_of_a(allow(200))),
+        Probe("GET", to_path("dashboard:roster_student", resource_id=B, member_id=LISTED),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
+    )),
+    "dashboard:roster_access": Route("instructor", "Changes a course-list student's access ahead of their first "
+                                     "launch (provisioning them from the list).", (
+        Probe("POST", to_path("dashboard:roster_access", resource_id=A, member_id=LISTED),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("dashboard:roster_student",
+                                                                  args=[w.resource_a.pk, w.extra["roster_member"].pk]))),
+              data=lambda w, a: {"extra_attempts": "2"}, check=check_roster_access_change),
+        Probe("POST", to_path("dashboard:roster_access", resource_id=B, member_id=LISTED),
+              {"other_instructor": refuse(404)}, data=lambda w, a: {"extra_attempts": "2"}, label="via-own-resource"),
     )),
     "dashboard:attempt": Route("instructor", "One attempt: marks, timeline, state as at; it must be of this resource.", (
         Probe("GET", to_path("dashboard:attempt", resource_id=A, attempt_id=ATTEMPT_DONE), instructor_of_a(allow(200))),

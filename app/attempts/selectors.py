@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Max
+from django.db.models import Max, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 
 from attempts.models import AccessChange, Attempt, Element, ElementChange, ResourceSettings, ShowScore
 from exams.models import ExamPackage
 from exams.selectors import exam_current
-from lms.models import ResourceMembership
+from lms.models import Resource, ResourceMembership
+from lti13.models import RosterMember, RosterStatus
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ def attempts_of(*, membership: ResourceMembership) -> list[Attempt]:
 
 def access_change_of(*, resource_id: int, user_id: int) -> AccessChange | None:
     return AccessChange.objects.filter(resource_id=resource_id, user_id=user_id).first()
+
+
+def access_change_possible(*, resource_id: int, user_id: int) -> bool:
+    """Whether this person may be given an access change in the resource: they have opened
+    it, or they are a student on its course's list from the LMS (Names and Role Provisioning)
+    who has not yet — the change then applies from their first launch."""
+    if ResourceMembership.objects.filter(resource_id=resource_id, user_id=user_id).exists():
+        return True
+    course = Resource.objects.filter(pk=resource_id).values("context_id")
+    return (RosterMember.objects.filter(context_id=Subquery(course), identity__user_id=user_id, is_instructor=False)
+            .exclude(status=RosterStatus.DELETED).exists())
 
 
 @dataclass(frozen=True)

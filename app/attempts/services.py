@@ -122,8 +122,8 @@ def access_change_set(*, resource_id: int, user_id: int, changed_by, extra_attem
     """Give one student of a resource extra attempts, their own closing time and extra exam
     time (all zero/None removes the change). It applies at once: the next start checks it, and
     an attempt open right now is told its new duration over the websocket after commit."""
-    if not ResourceMembership.objects.filter(resource_id=resource_id, user_id=user_id).exists():
-        raise AccessChangeInvalid(gettext("This person has not opened this activity."))
+    if not selectors.access_change_possible(resource_id=resource_id, user_id=user_id):
+        raise AccessChangeInvalid(gettext("This person has not opened this activity and is not on its course list."))
     if not 0 <= extra_attempts <= MAX_EXTRA_ATTEMPTS:
         raise AccessChangeInvalid(gettext("Extra attempts must be a whole number from 0 to %(max)d.")
                                   % {"max": MAX_EXTRA_ATTEMPTS})

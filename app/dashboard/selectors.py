@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.core.paginator import Paginator
 from django.db.models import (
-    BigIntegerField, BooleanField, CharField, Count, DateTimeField, Exists, F, FloatField, IntegerField, Max,
+    BigIntegerField, CharField, Count, DateTimeField, Exists, F, FloatField, IntegerField, Max,
     OuterRef, Q, QuerySet, Subquery, Value,
 )
 from django.db import connection
@@ -93,7 +93,19 @@ def _not_launched(*, resource_id: int, context_id: int) -> QuerySet:
             .exclude(status=RosterStatus.DELETED).exclude(Exists(opened)))
 
 
-def _not_launched_rows(rows: QuerySet) -> QuerySet:
+def _roster_name():
+    """A course-list member's name: as the LMS gave it, else their given and family names,
+    else their LMS user id."""
+    return Coalesce(NullIf(F("name"), Value("")),
+                    NullIf(Trim(Concat("given_name", Value(" "), "family_name")), Value("")), "user_id")
+
+
+def _roster_access_changed(resource_id: int) -> Exists:
+    """Whether a course-list member was given an access change here ahead of their launch."""
+    return Exists(AccessChange.objects.filter(resource_id=resource_id, user_id=OuterRef("identity__user_id")))
+
+
+def _not_launched_rows(rows: QuerySet, *, resource_id: int) -> QuerySet:
     """Course-list rows with the columns of `ROW` (each under a name of its own: only their
     order counts in a UNION)."""
     none = {"r_pk": BigIntegerField(), "r_user": IntegerField(), "r_activity": DateTimeField(),
@@ -101,11 +113,9 @@ def _not_launched_rows(rows: QuerySet) -> QuerySet:
     return rows.annotate(
         **{name: Value(None, output_field=kind) for name, kind in none.items()},
         r_role=Value(Role.STUDENT, output_field=CharField()),
-        r_name=Coalesce(NullIf(F("name"), Value("")),
-                        NullIf(Trim(Concat("given_name", Value(" "), "family_name")), Value("")), "user_id"),
-        r_sort=Lower("r_name"), r_lti_user_id=F("user_id"),
+        r_name=_roster_name(), r_sort=Lower("r_name"), r_lti_user_id=F("user_id"),
         r_attempts=Value(0, output_field=IntegerField()), r_open=Value(0, output_field=IntegerField()),
-        r_change=Value(False, output_field=BooleanField()), r_status=F("status"),
+        r_change=_roster_access_changed(resource_id), r_status=F("status"),
     ).values("r_pk", "r_user", "r_role", "r_name", "r_sort", "email", "r_lti_user_id", "r_attempts", "r_open",
              "r_activity", "r_grade", "r_state", "r_error", "r_change", "r_status", "id")
 
@@ -136,7 +146,7 @@ def students_page(*, resource_id: int, query: StudentQuery, per_page: int = PER_
             listed = listed.filter(Q(name__icontains=term) | Q(given_name__icontains=term)
                                    | Q(family_name__icontains=term) | Q(email__icontains=term)
                                    | Q(user_id__iexact=term))
-        rows = rows.union(_not_launched_rows(listed), all=True)
+        rows = rows.union(_not_launched_rows(listed, resource_id=resource_id), all=True)
     field, _ = SORTS[query.sort]
     ordering = F(field).asc(nulls_last=True) if query.direction == "asc" else F(field).desc(nulls_last=True)
     rows = rows.order_by(ordering, F("pk").asc(nulls_last=True), "roster_id")
@@ -157,6 +167,21 @@ def student_of_resource(*, resource_id: int, membership_id: int) -> dict | None:
         "last_activity", "grade", "grade_state", "grade_error", "has_access_change", "last_launched_at",
         "first_launched_at",
     ).first()
+
+
+def roster_student_of_resource(*, resource_id: int, context_id: int, member_id: int) -> dict | None:
+    """A student on the course list of the resource's course (`context_id`), as the LMS listed
+    them — whether or not they have opened the resource (`membership_id`, else None) — or
+    None if the list has no such student."""
+    opened = ResourceMembership.objects.filter(resource_id=resource_id, user_id=OuterRef("identity__user_id"))
+    return (RosterMember.objects.filter(pk=member_id, context_id=context_id, is_instructor=False)
+            .exclude(status=RosterStatus.DELETED)
+            .annotate(display_name=_roster_name(), lti_user_id=F("user_id"), person_id=F("identity__user_id"),
+                      membership_id=Subquery(opened.values("pk")[:1]),
+                      has_access_change=_roster_access_changed(resource_id))
+            .values("pk", "display_name", "email", "lti_user_id", "status",
+                    "fetched_at", "person_id", "membership_id", "has_access_change")
+            .first())
 
 
 def membership_id_of(*, resource_id: int, user_id: int) -> int:

@@ -1,8 +1,8 @@
 """The instructor's students pages: everyone who opened the activity (and the course's students
 from the LMS's course list who have not yet, with a button to read that list again), one
-person's attempts, access changes (extra attempts, their own closing time, extra exam time), and
-one attempt — its timeline, its state at any moment, re-marking a part, deleting, restoring and
-reopening it. Thin: the selectors read, attempts.services, grading.services and lti13.services
+person's attempts, access changes (extra attempts, their own closing time, extra exam time;
+for a course-list student, ahead of their first launch), and one attempt — its timeline, its
+state at any moment, re-marking a part, deleting, restoring and reopening it. Thin: the selectors read, attempts.services, grading.services and lti13.services
 write."""
 
 from datetime import datetime
@@ -66,9 +66,10 @@ def roster_refresh(request, membership):
     return redirect("dashboard:students", membership.resource_id)
 
 
-def _student_page(request, membership, person, *, form=None, status=200):
-    resource_id = membership.resource_id
-    change = attempt_selectors.access_change_of(resource_id=resource_id, user_id=person["user_id"])
+def _access_context(*, resource_id: int, user_id: int | None, form: AccessChangeForm | None) -> dict:
+    """The access panel of a student page: their change (if any), their effective access and
+    the form, filled with the change unless it is being shown again with errors."""
+    change = attempt_selectors.access_change_of(resource_id=resource_id, user_id=user_id) if user_id else None
     settings_ = attempt_selectors.resource_settings(resource_id=resource_id)
     access = attempt_selectors.student_access(settings=settings_, change=change)
     if form is None:
@@ -78,9 +79,14 @@ def _student_page(request, membership, person, *, form=None, status=200):
             initial = {"extra_attempts": change.extra_attempts, "available_until": until,
                        "extra_minutes": change.extra_minutes, "reason": change.reason}
         form = AccessChangeForm(initial=initial)
+    return {"change": change, "settings": settings_, "access": access, "form": form}
+
+
+def _student_page(request, membership, person, *, form=None, status=200):
+    resource_id = membership.resource_id
     return render(request, "dashboard/student.html", {
-        "membership": membership, "resource": membership.resource, "person": person, "change": change,
-        "settings": settings_, "access": access, "form": form,
+        "membership": membership, "resource": membership.resource, "person": person,
+        **_access_context(resource_id=resource_id, user_id=person["user_id"], form=form),
         "attempts": selectors.attempts_of_student(resource_id=resource_id, user_id=person["user_id"]),
     }, status=status)
 
@@ -116,6 +122,53 @@ def access_change(request, membership, membership_id: int):
     messages.success(request, _("Access for %(name)s saved. It applies now, also to an exam they have open.")
                      % {"name": person["display_name"]})
     return redirect("dashboard:student", membership.resource_id, membership_id)
+
+
+def _roster_person(membership, member_id):
+    context_id = membership.resource.context_id
+    person = None if context_id is None else selectors.roster_student_of_resource(
+        resource_id=membership.resource_id, context_id=context_id, member_id=member_id)
+    if person is None:
+        raise Http404("The course list of this activity's course has no such student.")
+    return person
+
+
+def _roster_student_page(request, membership, person, *, form=None, status=200):
+    return render(request, "dashboard/roster_student.html", {
+        "membership": membership, "resource": membership.resource, "person": person,
+        **_access_context(resource_id=membership.resource_id, user_id=person["person_id"], form=form),
+    }, status=status)
+
+
+@resource_view(instructor=True)
+def roster_student(request, membership, member_id: int):
+    """A student on the course list: who the LMS says they are, and their access — set ahead
+    of their first launch. Once they have opened the activity, their own page."""
+    person = _roster_person(membership, member_id)
+    if person["membership_id"]:
+        return redirect("dashboard:student", membership.resource_id, person["membership_id"])
+    return _roster_student_page(request, membership, person)
+
+
+@require_POST
+@resource_view(instructor=True)
+def roster_access_change(request, membership, member_id: int):
+    person = _roster_person(membership, member_id)
+    form = AccessChangeForm(request.POST)
+    if not form.is_valid():
+        return _roster_student_page(request, membership, person, form=form, status=400)
+    data = form.cleaned_data
+    try:
+        lti13_services.roster_member_access_change_set(
+            resource=membership.resource, member_id=person["pk"], changed_by=request.user,
+            extra_attempts=data["extra_attempts"], available_until=data["available_until"],
+            extra_minutes=data["extra_minutes"], reason=data["reason"])
+    except attempt_services.AccessChangeInvalid as error:
+        form.add_error(None, error.message)
+        return _roster_student_page(request, membership, person, form=form, status=400)
+    messages.success(request, _("Access for %(name)s saved. It applies from their first launch of this activity.")
+                     % {"name": person["display_name"]})
+    return redirect("dashboard:roster_student", membership.resource_id, person["pk"])
 
 
 def _attempt(membership, attempt_id):

@@ -83,11 +83,17 @@ def _identity_find(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity | N
     """The person this launch is about. LTI 1.1: (consumer, user_id). LTI 1.3: their `sub`;
     failing that the 1.1 user id the lti1p1 claim names, or a 1.1 identity with the same id
     (LMSs such as Moodle use one id in both) — each then gains the `sub`."""
-    identities = LtiIdentity.objects.select_related("user").filter(consumer=consumer)
     if launch.lti_version != LtiVersion.LTI_1P3:
-        return identities.filter(lti_user_id=launch.user_id).first()
-    found = identities.filter(sub=launch.user_id).first()
-    for legacy_id in filter(None, (launch.legacy_user_id, launch.user_id)):
+        return LtiIdentity.objects.select_related("user").filter(consumer=consumer, lti_user_id=launch.user_id).first()
+    return _identity_of_sub(consumer=consumer, sub=launch.user_id, legacy_user_id=launch.legacy_user_id)
+
+
+def _identity_of_sub(*, consumer: Consumer, sub: str, legacy_user_id: str = "") -> LtiIdentity | None:
+    """The person an LTI 1.3 issuer calls `sub`: the identity with that `sub`, else a 1.1
+    identity without one whose user id is their 1.1 user id or the `sub` itself."""
+    identities = LtiIdentity.objects.select_related("user").filter(consumer=consumer)
+    found = identities.filter(sub=sub).first()
+    for legacy_id in filter(None, (legacy_user_id, sub)):
         if found is None:
             found = identities.filter(lti_user_id=legacy_id, sub__isnull=True).first()
     return found
@@ -103,14 +109,8 @@ def _identity_upsert(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity:
     first_name, last_name = _split_name(launch.full_name)
     sub = launch.user_id if launch.lti_version == LtiVersion.LTI_1P3 else None
     if identity is None:
-        user = User(username=_username_for(consumer, launch.user_id), first_name=first_name, last_name=last_name,
-                    email=launch.email)
-        user.set_unusable_password()
-        user.save(force_insert=True)
-        return LtiIdentity.objects.create(
-            consumer=consumer, lti_user_id=launch.user_id, sub=sub, user=user, full_name=launch.full_name,
-            email=launch.email, locale=launch.locale,
-        )
+        return _identity_create(consumer=consumer, lti_user_id=launch.user_id, sub=sub, full_name=launch.full_name,
+                                email=launch.email, locale=launch.locale)
     identity_wanted = {"full_name": launch.full_name, "email": launch.email, "locale": launch.locale}
     if sub:
         identity_wanted["sub"] = sub
@@ -120,6 +120,40 @@ def _identity_upsert(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity:
         user_wanted["email"] = launch.email
     _save_changed(identity.user, user_wanted)
     return identity
+
+
+def _identity_create(*, consumer: Consumer, lti_user_id: str, sub: str | None, full_name: str, email: str,
+                     locale: str = "") -> LtiIdentity:
+    first_name, last_name = _split_name(full_name)
+    user = User(username=_username_for(consumer, lti_user_id), first_name=first_name, last_name=last_name,
+                email=email)
+    user.set_unusable_password()
+    user.save(force_insert=True)
+    return LtiIdentity.objects.create(consumer=consumer, lti_user_id=lti_user_id, sub=sub, user=user,
+                                      full_name=full_name, email=email, locale=locale)
+
+
+@transaction.atomic
+def identity_provision(*, consumer: Consumer, sub: str, legacy_user_id: str = "", full_name: str = "",
+                       email: str = "") -> LtiIdentity:
+    """The person an LTI 1.3 platform calls `sub` (from a course list), created ahead of their
+    first launch if we do not know them yet — as that launch would create them (lti_user_id =
+    sub), so that it finds them by their `sub` (`_identity_find`) and what was set up for
+    them applies. Someone known already (by their `sub`, or a 1.1 identity the launch would
+    take up) is returned as they are. Two at once: the unique constraints decide, and the
+    loser gets the winner's identity."""
+    found = _identity_of_sub(consumer=consumer, sub=sub, legacy_user_id=legacy_user_id)
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return _identity_create(consumer=consumer, lti_user_id=sub, sub=sub, full_name=full_name[:500],
+                                    email=email)
+    except IntegrityError:
+        found = _identity_of_sub(consumer=consumer, sub=sub, legacy_user_id=legacy_user_id)
+        if found is None:
+            raise
+        return found
 
 
 def _lti13_row(model, *, consumer: Consumer, lti13_id: str, legacy_id: str, id_field: str, values: dict):

@@ -1,7 +1,7 @@
 """Writes for LTI 1.3: registrations (by hand, or dynamic through `lti13.registration`, and the
 one-time registration links), OIDC login states, accepted launches (which become the same `lms`
-rows as an LTI 1.1 launch, through `lms.services.launch_record`), and courses' member lists read
-from the LMS (Names and Role Provisioning)."""
+rows as an LTI 1.1 launch, through `lms.services.launch_record`), courses' member lists read
+from the LMS (Names and Role Provisioning), and access changes for the students on them."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -19,6 +20,8 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from attempts.models import AccessChange
+from attempts.services import AccessChangeInvalid, access_change_set
 from lms import selectors as lms_selectors
 from lms import services as lms_services
 from lms.launch import LaunchData, LaunchRejected
@@ -28,7 +31,7 @@ from lti13 import nrps, registration
 from lti13.deep_linking import DeepLinkingAsk
 from lti13.launch import LoginStart
 from lti13.models import (DeepLinkingRequest, Deployment, LoginState, Platform, RegistrationLink, Roster,
-                          RosterMember)
+                          RosterMember, RosterStatus)
 from lti13.registration import LINK_TOKEN_BYTES, RegisteredClient, link_token_hash
 from lti13.setup import ToolEndpoints
 
@@ -410,6 +413,35 @@ def roster_members_link(*, consumer_id: int, sub: str) -> int:
     identity = LtiIdentity.objects.filter(consumer_id=consumer_id, sub=sub).values("pk")[:1]
     return RosterMember.objects.filter(user_id=sub, context__consumer_id=consumer_id, identity__isnull=True).update(
         identity_id=Subquery(identity))
+
+
+@transaction.atomic
+def roster_member_access_change_set(*, resource: Resource, member_id: int, changed_by: AbstractBaseUser | None,
+                                    extra_attempts: int = 0, available_until: datetime | None = None,
+                                    extra_minutes: int = 0, reason: str = "") -> AccessChange | None:
+    """An access change for a student on the course list of the resource's course, whether or
+    not they have launched: the person is provisioned from the list ahead of their first launch
+    (`lms.services.identity_provision`) and linked to their row, and the change is set for them
+    (`attempts.services.access_change_set`), so that it applies when they come. No membership
+    of the resource is made: that is their launch's. All or nothing: a change refused leaves no
+    one provisioned; no change for someone not provisioned yet provisions no one."""
+    member = (RosterMember.objects.select_for_update().select_related("context__consumer")
+              .filter(pk=member_id, context_id=resource.context_id, is_instructor=False)
+              .exclude(status=RosterStatus.DELETED).first())
+    if member is None:
+        raise AccessChangeInvalid(gettext("This person is not a student on the course list of this activity."))
+    if member.identity_id is None and not (extra_attempts or available_until or extra_minutes):
+        return None
+    name = member.name or " ".join(filter(None, (member.given_name, member.family_name)))
+    identity = lms_services.identity_provision(consumer=member.context.consumer, sub=member.user_id,
+                                               legacy_user_id=member.legacy_user_id, full_name=name,
+                                               email=member.email)
+    if member.identity_id != identity.pk:
+        member.identity = identity
+        member.save(update_fields=["identity"])
+    return access_change_set(resource_id=resource.pk, user_id=identity.user_id, changed_by=changed_by,
+                             extra_attempts=extra_attempts, available_until=available_until,
+                             extra_minutes=extra_minutes, reason=reason)
 
 
 def _roster_sync_later(context_id: int) -> None:

@@ -248,13 +248,21 @@ def build_world() -> World:
         return_url="https://lms13.example.ac.uk/dl", created_at=timezone.now(),
         expires_at=timezone.now() + timedelta(minutes=5))
 
+    # A student on the course list of resource A's course who has not launched (Names and Role
+    # Provisioning), for the page that changes their access ahead of their launch.
+    from lti13.models import RosterMember
+
+    roster_member = RosterMember.objects.create(context=resource_a.context, user_id="authz-s13", name="Nora Notyet",
+                                                email="nora@example.ac.uk", roles="Learner", fetched_at=timezone.now())
+
     group = Group.objects.create(name="authz-markers")
     # A failed admin login (django-axes records it), so that its admin pages have an object.
     assert Client().post("/admin/login/", {"username": "authz-guesser", "password": "guess"}).status_code == 200
     return World(
         consumer=consumer, resource_a=resource_a, resource_b=resource_b, users=users, sessions=sessions,
         memberships=memberships, attempt_done=attempt_done, attempt_open=attempt_open, grade_report=grade_report,
-        report=report, handoff_token=handoff_token, group=group, extra={"platform": platform},
+        report=report, handoff_token=handoff_token, group=group,
+        extra={"platform": platform, "roster_member": roster_member},
     )
 
 
