@@ -87,5 +87,17 @@ def test_students_page_with_the_course_list_fits_desktop_and_phone(roster_server
             box = element.bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
         assert not axe_problems(teacher, f"students page with the course list at {width} px")
+
+        # a student who has not launched yet: their page and its access form fit too, and save
+        maxi = not_launched.filter(has_text="Maximiliana")
+        maxi.get_by_role("link", name=re.compile("Change access")).click()
+        teacher.get_by_role("heading", name=re.compile("Maximiliana")).wait_for()
+        assert teacher.evaluate("document.documentElement.scrollWidth") <= width
+        assert not axe_problems(teacher, f"course-list student's page at {width} px")
+        teacher.get_by_label(re.compile("Extra attempts")).fill("2")
+        teacher.get_by_label(re.compile("Reason")).first.fill("Ill on the day")
+        teacher.get_by_role("button", name=re.compile("Save")).click()
+        teacher.get_by_text(re.compile("saved", re.I)).first.wait_for()
+        assert teacher.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         context.close()

@@ -100,7 +100,15 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default (scripts/dev) has two writers, daphne and the Huey worker. A
+    # transaction that reads and then writes while the other one writes gets "database is
+    # locked" at once, whatever the timeout (SQLite will not upgrade its read lock then): an
+    # IMMEDIATE transaction takes the write lock first and waits for it instead. WAL lets
+    # readers go on while someone writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     if env.bool("DB_POOL", default=True):
         # Under ASGI every request runs its sync code in a fresh thread, so Django's own
