@@ -5,6 +5,7 @@ for a course-list student, ahead of their first launch), and one attempt — its
 state at any moment, re-marking a part, deleting, restoring and reopening it. Thin: the selectors read, attempts.services, grading.services and lti13.services
 write."""
 
+import functools
 from datetime import datetime
 
 from django.contrib import messages
@@ -98,6 +99,22 @@ def _person(membership, membership_id):
     return person
 
 
+def _access_change_save(request, *, save, page):
+    """Validate the access form and save it with `save`; the page again (400) with what is
+    wrong, or None when it was saved."""
+    form = AccessChangeForm(request.POST)
+    if not form.is_valid():
+        return page(form=form, status=400)
+    data = form.cleaned_data
+    try:
+        save(extra_attempts=data["extra_attempts"], available_until=data["available_until"],
+             extra_minutes=data["extra_minutes"], reason=data["reason"])
+    except attempt_services.AccessChangeInvalid as error:
+        form.add_error(None, error.message)
+        return page(form=form, status=400)
+    return None
+
+
 @resource_view(instructor=True)
 def student(request, membership, membership_id: int):
     return _student_page(request, membership, _person(membership, membership_id))
@@ -107,18 +124,14 @@ def student(request, membership, membership_id: int):
 @resource_view(instructor=True)
 def access_change(request, membership, membership_id: int):
     person = _person(membership, membership_id)
-    form = AccessChangeForm(request.POST)
-    if not form.is_valid():
-        return _student_page(request, membership, person, form=form, status=400)
-    data = form.cleaned_data
-    try:
-        attempt_services.access_change_set(
-            resource_id=membership.resource_id, user_id=person["user_id"], changed_by=request.user,
-            extra_attempts=data["extra_attempts"], available_until=data["available_until"],
-            extra_minutes=data["extra_minutes"], reason=data["reason"])
-    except attempt_services.AccessChangeInvalid as error:
-        form.add_error(None, error.message)
-        return _student_page(request, membership, person, form=form, status=400)
+
+    def save(**change):
+        attempt_services.access_change_set(resource_id=membership.resource_id, user_id=person["user_id"],
+                                           changed_by=request.user, **change)
+
+    page = functools.partial(_student_page, request, membership, person)
+    if (failed := _access_change_save(request, save=save, page=page)) is not None:
+        return failed
     messages.success(request, _("Access for %(name)s saved. It applies now, also to an exam they have open.")
                      % {"name": person["display_name"]})
     return redirect("dashboard:student", membership.resource_id, membership_id)
@@ -154,18 +167,14 @@ def roster_student(request, membership, member_id: int):
 @resource_view(instructor=True)
 def roster_access_change(request, membership, member_id: int):
     person = _roster_person(membership, member_id)
-    form = AccessChangeForm(request.POST)
-    if not form.is_valid():
-        return _roster_student_page(request, membership, person, form=form, status=400)
-    data = form.cleaned_data
-    try:
-        lti13_services.roster_member_access_change_set(
-            resource=membership.resource, member_id=person["pk"], changed_by=request.user,
-            extra_attempts=data["extra_attempts"], available_until=data["available_until"],
-            extra_minutes=data["extra_minutes"], reason=data["reason"])
-    except attempt_services.AccessChangeInvalid as error:
-        form.add_error(None, error.message)
-        return _roster_student_page(request, membership, person, form=form, status=400)
+
+    def save(**change):
+        lti13_services.roster_member_access_change_set(resource=membership.resource, member_id=person["pk"],
+                                                       changed_by=request.user, **change)
+
+    page = functools.partial(_roster_student_page, request, membership, person)
+    if (failed := _access_change_save(request, save=save, page=page)) is not None:
+        return failed
     messages.success(request, _("Access for %(name)s saved. It applies from their first launch of this activity.")
                      % {"name": person["display_name"]})
     return redirect("dashboard:roster_student", membership.resource_id, person["pk"])
