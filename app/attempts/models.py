@@ -103,6 +103,11 @@ class Attempt(models.Model):
     save_delayed_at = models.DateTimeField(null=True, blank=True)
     # Soft delete: the row, its data and its history stay; it no longer counts anywhere.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # No answers are stored from this moment on, and the attempt is ended then (attempts.tasks):
+    # the student's closing time, or the end of the exam's time limit (plus extra minutes and
+    # a grace period for saving), whichever is first. Null: no limit. Kept up to date by
+    # services.attempt_deadlines_refresh when the settings or the student's access change.
+    deadline_at = models.DateTimeField(null=True, blank=True)
 
     objects = LiveAttempts()
     all_objects = models.Manager()
@@ -112,7 +117,11 @@ class Attempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["resource", "user", "number"], name="attempt_number_unique"),
         ]
-        indexes = [models.Index(fields=["resource", "user"])]
+        indexes = [
+            models.Index(fields=["resource", "user"]),
+            models.Index(fields=["deadline_at"], condition=Q(ended_at__isnull=True, deadline_at__isnull=False),
+                         name="attempt_open_deadline"),
+        ]
 
     def __str__(self):
         return f"Attempt {self.number} by {self.user} at {self.resource}"
@@ -199,6 +208,7 @@ class AttemptEventKind(models.TextChoices):
     DELETED = "deleted", _("Deleted")
     RESTORED = "restored", _("Restored")
     REOPENED = "reopened", _("Reopened")
+    ENDED_AT_DEADLINE = "ended_at_deadline", _("Ended at the closing time or time limit")
 
 
 class AttemptEvent(models.Model):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings as django_settings
 from django.db.models import Max, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
@@ -93,6 +95,68 @@ def student_access(*, settings: ResourceSettings, change: AccessChange | None) -
         return StudentAccess(settings.max_attempts, settings.available_until, 0)
     allowed = settings.max_attempts + change.extra_attempts if settings.max_attempts else 0
     return StudentAccess(allowed, change.available_until or settings.available_until, change.extra_minutes)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When an open attempt stops accepting answers, and why."""
+
+    at: object  # datetime | None: no limit
+    reason: str  # "closed" (the closing time) or "time_limit"; empty when there is none
+
+
+def attempt_deadline(*, attempt: Attempt, settings: ResourceSettings | None = None,
+                     change: AccessChange | None | bool = False) -> Deadline:
+    """The student's closing time (their access change's, else the activity's) or the end of
+    the exam's time limit from the attempt's start (plus their extra minutes and the grace
+    period for saving), whichever comes first."""
+    if settings is None:
+        settings = resource_settings(resource_id=attempt.resource_id)
+    if change is False:
+        change = access_change_of(resource_id=attempt.resource_id, user_id=attempt.user_id)
+    access = student_access(settings=settings, change=change)
+    candidates = []
+    if access.available_until is not None:
+        candidates.append((access.available_until, "closed"))
+    duration = attempt.exam.duration_seconds
+    if duration:
+        limit = attempt.started_at + timedelta(
+            seconds=duration + 60 * access.extra_minutes + django_settings.ATTEMPT_TIME_LIMIT_GRACE_SECONDS
+        )
+        candidates.append((limit, "time_limit"))
+    if not candidates:
+        return Deadline(None, "")
+    at, reason = min(candidates, key=lambda c: c[0])
+    return Deadline(at, reason)
+
+
+def attempt_time_left(*, attempt: Attempt, now=None) -> timedelta | None:
+    """The time the student has left in an open attempt by the exam's time limit (with their
+    extra minutes; without the grace period), or None when the exam has no time limit."""
+    if attempt.is_ended or not attempt.exam.duration_seconds:
+        return None
+    change = access_change_of(resource_id=attempt.resource_id, user_id=attempt.user_id)
+    extra = change.extra_minutes if change else 0
+    end = attempt.started_at + timedelta(seconds=attempt.exam.duration_seconds + 60 * extra)
+    return max(timedelta(0), end - (now or timezone.now()))
+
+
+def deadline_message(*, deadline: Deadline) -> str:
+    """What the student is told when an answer arrives after the deadline."""
+    if deadline.reason == "time_limit":
+        return _("Your time for this exam ran out at %(time)s on %(date)s; answers given after that were not "
+                 "saved. Everything saved before then is kept.") % _when(deadline.at)
+    return _("This exam closed at %(time)s on %(date)s; answers given after that were not saved. Everything "
+             "saved before then is kept.") % _when(deadline.at)
+
+
+def attempt_closed_message(*, attempt: Attempt, now=None) -> str:
+    """Why the student may no longer write to this open attempt (its closing time or time limit
+    has passed), or "" while they may."""
+    deadline = attempt_deadline(attempt=attempt)
+    if deadline.at is not None and (now or timezone.now()) >= deadline.at:
+        return deadline_message(deadline=deadline)
+    return ""
 
 
 def numbas_keys(*, extra_minutes: int) -> dict[str, str]:

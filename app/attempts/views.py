@@ -81,7 +81,11 @@ def take_over(request, attempt_id: int):
         return JsonResponse({"error": {"code": "forbidden", "message": _("This attempt is not yours.")}}, status=status)
     if attempt.is_ended:
         return JsonResponse({"error": {"code": "ended", "message": _("This attempt has ended.")}}, status=409)
-    return JsonResponse({"token": services.attempt_take_over(attempt=attempt)})
+    try:
+        token = services.attempt_take_over(attempt=attempt)
+    except services.AttemptRefused as refused:  # its closing time or time limit has passed
+        return JsonResponse({"error": {"code": "closed", "message": refused.message}}, status=409)
+    return JsonResponse({"token": token})
 
 
 @require_GET
@@ -136,6 +140,6 @@ def batches(request, attempt_id: int):
     try:
         result = services.batch_store(attempt_id=attempt_id, user_id=request.user.pk, batch=batch)
     except services.BatchRefused as refused:
-        status = {"forbidden": 403, "batch_reused": 409, "taken_over": 409, "ended": 409}[refused.code]
+        status = {"forbidden": 403, "batch_reused": 409, "taken_over": 409, "ended": 409, "closed": 409}[refused.code]
         return JsonResponse({"error": {"code": refused.code, "message": refused.message}, "batch": batch.batch_id}, status=status)
     return JsonResponse({"ack": batch.batch_id, "stored": result.stored, "ended": result.ended})

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
 from attempts.models import Attempt, ReportWhen
+from attempts.services import attempt_deadlines_refresh
 from attempts.selectors import resource_settings
 from grading import ags, passback, scoring
 from grading import selectors
@@ -271,6 +272,7 @@ def resource_settings_save(*, form) -> None:
     grade of the resource is recomputed (and changed grades the LMS has are sent again)."""
     before = (form.initial.get("grading_method"), form.initial.get("include_incomplete"))
     saved = form.save()
+    attempt_deadlines_refresh(resource_id=saved.resource_id)  # a new closing time applies to open attempts
     if (saved.grading_method, saved.include_incomplete) != before:
         grading_settings_changed(resource_id=saved.resource_id)
 
