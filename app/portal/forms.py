@@ -16,7 +16,7 @@ class ResourceSettingsForm(forms.ModelForm):
     """Everything about how students take the activity, checked together."""
 
     available_from = _when(_("Opens at"), _("Empty: open as soon as there is an exam."))
-    available_until = _when(_("Closes at"), _("Empty: never closes. Attempts cannot be started after this."))
+    available_until = _when(_("Closes at"), _("Empty: never closes. Attempts cannot be started or resumed after this; attempts still open are ended then, keeping what was saved."))
     due_at = _when(_("Due at"), _("Shown to students; attempts ended later are still accepted."))
     review_from = _when(_("Review allowed from"), _("Empty: as soon as an attempt ends."))
     max_attempts = forms.IntegerField(label=_("Attempts allowed"), min_value=0, max_value=1000,

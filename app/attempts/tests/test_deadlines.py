@@ -337,3 +337,15 @@ def test_the_closing_time_wins_over_a_later_time_limit(timed, clock):
     attempt = services.attempt_start(membership=timed.membership)
     assert attempt.deadline_at == START + timedelta(minutes=10)
     assert AccessChange.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_student_page_shows_the_time_left_and_no_resume_after_the_deadline(timed, clock):
+    attempt = services.attempt_start(membership=timed.membership)
+    clock.move_to(START + timedelta(minutes=20, seconds=10))
+    page = timed.get(f"/resource/{attempt.resource_id}/").content.decode()
+    assert "10 minutes left" in page and 'data-testid="resume"' in page
+
+    clock.move_to(START + timedelta(minutes=31))  # the task has not run yet
+    page = timed.get(f"/resource/{attempt.resource_id}/").content.decode()
+    assert 'data-testid="resume"' not in page and "Your time for this exam ran out" in page
