@@ -33,6 +33,11 @@ class ReportWhen(models.TextChoices):
     MANUALLY = "manual", _("Only when the instructor reports all scores")
 
 
+class LatePolicy(models.TextChoices):
+    ACCEPT = "accept", _("Accept answers after the due date and mark the attempt late")
+    REFUSE = "refuse", _("Refuse answers after the due date (it works as the closing time)")
+
+
 class ResourceSettings(models.Model):
     """How students may attempt a resource's exam."""
 
@@ -41,6 +46,10 @@ class ResourceSettings(models.Model):
     available_from = models.DateTimeField(null=True, blank=True)
     available_until = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
+    late_policy = models.CharField(max_length=20, choices=LatePolicy.choices, default=LatePolicy.ACCEPT)
+    report_after_due = models.BooleanField(
+        default=True, help_text="Whether grades that change after the due date are sent to the LMS without the "
+                                "instructor reporting them.")
     allow_review = models.BooleanField(default=True)
     review_from = models.DateTimeField(
         null=True, blank=True, help_text="Students may review their ended attempts from then on (empty: at once)."
@@ -65,6 +74,7 @@ class ResourceSettings(models.Model):
             models.CheckConstraint(condition=Q(grading_method__in=GradingMethod.values), name="settings_grading_method_valid"),
             models.CheckConstraint(condition=Q(max_attempts__lte=1000), name="settings_max_attempts_bounded"),
             models.CheckConstraint(condition=Q(report_when__in=ReportWhen.values), name="settings_report_when_valid"),
+            models.CheckConstraint(condition=Q(late_policy__in=LatePolicy.values), name="settings_late_policy_valid"),
         ]
 
 
@@ -108,6 +118,8 @@ class Attempt(models.Model):
     # a grace period for saving), whichever is first. Null: no limit. Kept up to date by
     # services.attempt_deadlines_refresh when the settings or the student's access change.
     deadline_at = models.DateTimeField(null=True, blank=True)
+    # Ended after the activity's due date (its late policy accepting late answers); set when it ends.
+    late = models.BooleanField(default=False)
 
     objects = LiveAttempts()
     all_objects = models.Manager()

@@ -10,7 +10,9 @@ from django.db.models import Max, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 
-from attempts.models import AccessChange, Attempt, Element, ElementChange, ResourceSettings, ShowScore
+from attempts.models import (
+    AccessChange, Attempt, Element, ElementChange, LatePolicy, ResourceSettings, ShowScore,
+)
 from exams.models import ExamPackage
 from exams.selectors import exam_current
 from lms.models import Resource, ResourceMembership
@@ -118,6 +120,8 @@ def attempt_deadline(*, attempt: Attempt, settings: ResourceSettings | None = No
     candidates = []
     if access.available_until is not None:
         candidates.append((access.available_until, "closed"))
+    if settings.due_at is not None and settings.late_policy == LatePolicy.REFUSE:
+        candidates.append((settings.due_at, "due"))
     duration = attempt.exam.duration_seconds
     if duration:
         limit = attempt.started_at + timedelta(
@@ -143,6 +147,9 @@ def attempt_time_left(*, attempt: Attempt, now=None) -> timedelta | None:
 
 def deadline_message(*, deadline: Deadline) -> str:
     """What the student is told when an answer arrives after the deadline."""
+    if deadline.reason == "due":
+        return _("This exam was due at %(time)s on %(date)s and answers after that are not accepted; answers given "
+                 "after that were not saved. Everything saved before then is kept.") % _when(deadline.at)
     if deadline.reason == "time_limit":
         return _("Your time for this exam ran out at %(time)s on %(date)s; answers given after that were not "
                  "saved. Everything saved before then is kept.") % _when(deadline.at)
@@ -188,6 +195,9 @@ def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptio
         return refuse(_("This exam opens on %(date)s at %(time)s.") % _when(settings.available_from))
     if access.available_until and now >= access.available_until:
         return refuse(_("This exam closed on %(date)s at %(time)s.") % _when(access.available_until))
+    if settings.due_at and settings.late_policy == LatePolicy.REFUSE and now >= settings.due_at:
+        return refuse(_("This exam was due on %(date)s at %(time)s; late attempts are not accepted.")
+                      % _when(settings.due_at))
     if any(not a.is_ended for a in attempts):
         return refuse(_("You have an attempt in progress: resume it instead of starting a new one."))
     if access.attempts_allowed and used >= access.attempts_allowed:

@@ -224,7 +224,9 @@ def attempt_end_at_deadline(*, attempt_id: int, now=None) -> bool:
     attempt.ended_at = attempt.deadline_at
     attempt.completion_status = "completed"
     attempt.writer_token = ""
-    attempt.save(update_fields=["ended_at", "completion_status", "writer_token"])
+    due_at = selectors.resource_settings(resource_id=attempt.resource_id).due_at
+    attempt.late = due_at is not None and attempt.ended_at > due_at
+    attempt.save(update_fields=["ended_at", "completion_status", "writer_token", "late"])
     deadline = selectors.attempt_deadline(attempt=attempt)
     reason = deadline.reason if deadline.at == attempt.deadline_at else "closed"
     _audit(attempt, AttemptEventKind.ENDED_AT_DEADLINE, None, "", deadline=attempt.deadline_at.isoformat(),
@@ -657,6 +659,10 @@ def _attempt_summary_update(cursor, *, attempt_id: int, terminate: bool, now) ->
         fields["ended_at"] = now
     if fields:
         assignments = ", ".join(f"{name} = %s" for name in fields)
+        if ended:  # late: ended after the activity's due date
+            assignments += (f", late = EXISTS (SELECT 1 FROM {_T['settings']} s WHERE s.resource_id = "
+                            f"{Attempt._meta.db_table}.resource_id AND s.due_at < %s)")
+            fields["late_now"] = now
         cursor.execute(
             f"UPDATE {Attempt._meta.db_table} SET {assignments} WHERE id = %s", [*fields.values(), attempt_id]
         )

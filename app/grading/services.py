@@ -125,7 +125,9 @@ def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeRepor
             report.score, report.attempt_number = score, best and best.number
             report.version += 1 if changed else 0
             fields |= {"score", "attempt_number", "version"}
-        if score is not None and _should_send(
+        held_after_due = (trigger in (Trigger.PROGRESS, Trigger.COMPLETED) and not settings_.report_after_due
+                          and settings_.due_at is not None and now > settings_.due_at)
+        if score is not None and not held_after_due and _should_send(
             report_when=settings_.report_when, trigger=trigger, changed=changed, report=report
         ):
             if not _can_report(membership):
