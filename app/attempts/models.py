@@ -51,6 +51,8 @@ class ResourceSettings(models.Model):
         default=True, help_text="Whether grades that change after the due date are sent to the LMS without the "
                                 "instructor reporting them.")
     allow_review = models.BooleanField(default=True)
+    allow_student_reopen = models.BooleanField(
+        default=False, help_text="Students may re-open their own ended attempts while the activity is open.")
     review_from = models.DateTimeField(
         null=True, blank=True, help_text="Students may review their ended attempts from then on (empty: at once)."
     )

@@ -166,6 +166,27 @@ def attempt_closed_message(*, attempt: Attempt, now=None) -> str:
     return ""
 
 
+def attempt_reopen_refusal(*, attempt: Attempt, user, now=None) -> str:
+    """Why the student may not re-open this attempt of theirs now, or "" if they may."""
+    now = now or timezone.now()
+    settings = resource_settings(resource_id=attempt.resource_id)
+    if attempt.user_id != user.pk:
+        return _("This attempt is not yours.")
+    if not settings.allow_student_reopen:
+        return _("This activity does not let students re-open their attempts.")
+    if attempt.deleted_at is not None or attempt.ended_at is None:
+        return _("Only a finished attempt can be re-opened.")
+    if settings.available_from and now < settings.available_from:
+        return _("This exam opens on %(date)s at %(time)s.") % _when(settings.available_from)
+    closed = attempt_closed_message(attempt=attempt, now=now)
+    if closed:
+        return closed
+    if Attempt.objects.filter(resource_id=attempt.resource_id, user_id=attempt.user_id,
+                              ended_at__isnull=True).exists():
+        return _("You have an attempt in progress: finish it before re-opening another.")
+    return ""
+
+
 def numbas_keys(*, extra_minutes: int) -> dict[str, str]:
     """The non-standard keys a Numbas exam reads for a time extension (it re-reads them when
     told "exam duration extension" through a window message)."""

@@ -324,10 +324,23 @@ REOPEN_VALUES = (("cmi.completion_status", "incomplete"), ("cmi.exit", "suspend"
 
 
 @transaction.atomic
+def attempt_reopen_by_student(*, attempt: Attempt, user) -> Attempt:
+    """The student re-opens their own ended attempt, when the activity allows it and the
+    attempt could still take answers now (before its closing time, refusing due date and time
+    limit), and they have no other attempt open."""
+    ResourceMembership.objects.select_for_update().filter(resource_id=attempt.resource_id, user_id=user.pk).first()
+    attempt = Attempt.all_objects.select_for_update().select_related("exam").get(pk=attempt.pk)
+    refusal = selectors.attempt_reopen_refusal(attempt=attempt, user=user)
+    if refusal:
+        raise AttemptActionRefused(refusal)
+    return attempt_reopen(attempt=attempt, by=user, reason=gettext("Re-opened by the student."))
+
+
+@transaction.atomic
 def attempt_reopen(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     """Let the student carry on with an ended attempt: it is open again, and the exam resumes
     where it was (its values say incomplete and suspended, written to the history like any change)."""
-    attempt = Attempt.all_objects.select_for_update().get(pk=attempt.pk)
+    attempt = Attempt.all_objects.select_for_update().select_related("exam").get(pk=attempt.pk)
     if attempt.deleted_at is not None:
         raise AttemptActionRefused(gettext("Restore this attempt before reopening it."))
     if attempt.ended_at is None:
@@ -343,7 +356,9 @@ def attempt_reopen(*, attempt: Attempt, by, reason: str = "") -> Attempt:
                                          defaults={"value": value, "sequence": sequence + offset})
     attempt.ended_at = None
     attempt.completion_status = "incomplete"
-    attempt.save(update_fields=["ended_at", "completion_status"])
+    attempt.late = False  # decided again when it ends
+    attempt.deadline_at = selectors.attempt_deadline(attempt=attempt).at
+    attempt.save(update_fields=["ended_at", "completion_status", "late", "deadline_at"])
     _audit(attempt, AttemptEventKind.REOPENED, by, reason)
     _counts_again(attempt)
     return attempt

@@ -35,6 +35,20 @@ def start(request, membership):
     return redirect("attempts:run", attempt_id=attempt.pk)
 
 
+@require_POST
+def reopen(request, attempt_id: int):
+    """The student re-opens their own finished attempt (when the activity allows it)."""
+    attempt, access = selectors.attempt_for_user(attempt_id=attempt_id, user=request.user)
+    if attempt is None or access != "owner":
+        return _not_yours(request, 401 if not request.user.is_authenticated else 403)
+    try:
+        services.attempt_reopen_by_student(attempt=attempt, user=request.user)
+    except services.AttemptActionRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("portal:student", resource_id=attempt.resource_id)
+    return redirect("attempts:run", attempt_id=attempt.pk)
+
+
 def _not_yours(request, status=403):
     return render(request, "attempts/not_yours.html", {"status": status}, status=status)
 

@@ -25,7 +25,7 @@ class ResourceSettingsForm(forms.ModelForm):
 
     class Meta:
         model = ResourceSettings
-        fields = ["available_from", "available_until", "due_at", "late_policy", "report_after_due", "max_attempts", "allow_review", "review_from",
+        fields = ["available_from", "available_until", "due_at", "late_policy", "report_after_due", "max_attempts", "allow_review", "allow_student_reopen", "review_from",
                   "show_score", "grading_method", "include_incomplete", "report_when", "email_receipt"]
         labels = {
             "allow_review": _("Students may review their finished attempts"),
@@ -35,6 +35,7 @@ class ResourceSettingsForm(forms.ModelForm):
             "report_when": _("Send grades to the LMS"),
             "email_receipt": _("E-mail students a receipt when they complete an attempt"),
             "report_after_due": _("Send grades that change after the due date to the LMS"),
+            "allow_student_reopen": _("Students may re-open their own finished attempts while the activity is open"),
         }
 
     def clean(self):
