@@ -349,3 +349,12 @@ def test_the_student_page_shows_the_time_left_and_no_resume_after_the_deadline(t
     clock.move_to(START + timedelta(minutes=31))  # the task has not run yet
     page = timed.get(f"/resource/{attempt.resource_id}/").content.decode()
     assert 'data-testid="resume"' not in page and "Your time for this exam ran out" in page
+
+
+@pytest.mark.django_db
+def test_removing_an_access_change_brings_back_the_activitys_closing_time(consumer, attempt):
+    instructor = launch(consumer, user_id="t1", roles="Instructor").membership.user
+    services.access_change_set(resource_id=attempt.resource_id, user_id=attempt.user_id, changed_by=instructor,
+                               available_until=CLOSES + timedelta(hours=1))
+    services.access_change_set(resource_id=attempt.resource_id, user_id=attempt.user_id, changed_by=instructor)
+    assert Attempt.objects.get(pk=attempt.pk).deadline_at == CLOSES
