@@ -104,14 +104,15 @@ class Deadline:
     """When an open attempt stops accepting answers, and why."""
 
     at: object  # datetime | None: no limit
-    reason: str  # "closed" (the closing time) or "time_limit"; empty when there is none
+    reason: str  # "closed" (the closing time), "due" (a due date that refuses late answers) or "time_limit"; "" if none
 
 
 def attempt_deadline(*, attempt: Attempt, settings: ResourceSettings | None = None,
                      change: AccessChange | None | bool = False) -> Deadline:
-    """The student's closing time (their access change's, else the activity's) or the end of
-    the exam's time limit from the attempt's start (plus their extra minutes and the grace
-    period for saving), whichever comes first."""
+    """The first of: the student's closing time (their access change's, else the activity's),
+    the due date when the activity refuses late answers, and the end of the exam's time limit
+    from the attempt's start (plus their extra minutes and the grace period for saving).
+    `settings` and `change` are read when not given (change=None: the student has none)."""
     if settings is None:
         settings = resource_settings(resource_id=attempt.resource_id)
     if change is False:
@@ -148,7 +149,7 @@ def attempt_time_left(*, attempt: Attempt, now=None) -> timedelta | None:
 def deadline_message(*, deadline: Deadline) -> str:
     """What the student is told when an answer arrives after the deadline."""
     if deadline.reason == "due":
-        return _("This exam was due at %(time)s on %(date)s and answers after that are not accepted; answers given "
+        return _("This exam was due at %(time)s on %(date)s and late answers are not accepted: answers given "
                  "after that were not saved. Everything saved before then is kept.") % _when(deadline.at)
     if deadline.reason == "time_limit":
         return _("Your time for this exam ran out at %(time)s on %(date)s; answers given after that were not "
