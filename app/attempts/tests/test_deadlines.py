@@ -358,3 +358,17 @@ def test_removing_an_access_change_brings_back_the_activitys_closing_time(consum
                                available_until=CLOSES + timedelta(hours=1))
     services.access_change_set(resource_id=attempt.resource_id, user_id=attempt.user_id, changed_by=instructor)
     assert Attempt.objects.get(pk=attempt.pk).deadline_at == CLOSES
+
+
+@pytest.mark.django_db
+def test_the_migration_gives_attempts_open_at_deploy_their_deadline(timed):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("attempts.migrations.0008_deadlines_late_policy_reopen")
+    attempt = services.attempt_start(membership=timed.membership)
+    expected = Attempt.objects.get(pk=attempt.pk).deadline_at
+    Attempt.objects.filter(pk=attempt.pk).update(deadline_at=None)
+    migration.open_attempts_deadlines(apps, None)
+    assert Attempt.objects.get(pk=attempt.pk).deadline_at == expected is not None
