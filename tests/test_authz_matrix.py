@@ -285,6 +285,10 @@ def check_run(mode: str):
     return check
 
 
+def _check_still_ended(world):
+    assert _models().Attempt.objects.get(pk=world.attempt_done.pk).ended_at is not None
+
+
 def check_taken_over(world, actor, response):
     token = response.json()["token"]
     assert token and token != world.attempt_open.writer_token
@@ -544,6 +548,12 @@ HTTP_TABLE: dict[str, Route] = {
         Probe("POST", to_path("attempts:take_over", attempt_id=OPEN_ATTEMPT), cells(
             anonymous=refuse(401), student=allow(200), other_student=refuse(403), instructor=refuse(403),
             other_instructor=refuse(403), staff=refuse(403)), check=check_taken_over),)),
+    "attempts:reopen": Route("owner", "Only the owner re-opens their own finished attempt, by POST, and only when "
+                                      "the activity allows it (here it does not: back to the activity page).", (
+        Probe("POST", to_path("attempts:reopen", attempt_id=ATTEMPT_DONE), cells(
+            anonymous=refuse(401), student=allow(302, to=_launch_to_a), other_student=refuse(403),
+            instructor=refuse(403), other_instructor=refuse(403), staff=refuse(403)),
+            check=lambda w, a, r: _check_still_ended(w)),)),
     "attempts:state": Route("owner", "The attempt's values; owner, or an instructor of the resource (review).", (
         Probe("GET", to_path("attempts:state", attempt_id=OPEN_ATTEMPT), cells(
             anonymous=refuse(401), student=allow(200), other_student=refuse(403), instructor=allow(200),

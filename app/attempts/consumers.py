@@ -70,6 +70,11 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "code": "ended", "message": _("This attempt has ended.")})
             await self.close(code=CLOSE_ENDED)
             return
+        closed = await _db(selectors.attempt_closed_message, attempt=attempt)
+        if closed:
+            await self.send_json({"type": "error", "code": "closed", "message": closed})
+            await self.close(code=CLOSE_ENDED)
+            return
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
         if not token or token != attempt.writer_token:
             await self.send_json({"type": "taken_over", "message": _("This attempt was opened in another window.")})
@@ -106,8 +111,9 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
             return
         except services.BatchRefused as refused:
             await self.send_json({"type": "error", "batch": batch.batch_id, "code": refused.code, "message": refused.message})
-            if refused.code in ("taken_over", "ended", "forbidden"):
-                await self.close(code={"taken_over": CLOSE_TAKEN_OVER, "ended": CLOSE_ENDED}.get(refused.code, CLOSE_FORBIDDEN))
+            if refused.code in ("taken_over", "ended", "closed", "forbidden"):
+                await self.close(code={"taken_over": CLOSE_TAKEN_OVER, "ended": CLOSE_ENDED,
+                                       "closed": CLOSE_ENDED}.get(refused.code, CLOSE_FORBIDDEN))
             return
         # batch ids are [A-Za-z0-9_-] (checked by parse_batch): safe to format directly
         await self.send(
@@ -136,3 +142,9 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
     async def attempt_access(self, event):
         """An instructor changed this student's access: the page passes the new values to the exam."""
         await self.send_json({"type": "access", "numbas": event["numbas"]})
+
+    async def attempt_ended(self, event):
+        """The attempt was ended at its closing time or time limit: the page stops saving and
+        says why (what it had not saved by then was refused)."""
+        await self.send_json({"type": "error", "code": "closed", "message": event["message"]})
+        await self.close(code=CLOSE_ENDED)

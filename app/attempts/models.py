@@ -33,6 +33,11 @@ class ReportWhen(models.TextChoices):
     MANUALLY = "manual", _("Only when the instructor reports all scores")
 
 
+class LatePolicy(models.TextChoices):
+    ACCEPT = "accept", _("Accept answers after the due date and mark the attempt late")
+    REFUSE = "refuse", _("Refuse answers after the due date (it works as the closing time)")
+
+
 class ResourceSettings(models.Model):
     """How students may attempt a resource's exam."""
 
@@ -41,7 +46,13 @@ class ResourceSettings(models.Model):
     available_from = models.DateTimeField(null=True, blank=True)
     available_until = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
+    late_policy = models.CharField(max_length=20, choices=LatePolicy.choices, default=LatePolicy.ACCEPT)
+    report_after_due = models.BooleanField(
+        default=True, help_text="Whether grades that change after the due date are sent to the LMS without the "
+                                "instructor reporting them.")
     allow_review = models.BooleanField(default=True)
+    allow_student_reopen = models.BooleanField(
+        default=False, help_text="Students may re-open their own ended attempts while the activity is open.")
     review_from = models.DateTimeField(
         null=True, blank=True, help_text="Students may review their ended attempts from then on (empty: at once)."
     )
@@ -65,6 +76,7 @@ class ResourceSettings(models.Model):
             models.CheckConstraint(condition=Q(grading_method__in=GradingMethod.values), name="settings_grading_method_valid"),
             models.CheckConstraint(condition=Q(max_attempts__lte=1000), name="settings_max_attempts_bounded"),
             models.CheckConstraint(condition=Q(report_when__in=ReportWhen.values), name="settings_report_when_valid"),
+            models.CheckConstraint(condition=Q(late_policy__in=LatePolicy.values), name="settings_late_policy_valid"),
         ]
 
 
@@ -103,6 +115,13 @@ class Attempt(models.Model):
     save_delayed_at = models.DateTimeField(null=True, blank=True)
     # Soft delete: the row, its data and its history stay; it no longer counts anywhere.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # No answers are stored from this moment on, and the attempt is ended then (attempts.tasks):
+    # the student's closing time, or the end of the exam's time limit (plus extra minutes and
+    # a grace period for saving), whichever is first. Null: no limit. Kept up to date by
+    # services.attempt_deadlines_refresh when the settings or the student's access change.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # Ended after the activity's due date (its late policy accepting late answers); set when it ends.
+    late = models.BooleanField(default=False)
 
     objects = LiveAttempts()
     all_objects = models.Manager()
@@ -112,7 +131,11 @@ class Attempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["resource", "user", "number"], name="attempt_number_unique"),
         ]
-        indexes = [models.Index(fields=["resource", "user"])]
+        indexes = [
+            models.Index(fields=["resource", "user"]),
+            models.Index(fields=["deadline_at"], condition=Q(ended_at__isnull=True, deadline_at__isnull=False),
+                         name="attempt_open_deadline"),
+        ]
 
     def __str__(self):
         return f"Attempt {self.number} by {self.user} at {self.resource}"
@@ -199,6 +222,7 @@ class AttemptEventKind(models.TextChoices):
     DELETED = "deleted", _("Deleted")
     RESTORED = "restored", _("Restored")
     REOPENED = "reopened", _("Reopened")
+    ENDED_AT_DEADLINE = "ended_at_deadline", _("Ended at the closing time or time limit")
 
 
 class AttemptEvent(models.Model):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings as django_settings
 from django.db.models import Max, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 
-from attempts.models import AccessChange, Attempt, Element, ElementChange, ResourceSettings, ShowScore
+from attempts.models import (
+    AccessChange, Attempt, Element, ElementChange, LatePolicy, ResourceSettings, ShowScore,
+)
 from exams.models import ExamPackage
 from exams.selectors import exam_current
 from lms.models import Resource, ResourceMembership
@@ -95,6 +99,95 @@ def student_access(*, settings: ResourceSettings, change: AccessChange | None) -
     return StudentAccess(allowed, change.available_until or settings.available_until, change.extra_minutes)
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When an open attempt stops accepting answers, and why."""
+
+    at: object  # datetime | None: no limit
+    reason: str  # "closed" (the closing time), "due" (a due date that refuses late answers) or "time_limit"; "" if none
+
+
+def attempt_deadline(*, attempt: Attempt, settings: ResourceSettings | None = None,
+                     change: AccessChange | None | bool = False) -> Deadline:
+    """The first of: the student's closing time (their access change's, else the activity's),
+    the due date when the activity refuses late answers, and the end of the exam's time limit
+    from the attempt's start (plus their extra minutes and the grace period for saving).
+    `settings` and `change` are read when not given (change=None: the student has none)."""
+    if settings is None:
+        settings = resource_settings(resource_id=attempt.resource_id)
+    if change is False:
+        change = access_change_of(resource_id=attempt.resource_id, user_id=attempt.user_id)
+    access = student_access(settings=settings, change=change)
+    candidates = []
+    if access.available_until is not None:
+        candidates.append((access.available_until, "closed"))
+    if settings.due_at is not None and settings.late_policy == LatePolicy.REFUSE:
+        candidates.append((settings.due_at, "due"))
+    duration = attempt.exam.duration_seconds
+    if duration:
+        limit = attempt.started_at + timedelta(
+            seconds=duration + 60 * access.extra_minutes + django_settings.ATTEMPT_TIME_LIMIT_GRACE_SECONDS
+        )
+        candidates.append((limit, "time_limit"))
+    if not candidates:
+        return Deadline(None, "")
+    at, reason = min(candidates, key=lambda c: c[0])
+    return Deadline(at, reason)
+
+
+def attempt_time_left(*, attempt: Attempt, now=None) -> timedelta | None:
+    """The time the student has left in an open attempt by the exam's time limit (with their
+    extra minutes; without the grace period), or None when the exam has no time limit."""
+    if attempt.is_ended or not attempt.exam.duration_seconds:
+        return None
+    change = access_change_of(resource_id=attempt.resource_id, user_id=attempt.user_id)
+    extra = change.extra_minutes if change else 0
+    end = attempt.started_at + timedelta(seconds=attempt.exam.duration_seconds + 60 * extra)
+    return max(timedelta(0), end - (now or timezone.now()))
+
+
+def deadline_message(*, deadline: Deadline) -> str:
+    """What the student is told when an answer arrives after the deadline."""
+    if deadline.reason == "due":
+        return _("This exam was due at %(time)s on %(date)s and late answers are not accepted: answers given "
+                 "after that were not saved. Everything saved before then is kept.") % _when(deadline.at)
+    if deadline.reason == "time_limit":
+        return _("Your time for this exam ran out at %(time)s on %(date)s; answers given after that were not "
+                 "saved. Everything saved before then is kept.") % _when(deadline.at)
+    return _("This exam closed at %(time)s on %(date)s; answers given after that were not saved. Everything "
+             "saved before then is kept.") % _when(deadline.at)
+
+
+def attempt_closed_message(*, attempt: Attempt, now=None) -> str:
+    """Why the student may no longer write to this open attempt (its closing time or time limit
+    has passed), or "" while they may."""
+    deadline = attempt_deadline(attempt=attempt)
+    if deadline.at is not None and (now or timezone.now()) >= deadline.at:
+        return deadline_message(deadline=deadline)
+    return ""
+
+
+def attempt_reopen_refusal(*, attempt: Attempt, user, now=None) -> str:
+    """Why the student may not re-open this attempt of theirs now, or "" if they may."""
+    now = now or timezone.now()
+    settings = resource_settings(resource_id=attempt.resource_id)
+    if attempt.user_id != user.pk:
+        return _("This attempt is not yours.")
+    if not settings.allow_student_reopen:
+        return _("This activity does not let students re-open their attempts.")
+    if attempt.deleted_at is not None or attempt.ended_at is None:
+        return _("Only a finished attempt can be re-opened.")
+    if settings.available_from and now < settings.available_from:
+        return _("This exam opens on %(date)s at %(time)s.") % _when(settings.available_from)
+    closed = attempt_closed_message(attempt=attempt, now=now)
+    if closed:
+        return closed
+    if Attempt.objects.filter(resource_id=attempt.resource_id, user_id=attempt.user_id,
+                              ended_at__isnull=True).exists():
+        return _("You have an attempt in progress: finish it before re-opening another.")
+    return ""
+
+
 def numbas_keys(*, extra_minutes: int) -> dict[str, str]:
     """The non-standard keys a Numbas exam reads for a time extension (it re-reads them when
     told "exam duration extension" through a window message)."""
@@ -124,6 +217,9 @@ def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptio
         return refuse(_("This exam opens on %(date)s at %(time)s.") % _when(settings.available_from))
     if access.available_until and now >= access.available_until:
         return refuse(_("This exam closed on %(date)s at %(time)s.") % _when(access.available_until))
+    if settings.due_at and settings.late_policy == LatePolicy.REFUSE and now >= settings.due_at:
+        return refuse(_("This exam was due on %(date)s at %(time)s; late attempts are not accepted.")
+                      % _when(settings.due_at))
     if any(not a.is_ended for a in attempts):
         return refuse(_("You have an attempt in progress: resume it instead of starting a new one."))
     if access.attempts_allowed and used >= access.attempts_allowed:

@@ -8,6 +8,7 @@ import math
 import secrets
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
 from typing import NamedTuple
 
 from asgiref.sync import async_to_sync
@@ -87,12 +88,18 @@ def attempt_start(*, membership: ResourceMembership) -> Attempt:
     attempt = Attempt.objects.create(
         resource_id=membership.resource_id, user_id=membership.user_id, exam=options.exam, number=(last or 0) + 1
     )
+    attempt.deadline_at = selectors.attempt_deadline(attempt=attempt).at
+    attempt.save(update_fields=["deadline_at"])
     transaction.on_commit(lambda: live_notify(membership.resource_id))
     return attempt
 
 
-def attempt_take_over(*, attempt: Attempt) -> str:
-    """Make the window being opened the attempt's only writer; tell any other window."""
+def attempt_take_over(*, attempt: Attempt, now=None) -> str:
+    """Make the window being opened the attempt's only writer; tell any other window. Refused
+    once the attempt's deadline (closing time or time limit) has passed: no resuming then."""
+    closed = selectors.attempt_closed_message(attempt=attempt, now=now)
+    if closed:
+        raise AttemptRefused(closed)
     token = secrets.token_urlsafe(24)
     Attempt.objects.filter(pk=attempt.pk).update(writer_token=token)
     attempt.writer_token = token
@@ -147,12 +154,102 @@ def access_change_set(*, resource_id: int, user_id: int, changed_by, extra_attem
                       "extra_minutes": extra_minutes, "reason": reason, "changed_by": changed_by,
                       "changed_at": timezone.now()},
         )
+    attempt_deadlines_refresh(resource_id=resource_id, user_id=user_id)
     if extra_minutes != previous_minutes:
         open_attempts = list(Attempt.objects.filter(resource_id=resource_id, user_id=user_id, ended_at__isnull=True)
                              .values_list("pk", flat=True))
         keys = selectors.numbas_keys(extra_minutes=extra_minutes)
         transaction.on_commit(lambda: _tell_open_attempts(open_attempts, keys))
     return change
+
+
+@transaction.atomic
+def attempt_deadlines_refresh(*, resource_id: int, user_id: int | None = None) -> int:
+    """Recompute the deadline of the resource's open attempts (one student's, or everyone's)
+    after the settings, the exam's time limit or an access change changed. Returns how many
+    changed."""
+    settings_ = selectors.resource_settings(resource_id=resource_id)
+    changes = {c.user_id: c for c in AccessChange.objects.filter(resource_id=resource_id)}
+    open_attempts = Attempt.objects.select_for_update().select_related("exam").filter(
+        resource_id=resource_id, ended_at__isnull=True)
+    if user_id is not None:
+        open_attempts = open_attempts.filter(user_id=user_id)
+    changed = []
+    for attempt in open_attempts:
+        deadline = selectors.attempt_deadline(attempt=attempt, settings=settings_,
+                                              change=changes.get(attempt.user_id)).at
+        if deadline != attempt.deadline_at:
+            attempt.deadline_at = deadline
+            changed.append(attempt)
+    Attempt.objects.bulk_update(changed, ["deadline_at"])
+    return len(changed)
+
+
+DEADLINE_END_VALUES = (("cmi.completion_status", "completed"), ("cmi.exit", "time-out"))
+
+
+def attempts_end_past_deadline(*, now=None) -> int:
+    """End every open attempt whose deadline has passed (run every minute by attempts.tasks;
+    driven by the database, so nothing is missed if the queue lost a task). Each in its own
+    transaction: one that fails is tried again at the next run."""
+    now = now or timezone.now()
+    due = list(Attempt.objects.filter(ended_at__isnull=True, deadline_at__lte=now).values_list("pk", flat=True))
+    ended = 0
+    for attempt_id in due:
+        try:
+            ended += attempt_end_at_deadline(attempt_id=attempt_id, now=now)
+        except Exception:
+            logger.exception("Could not end attempt %s at its deadline", attempt_id)
+    return ended
+
+
+@transaction.atomic
+def attempt_end_at_deadline(*, attempt_id: int, now=None) -> bool:
+    """End an open attempt at its deadline: what was stored before it is kept (nothing can be
+    stored after it: batch_store refuses), the exam's values say completed and timed out
+    (written to the history like any change), the grade counts it, and its open window is told."""
+    now = now or timezone.now()
+    attempt = Attempt.objects.select_for_update().filter(pk=attempt_id, ended_at__isnull=True,
+                                                         deadline_at__lte=now).first()
+    if attempt is None:
+        return False  # ended meanwhile, or its deadline moved
+    sequence = (ElementChange.objects.filter(attempt=attempt).aggregate(m=Max("sequence"))["m"] or 0) + 1
+    batch = Batch.objects.create(attempt=attempt, batch_id=f"deadline-{secrets.token_hex(8)}", content_hash="",
+                                 element_count=len(DEADLINE_END_VALUES), received_at=now)
+    for offset, (key, value) in enumerate(DEADLINE_END_VALUES):
+        ElementChange.objects.create(attempt=attempt, batch=batch, key=key, value=value, sequence=sequence + offset,
+                                     client_time=now)
+        Element.objects.update_or_create(attempt=attempt, key=key,
+                                         defaults={"value": value, "sequence": sequence + offset})
+    attempt.ended_at = attempt.deadline_at
+    attempt.completion_status = "completed"
+    attempt.writer_token = ""
+    due_at = selectors.resource_settings(resource_id=attempt.resource_id).due_at
+    attempt.late = due_at is not None and attempt.ended_at > due_at
+    attempt.save(update_fields=["ended_at", "completion_status", "writer_token", "late"])
+    deadline = selectors.attempt_deadline(attempt=attempt)
+    reason = deadline.reason if deadline.at == attempt.deadline_at else "closed"
+    _audit(attempt, AttemptEventKind.ENDED_AT_DEADLINE, None, "", deadline=attempt.deadline_at.isoformat(),
+           why=reason)
+    _question_scores_record(attempt.pk)
+    from grading.services import Trigger, grade_refresh
+
+    grade_refresh(resource_id=attempt.resource_id, user_id=attempt.user_id, trigger=Trigger.COMPLETED)
+    message = selectors.deadline_message(deadline=selectors.Deadline(attempt.deadline_at, reason))
+    transaction.on_commit(lambda: _tell_window_ended(attempt.pk, message))
+    transaction.on_commit(lambda: live_notify(attempt.resource_id))
+    transaction.on_commit(lambda: _receipt_later(attempt.pk))
+    return True
+
+
+def _tell_window_ended(attempt_id: int, message: str) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(attempt_group(attempt_id), {"type": "attempt.ended", "message": message})
+    except Exception:  # the window learns it at its next batch (refused: "closed")
+        logger.warning("Could not tell attempt %s's window that it ended", attempt_id, exc_info=True)
 
 
 def _tell_open_attempts(attempt_ids: list[int], numbas: dict[str, str]) -> None:
@@ -227,10 +324,23 @@ REOPEN_VALUES = (("cmi.completion_status", "incomplete"), ("cmi.exit", "suspend"
 
 
 @transaction.atomic
+def attempt_reopen_by_student(*, attempt: Attempt, user) -> Attempt:
+    """The student re-opens their own ended attempt, when the activity allows it and the
+    attempt could still take answers now (before its closing time, refusing due date and time
+    limit), and they have no other attempt open."""
+    ResourceMembership.objects.select_for_update().filter(resource_id=attempt.resource_id, user_id=user.pk).first()
+    attempt = Attempt.all_objects.select_for_update().select_related("exam").get(pk=attempt.pk)
+    refusal = selectors.attempt_reopen_refusal(attempt=attempt, user=user)
+    if refusal:
+        raise AttemptActionRefused(refusal)
+    return attempt_reopen(attempt=attempt, by=user, reason=gettext("Re-opened by the student."))
+
+
+@transaction.atomic
 def attempt_reopen(*, attempt: Attempt, by, reason: str = "") -> Attempt:
     """Let the student carry on with an ended attempt: it is open again, and the exam resumes
     where it was (its values say incomplete and suspended, written to the history like any change)."""
-    attempt = Attempt.all_objects.select_for_update().get(pk=attempt.pk)
+    attempt = Attempt.all_objects.select_for_update().select_related("exam").get(pk=attempt.pk)
     if attempt.deleted_at is not None:
         raise AttemptActionRefused(gettext("Restore this attempt before reopening it."))
     if attempt.ended_at is None:
@@ -246,7 +356,9 @@ def attempt_reopen(*, attempt: Attempt, by, reason: str = "") -> Attempt:
                                          defaults={"value": value, "sequence": sequence + offset})
     attempt.ended_at = None
     attempt.completion_status = "incomplete"
-    attempt.save(update_fields=["ended_at", "completion_status"])
+    attempt.late = False  # decided again when it ends
+    attempt.deadline_at = selectors.attempt_deadline(attempt=attempt).at
+    attempt.save(update_fields=["ended_at", "completion_status", "late", "deadline_at"])
     _audit(attempt, AttemptEventKind.REOPENED, by, reason)
     _counts_again(attempt)
     return attempt
@@ -315,7 +427,7 @@ def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
                 transaction.on_commit(lambda: _receipt_later(attempt_id))
                 transaction.on_commit(lambda: live_notify(stored.resource_id))
     if stored is None:
-        return _not_stored(attempt_id=attempt_id, user_id=user_id, batch=batch)
+        return _not_stored(attempt_id=attempt_id, user_id=user_id, batch=batch, now=now)
     _note_if_late(attempt_id, batch, now)
     if follow_up:
         # Mispredicted (the resource counts incomplete attempts, learnt now): the grade follows
@@ -411,8 +523,10 @@ def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
         f"WITH b AS (INSERT INTO {_T['batch']} (attempt_id, batch_id, content_hash, element_count, received_at) "
         f"SELECT a.id, %s, %s, %s, %s FROM {_T['attempt']} a "
         "WHERE a.id = %s AND a.user_id = %s AND a.writer_token = %s AND a.ended_at IS NULL "
+        "AND (a.deadline_at IS NULL OR a.deadline_at > %s) "
         "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id, attempt_id)"
     )
+    params.append(now)
     summary = "last_saved_at = %s"
     if changes:
         history_rows = ",".join(["(%s, %s, %s::bigint, to_timestamp(%s::double precision / 1000))"] * len(changes))
@@ -452,9 +566,11 @@ def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
         f"INSERT INTO {_T['batch']} (attempt_id, batch_id, content_hash, element_count, received_at) "
         f"SELECT id, %s, %s, %s, %s FROM {_T['attempt']} "
         "WHERE id = %s AND user_id = %s AND writer_token = %s AND ended_at IS NULL "
+        "AND (deadline_at IS NULL OR deadline_at > %s) "
         "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id, (SELECT resource_id FROM "
         f"{_T['attempt']} WHERE id = %s)",
-        [batch.batch_id, batch.content_hash, len(batch.changes), now, attempt_id, user_id, batch.token, attempt_id],
+        [batch.batch_id, batch.content_hash, len(batch.changes), now, attempt_id, user_id, batch.token, now,
+         attempt_id],
     )
     row = cursor.fetchone()
     if row is None:
@@ -491,7 +607,15 @@ def _grade_counts(cursor, attempt_id: int) -> bool:
     return bool(row and row[0])
 
 
-def _not_stored(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchResult:
+def _as_datetime(value):
+    """A datetime read with a raw cursor (SQLite returns text)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = Attempt._meta.get_field("deadline_at").to_python(value)
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, dt_timezone.utc)
+
+
+def _not_stored(*, attempt_id: int, user_id: int, batch: ParsedBatch, now) -> BatchResult:
     """Nothing was stored: a re-sent batch (acknowledge it again), or a refusal that says why."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -504,11 +628,19 @@ def _not_stored(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
             if existing[0] != batch.content_hash:
                 raise BatchRefused("batch_reused", gettext("This batch id was already used for different changes."))
             return BatchResult(stored=False, ended=bool(existing[1]))
-        cursor.execute(f"SELECT user_id, ended_at IS NOT NULL FROM {_T['attempt']} WHERE id = %s", [attempt_id])
+        cursor.execute(f"SELECT user_id, ended_at, deadline_at FROM {_T['attempt']} WHERE id = %s", [attempt_id])
         attempt = cursor.fetchone()
     if attempt is None or attempt[0] != user_id:
         raise BatchRefused("forbidden", gettext("This attempt is not yours."))
-    if attempt[1]:
+    ended_at, deadline_at = (_as_datetime(v) for v in attempt[1:])
+    if deadline_at is not None and now >= deadline_at and ended_at in (None, deadline_at):
+        # Past the closing time or the time limit (ended by the task, or about to be).
+        row = Attempt.all_objects.select_related("exam").get(pk=attempt_id)
+        deadline = selectors.attempt_deadline(attempt=row)
+        if deadline.at != deadline_at:
+            deadline = selectors.Deadline(deadline_at, "closed")
+        raise BatchRefused("closed", selectors.deadline_message(deadline=deadline))
+    if ended_at is not None:
         raise BatchRefused("ended", gettext("This attempt has ended; its answers can no longer be changed."))
     raise BatchRefused("taken_over", gettext("This attempt was opened in another window, which now saves it."))
 
@@ -542,6 +674,10 @@ def _attempt_summary_update(cursor, *, attempt_id: int, terminate: bool, now) ->
         fields["ended_at"] = now
     if fields:
         assignments = ", ".join(f"{name} = %s" for name in fields)
+        if ended:  # late: ended after the activity's due date
+            assignments += (f", late = EXISTS (SELECT 1 FROM {_T['settings']} s WHERE s.resource_id = "
+                            f"{Attempt._meta.db_table}.resource_id AND s.due_at < %s)")
+            fields["late_now"] = now
         cursor.execute(
             f"UPDATE {Attempt._meta.db_table} SET {assignments} WHERE id = %s", [*fields.values(), attempt_id]
         )

@@ -35,6 +35,20 @@ def start(request, membership):
     return redirect("attempts:run", attempt_id=attempt.pk)
 
 
+@require_POST
+def reopen(request, attempt_id: int):
+    """The student re-opens their own finished attempt (when the activity allows it)."""
+    attempt, access = selectors.attempt_for_user(attempt_id=attempt_id, user=request.user)
+    if attempt is None or access != "owner":
+        return _not_yours(request, 401 if not request.user.is_authenticated else 403)
+    try:
+        services.attempt_reopen_by_student(attempt=attempt, user=request.user)
+    except services.AttemptActionRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("portal:student", resource_id=attempt.resource_id)
+    return redirect("attempts:run", attempt_id=attempt.pk)
+
+
 def _not_yours(request, status=403):
     return render(request, "attempts/not_yours.html", {"status": status}, status=status)
 
@@ -81,7 +95,11 @@ def take_over(request, attempt_id: int):
         return JsonResponse({"error": {"code": "forbidden", "message": _("This attempt is not yours.")}}, status=status)
     if attempt.is_ended:
         return JsonResponse({"error": {"code": "ended", "message": _("This attempt has ended.")}}, status=409)
-    return JsonResponse({"token": services.attempt_take_over(attempt=attempt)})
+    try:
+        token = services.attempt_take_over(attempt=attempt)
+    except services.AttemptRefused as refused:  # its closing time or time limit has passed
+        return JsonResponse({"error": {"code": "closed", "message": refused.message}}, status=409)
+    return JsonResponse({"token": token})
 
 
 @require_GET
@@ -136,6 +154,6 @@ def batches(request, attempt_id: int):
     try:
         result = services.batch_store(attempt_id=attempt_id, user_id=request.user.pk, batch=batch)
     except services.BatchRefused as refused:
-        status = {"forbidden": 403, "batch_reused": 409, "taken_over": 409, "ended": 409}[refused.code]
+        status = {"forbidden": 403, "batch_reused": 409, "taken_over": 409, "ended": 409, "closed": 409}[refused.code]
         return JsonResponse({"error": {"code": refused.code, "message": refused.message}, "batch": batch.batch_id}, status=status)
     return JsonResponse({"ack": batch.batch_id, "stored": result.stored, "ended": result.ended})

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
 from attempts.models import Attempt, ReportWhen
+from attempts.services import attempt_deadlines_refresh
 from attempts.selectors import resource_settings
 from grading import ags, passback, scoring
 from grading import selectors
@@ -124,7 +125,9 @@ def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeRepor
             report.score, report.attempt_number = score, best and best.number
             report.version += 1 if changed else 0
             fields |= {"score", "attempt_number", "version"}
-        if score is not None and _should_send(
+        held_after_due = (trigger in (Trigger.PROGRESS, Trigger.COMPLETED) and not settings_.report_after_due
+                          and settings_.due_at is not None and now > settings_.due_at)
+        if score is not None and not held_after_due and _should_send(
             report_when=settings_.report_when, trigger=trigger, changed=changed, report=report
         ):
             if not _can_report(membership):
@@ -271,6 +274,7 @@ def resource_settings_save(*, form) -> None:
     grade of the resource is recomputed (and changed grades the LMS has are sent again)."""
     before = (form.initial.get("grading_method"), form.initial.get("include_incomplete"))
     saved = form.save()
+    attempt_deadlines_refresh(resource_id=saved.resource_id)  # a new closing time applies to open attempts
     if (saved.grading_method, saved.include_incomplete) != before:
         grading_settings_changed(resource_id=saved.resource_id)
 

@@ -275,6 +275,9 @@ LIVE_INTERVAL_SECONDS = env.float("LIVE_INTERVAL_SECONDS", default=5.0)  # the l
 ATTEMPT_MAX_BATCH_CHANGES = env.int("ATTEMPT_MAX_BATCH_CHANGES", default=1000)
 ATTEMPT_MAX_VALUE_CHARS = env.int("ATTEMPT_MAX_VALUE_CHARS", default=4 * 1024 * 1024)
 ATTEMPT_MAX_BATCH_CHARS = env.int("ATTEMPT_MAX_BATCH_CHARS", default=8 * 1024 * 1024)
+# After the exam's time limit (plus any extra minutes), answers are still stored for this long,
+# so that the exam can save what it has when it ends itself.
+ATTEMPT_TIME_LIMIT_GRACE_SECONDS = env.int("ATTEMPT_TIME_LIMIT_GRACE_SECONDS", default=60)
 
 # --- Backups (made off the server by the backup container; README.md, "Backups") --------
 # Whether this installation is expected to have backups: the staff dashboard then reports

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from attempts.models import ResourceSettings
+from attempts.models import LatePolicy, ResourceSettings
 
 _WHEN = {"type": "datetime-local"}
 _FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
@@ -16,15 +16,16 @@ class ResourceSettingsForm(forms.ModelForm):
     """Everything about how students take the activity, checked together."""
 
     available_from = _when(_("Opens at"), _("Empty: open as soon as there is an exam."))
-    available_until = _when(_("Closes at"), _("Empty: never closes. Attempts cannot be started after this."))
-    due_at = _when(_("Due at"), _("Shown to students; attempts ended later are still accepted."))
+    available_until = _when(_("Closes at"), _("Empty: never closes. Attempts cannot be started or resumed after this; attempts still open are ended then, keeping what was saved."))
+    due_at = _when(_("Due at"), _("After it, answers are refused or accepted and marked late, as chosen below."))
+    late_policy = forms.ChoiceField(label=_("After the due date"), choices=LatePolicy.choices, required=False)
     review_from = _when(_("Review allowed from"), _("Empty: as soon as an attempt ends."))
     max_attempts = forms.IntegerField(label=_("Attempts allowed"), min_value=0, max_value=1000,
                                       help_text=_("0 means unlimited."))
 
     class Meta:
         model = ResourceSettings
-        fields = ["available_from", "available_until", "due_at", "max_attempts", "allow_review", "review_from",
+        fields = ["available_from", "available_until", "due_at", "late_policy", "report_after_due", "max_attempts", "allow_review", "allow_student_reopen", "review_from",
                   "show_score", "grading_method", "include_incomplete", "report_when", "email_receipt"]
         labels = {
             "allow_review": _("Students may review their finished attempts"),
@@ -33,10 +34,13 @@ class ResourceSettingsForm(forms.ModelForm):
             "include_incomplete": _("Count attempts the student has not completed"),
             "report_when": _("Send grades to the LMS"),
             "email_receipt": _("E-mail students a receipt when they complete an attempt"),
+            "report_after_due": _("Send grades that change after the due date to the LMS"),
+            "allow_student_reopen": _("Students may re-open their own finished attempts while the activity is open"),
         }
 
     def clean(self):
         data = super().clean()
+        data["late_policy"] = data.get("late_policy") or LatePolicy.ACCEPT
         opens, closes, due = data.get("available_from"), data.get("available_until"), data.get("due_at")
         if opens and closes and opens >= closes:
             self.add_error("available_until", _("The closing time must be after the opening time."))

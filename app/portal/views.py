@@ -1,3 +1,5 @@
+import math
+
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
@@ -20,6 +22,12 @@ def student(request, membership):
     attempts = attempt_selectors.attempts_of(membership=membership)
     for attempt in attempts:
         attempt.show_score = attempt_selectors.score_visible(settings=settings_, attempt=attempt)
+        attempt.can_reopen = attempt.is_ended and settings_.allow_student_reopen and not (
+            attempt_selectors.attempt_reopen_refusal(attempt=attempt, user=request.user))
+        if not attempt.is_ended:
+            attempt.closed_message = attempt_selectors.attempt_closed_message(attempt=attempt)
+            time_left = attempt_selectors.attempt_time_left(attempt=attempt)
+            attempt.minutes_left = None if time_left is None else math.ceil(time_left.total_seconds() / 60)
     return render(
         request,
         "portal/student.html",

@@ -125,6 +125,7 @@ class AttemptRow:
     started_at: datetime
     ended_at: datetime | None
     completion_status: str
+    late: bool = False
 
 
 def attempts_count(*, resource_id: int) -> int:
@@ -187,16 +188,16 @@ def attempt_chunks(
         .order_by("id")
         .values_list(
             "id", "user__lti_identity__full_name", "user__first_name", "user__last_name",
-            "user__lti_identity__lti_user_id", "number", "started_at", "ended_at", "completion_status",
+            "user__lti_identity__lti_user_id", "number", "started_at", "ended_at", "completion_status", "late",
         )
     )
     keys, parts = _scoring_keys(discounts), _discounted_parts(discounts)
     chunk: list[AttemptRow] = []
-    for attempt_id, full_name, first, last, lti_user_id, number, started_at, ended_at, status in rows.iterator(
+    for attempt_id, full_name, first, last, lti_user_id, number, started_at, ended_at, status, late in rows.iterator(
         chunk_size=CHUNK_SIZE
     ):
         chunk.append(AttemptRow(attempt_id, full_name or f"{first} {last}".strip(), lti_user_id or "", number,
-                                started_at, ended_at, status))
+                                started_at, ended_at, status, late))
         if len(chunk) >= chunk_size:
             yield chunk, _values([a.id for a in chunk], keys, parts)
             chunk = []

@@ -70,7 +70,7 @@ def scores_row(student) -> list[str]:
 # --- attempts: one row per attempt, a column per question ----------------------------------------
 
 ATTEMPTS_HEADER = (
-    "name", "lms_user_id", "attempt", "started_at", "ended_at", "completion_status", "score_raw", "score_max", "scaled",
+    "name", "lms_user_id", "attempt", "started_at", "ended_at", "late", "completion_status", "score_raw", "score_max", "scaled",
 )
 
 _QUESTION_ID = re.compile(r"^q(\d+)$")
@@ -106,6 +106,7 @@ def attempts_row(attempt, values: Mapping[str, str], discounts: Mapping[str, str
         str(attempt.number),
         moment(attempt.started_at),
         moment(attempt.ended_at),
+        "late" if attempt.late else "",
         text(attempt.completion_status),
         number(score.raw),
         number(score.max),

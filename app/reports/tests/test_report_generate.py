@@ -12,7 +12,7 @@ from grading.models import Discount
 from reports import services, storage
 from reports.models import ReportFile
 
-HEADER_ATTEMPTS = ["name", "lms_user_id", "attempt", "started_at", "ended_at", "completion_status", "score_raw",
+HEADER_ATTEMPTS = ["name", "lms_user_id", "attempt", "started_at", "ended_at", "late", "completion_status", "score_raw",
                    "score_max", "scaled", "q0 Arithmetic", "q1 Primes"]
 
 
@@ -48,10 +48,10 @@ def test_attempts_csv(known, django_capture_on_commit_callbacks):
     report, rows = generate(known, "attempts", django_capture_on_commit_callbacks)
     assert rows == [
         HEADER_ATTEMPTS,
-        ["Ada Lovelace", "s1", "1", "2025-11-24T10:00:00+00:00", "2025-11-24T10:30:00+00:00", "completed",
+        ["Ada Lovelace", "s1", "1", "2025-11-24T10:00:00+00:00", "2025-11-24T10:30:00+00:00", "", "completed",
          "3", "4", "0.75", "1", "2"],
-        ["Ada Lovelace", "s1", "2", "2025-11-25T09:00:00+00:00", "", "incomplete", "2", "4", "0.5", "2", "0"],
-        ["'=HYPERLINK(\"http://evil.example\")", "'+s2", "1", "2025-11-25T09:00:00+00:00", "", "not attempted",
+        ["Ada Lovelace", "s1", "2", "2025-11-25T09:00:00+00:00", "", "", "incomplete", "2", "4", "0.5", "2", "0"],
+        ["'=HYPERLINK(\"http://evil.example\")", "'+s2", "1", "2025-11-25T09:00:00+00:00", "", "", "not attempted",
          "", "", "", "", ""],
     ]
     assert report.rows == 3
@@ -73,8 +73,8 @@ def test_attempts_csv_applies_discounts(known, django_capture_on_commit_callback
     Discount.objects.create(resource=known.resource, target=target, behaviour=behaviour)
     _, rows = generate(known, "attempts", django_capture_on_commit_callbacks)
     assert rows[0] == HEADER_ATTEMPTS
-    assert rows[1][6:] == ada_1
-    assert rows[2][6:] == ada_2
+    assert rows[1][7:] == ada_1
+    assert rows[2][7:] == ada_2
 
 
 @pytest.mark.django_db
@@ -164,4 +164,4 @@ def test_attempts_csv_counts_remarked_parts_and_leaves_out_deleted_attempts(know
     _, rows = generate(known, "attempts", django_capture_on_commit_callbacks)
     ada = [r for r in rows if r[1] == "s1"]
     assert len(ada) == 1
-    assert ada[0][6:] == ["3.5", "4", "0.875", "1.5", "2"]
+    assert ada[0][7:] == ["3.5", "4", "0.875", "1.5", "2"]

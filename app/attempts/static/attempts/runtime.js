@@ -44,6 +44,7 @@
   let socketReady = false;
   let lastError = "";
   let ended = false;
+  let closedText = ""; // why the server ended this attempt (its closing time or time limit passed)
   const inFlight = new Map(); // batch id -> time sent
 
   // --- pending batches, shared with reloads through localStorage -------------------------
@@ -79,7 +80,8 @@
     if (review) return;
     let text, state;
     const waiting = pending.reduce((n, b) => n + b.changes.length, 0) + buffer.length;
-    if (!token) { text = gettext("Not saving: this window does not hold the attempt"); state = "error"; }
+    if (closedText) { text = closedText; state = "closed"; }
+    else if (!token) { text = gettext("Not saving: this window does not hold the attempt"); state = "error"; }
     else if (stopped && !ended) { text = gettext("Not saving: this attempt is open in another window"); state = "error"; }
     else if (waiting === 0) { text = ended ? gettext("Finished — everything is saved") : gettext("All changes saved"); state = "saved"; }
     else if (lastError) { text = interpolate(ngettext("Not saved yet (%(n)s change waiting) — retrying",
@@ -109,6 +111,7 @@
       return;
     }
     if (error.code === "taken_over") return takenOver();
+    if (error.code === "closed") return closedByServer(error.message);
     if (error.code === "ended") { ended = true; stopped = true; pending = []; savePending(pending); showStatus(); return; }
     // A batch the server will never accept: drop it rather than retry forever, and say so.
     pending = pending.filter((b) => b.batch !== batchId);
@@ -206,6 +209,7 @@
       else if (message.type === "taken_over") takenOver();
       else if (message.type === "access") toRuntime({ type: "access", numbas: message.numbas || {} });
       else if (message.type === "error" && message.batch) refused(message.batch, message);
+      else if (message.type === "error" && message.code === "closed") closedByServer(message.message);
       else if (message.type === "error" && message.code === "ended") { ended = true; stopped = true; showStatus(); }
     });
     ws.addEventListener("close", (event) => {
@@ -249,6 +253,21 @@
     // Nothing typed in a window that does not save may look saved. Invisible, not display:none:
     // Chromium does not lay out frames loaded inside a frame that was not displayed.
     frame.style.visibility = "hidden";
+    showStatus();
+  }
+
+  function closedByServer(message) {
+    // The server ended the attempt at its deadline: what it acknowledged is kept; what it had
+    // not is refused, and the student is told how much, never left thinking it was saved.
+    const unsaved = pending.reduce((n, b) => n + b.changes.length, 0) + buffer.length;
+    ended = true;
+    stopped = true;
+    pending = [];
+    savePending(pending);
+    buffer = [];
+    closedText = (message || gettext("This attempt has ended.")) + (unsaved ? " " + interpolate(
+      ngettext("%(n)s change was not saved.", "%(n)s changes were not saved.", unsaved), { n: unsaved }, true) : "");
+    if (socket) { const old = socket; socket = null; socketReady = false; old.close(); }
     showStatus();
   }
 
