@@ -121,11 +121,18 @@ def graded_attempts(*, keys: list[tuple[int, int, int | None]]) -> dict[tuple[in
     wanted = {k for k in keys if k[2] is not None}
     if not wanted:
         return {}
-    found = Attempt.objects.filter(resource_id__in={k[0] for k in wanted}, user_id__in={k[1] for k in wanted},
-                                   number__in={k[2] for k in wanted}).values_list(
-        "resource_id", "user_id", "number", "score_max", "completion_status")
-    return {(r, u, n): GradedAttempt(m, c == CompletionStatus.COMPLETED) for r, u, n, m, c in found
-            if (r, u, n) in wanted}
+    found = [row for row in Attempt.objects.filter(
+        resource_id__in={k[0] for k in wanted}, user_id__in={k[1] for k in wanted},
+        number__in={k[2] for k in wanted}).values_list(
+        "resource_id", "user_id", "number", "score_max", "completion_status", "exam_id") if row[:3] in wanted]
+    totals = {pk: scoring.structure_total(structure)
+              for pk, structure in exam_structures(exam_ids={row[5] for row in found}).items()}
+
+    def out_of(reported, exam_id):  # the exam's whole total when the attempt reported less
+        total = totals.get(exam_id)
+        return total if total and (reported or 0) < total else reported
+
+    return {(r, u, n): GradedAttempt(out_of(m, e), c == CompletionStatus.COMPLETED) for r, u, n, m, c, e in found}
 
 
 def grade_report_for(*, membership_id: int) -> GradeReport | None:

@@ -2,6 +2,8 @@
 an attempt has not answered counts with its marks; a random subset leaves the total to the
 attempt; a re-marked gap moves its gap-fill part."""
 
+import pytest
+
 from grading import scoring
 
 STRUCTURE = [
@@ -43,3 +45,26 @@ def test_a_re_marked_gap_moves_its_part_unless_the_part_itself_is_re_marked():
     assert (gap.raw, gap.max) == (3, 4)
     both = scoring.attempt_score(values, overrides={"q0p0g1": 2, "q0p0": 0.5}, structure=STRUCTURE)
     assert (both.questions[0].parts[0].raw, both.raw) == (0.5, 0.5)
+
+
+@pytest.mark.django_db
+def test_the_lms_is_told_the_exam_s_whole_maximum_for_an_attempt_that_reported_less(consumer):
+    import uuid
+
+    from django.contrib.auth import get_user_model
+
+    from attempts.models import Attempt
+    from exams.models import ExamPackage
+    from grading.selectors import graded_attempts
+    from lms.models import Resource
+
+    resource = Resource.objects.create(consumer=consumer, resource_link_id="ags-max", title="T")
+    exam = ExamPackage.objects.create(resource=resource, version=1, title="Exam", launch_href="index.html",
+                                      structure=STRUCTURE, directory=uuid.uuid4().hex, file_count=1,
+                                      expanded_bytes=1, sha256="0" * 64)
+    user = get_user_model().objects.create(username="s")
+    Attempt.objects.create(resource=resource, user=user, exam=exam, number=1, score_raw=1, score_max=1)
+    Attempt.objects.create(resource=resource, user=user, exam=exam, number=2, score_raw=1, score_max=9)
+    graded = graded_attempts(keys=[(resource.pk, user.pk, 1), (resource.pk, user.pk, 2)])
+    assert graded[(resource.pk, user.pk, 1)].score_max == 4
+    assert graded[(resource.pk, user.pk, 2)].score_max == 9  # the exam's own report is never lowered
