@@ -241,7 +241,8 @@ class AttemptEvent(models.Model):
 
 
 class PartOverride(models.Model):
-    """An instructor's mark for one part of one attempt, replacing what the exam gave."""
+    """An instructor's mark for one part (or one gap of a gap-fill part: "q0p0g1") of one attempt,
+    replacing what the exam gave."""
 
     attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="overrides")
     part_id = models.CharField(max_length=20)
@@ -252,6 +253,7 @@ class PartOverride(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["attempt", "part_id"], name="override_unique_per_part"),
-            models.CheckConstraint(condition=Q(part_id__regex=r"^q[0-9]+p[0-9]+$"), name="override_part_form"),
+            models.CheckConstraint(condition=Q(part_id__regex=r"^q[0-9]+p[0-9]+(g[0-9]+)?$"),
+                                   name="override_part_or_gap_form"),
             models.CheckConstraint(condition=Q(score__gte=0), name="override_score_not_negative"),
         ]

@@ -26,8 +26,8 @@ class AccessChangeForm(forms.Form):
 
 
 class RemarkForm(forms.Form):
-    part = forms.RegexField(regex=r"^q[0-9]{1,4}p[0-9]{1,4}$", max_length=20,
-                            error_messages={"invalid": _("Choose a part of this exam (like q0p1).")})
+    part = forms.RegexField(regex=r"^q[0-9]{1,4}p[0-9]{1,4}(g[0-9]{1,4})?$", max_length=20,
+                            error_messages={"invalid": _("Choose a part or gap of this exam (like q0p1 or q0p1g0).")})
     score = forms.FloatField(label=_("New mark"), required=False, min_value=0,
                              help_text=_("Empty: go back to the exam's own mark."))
     reason = forms.CharField(label=_("Reason"), max_length=500, required=False)

@@ -85,10 +85,15 @@ def _access_context(*, resource_id: int, user_id: int | None, form: AccessChange
 
 def _student_page(request, membership, person, *, form=None, status=200):
     resource_id = membership.resource_id
+    attempts = selectors.attempts_of_student(resource_id=resource_id, user_id=person["user_id"])
+    marks = grading_selectors.attempt_scores(attempt_ids=[a.pk for a in attempts],
+                                             discounts=grading_selectors.discounts_for(resource_id=resource_id))
+    for attempt_ in attempts:
+        attempt_.marks = marks.get(attempt_.pk)
     return render(request, "dashboard/student.html", {
         "membership": membership, "resource": membership.resource, "person": person,
         **_access_context(resource_id=resource_id, user_id=person["user_id"], form=form),
-        "attempts": selectors.attempts_of_student(resource_id=resource_id, user_id=person["user_id"]),
+        "attempts": attempts,
     }, status=status)
 
 
@@ -191,7 +196,7 @@ def _attempt_page(request, membership, attempt, *, error="", status=200):
     values = grading_selectors.scoring_values(attempt_ids=[attempt.pk]).get(attempt.pk, {})
     overrides = grading_selectors.overrides_for(attempt_ids=[attempt.pk]).get(attempt.pk, {})
     discounts = grading_selectors.discounts_for(resource_id=attempt.resource_id)
-    score = scoring.attempt_score(values, discounts, overrides)
+    score = grading_selectors.attempt_scores(attempt_ids=[attempt.pk], discounts=discounts)[attempt.pk]
     exam_marks = {p.id: p.raw for q in scoring.questions_from(values) for p in q.parts}
     try:
         page_number = int(request.GET.get("page", "1"))

@@ -8,7 +8,7 @@ a message a person understands, and returns what we need to know about it.
 from __future__ import annotations
 
 import json
-import posixpath
+import math
 import stat
 import zipfile
 import zlib
@@ -24,6 +24,7 @@ from core import files
 
 MANIFEST = "imsmanifest.xml"
 SOURCE = "source.exam"
+NUMBAS_MANIFEST = "numbas-manifest.json"
 
 
 class PackageRejected(ValueError):
@@ -121,27 +122,87 @@ def _launch_href(manifest_xml: bytes) -> tuple[str, str]:
     return href, title
 
 
-def _parse_source(text: str) -> tuple[str, dict | None]:
+def _parse_source(text: str) -> dict | None:
+    """source.exam's JSON. Its first line is an editor tag (`// Numbas version: ...`), which names
+    the editor's export format, not the runtime's version."""
     first, _, rest = text.partition("\n")
-    version = first.removeprefix("// Numbas version:").strip() if first.startswith("// Numbas version:") else ""
     try:
-        data = json.loads(rest if version or first.startswith("//") else text)
+        data = json.loads(rest if first.lstrip().startswith("//") else text)
     except ValueError:
-        return version, None
-    return version, data if isinstance(data, dict) else None
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _runtime_version(text: str) -> str:
+    """`Numbas_version` from numbas-manifest.json: the runtime the exam was compiled with."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ""
+    version = data.get("Numbas_version") if isinstance(data, dict) else None
+    return str(version) if isinstance(version, (str, int, float)) and not isinstance(version, bool) else ""
+
+
+def _marks(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _part(part: dict) -> dict:
+    """A part with its marks as the Numbas runtime counts them: a gap-fill's marks are the sum
+    of its gaps' (its own `marks` field is ignored by Numbas, and is usually 0)."""
+    kind = str(part.get("type", ""))[:100]
+    marks = _marks(part.get("marks"))
+    result = {"type": kind, "marks": marks}
+    if kind == "gapfill":
+        gaps = [{"type": str(g.get("type", ""))[:100], "marks": _marks(g.get("marks"))}
+                for g in (part.get("gaps") or []) if isinstance(g, dict)]
+        result["gaps"] = gaps
+        result["marks"] = None if any(g["marks"] is None for g in gaps) else sum(g["marks"] for g in gaps)
+    return result
 
 
 def _structure(exam: dict) -> list[dict]:
+    """The exam's questions in the order the exam numbers them (q0, q1, ...), each with its
+    group's picking strategy, its marks and its parts (gap-fills with their gaps)."""
     questions = []
-    for group in exam.get("question_groups") or []:
-        for question in (group or {}).get("questions") or []:
-            parts = [
-                {"type": str(p.get("type", "")), "marks": p.get("marks")}
-                for p in (question.get("parts") or [])
-                if isinstance(p, dict)
-            ]
-            questions.append({"name": str(question.get("name", ""))[:500], "parts": parts})
+    shuffled_groups = bool(exam.get("shuffleQuestionGroups"))
+    for gi, group in enumerate(exam.get("question_groups") or []):
+        if not isinstance(group, dict):
+            continue
+        strategy = str(group.get("pickingStrategy") or "all-ordered")[:50]
+        if shuffled_groups and strategy == "all-ordered":
+            strategy = "all-ordered-shuffled-groups"
+        for question in group.get("questions") or []:
+            if not isinstance(question, dict):
+                continue
+            parts = [_part(p) for p in (question.get("parts") or []) if isinstance(p, dict)]
+            marks = None if any(p["marks"] is None for p in parts) else sum(p["marks"] for p in parts)
+            questions.append({"name": str(question.get("name", ""))[:500], "group": gi, "picking": strategy,
+                              "marks": marks, "parts": parts})
     return questions
+
+
+def structure_of_directory(directory: Path) -> tuple[str, list[dict]] | None:
+    """(runtime version, structure) of an exam already extracted under `directory`, for exams
+    stored before the structure was kept this way; None when it has no readable source.exam."""
+    try:
+        source = (directory / SOURCE).read_text("utf-8", errors="replace")
+    except OSError:
+        return None
+    exam = _parse_source(source)
+    if exam is None:
+        return None
+    try:
+        version = _runtime_version((directory / NUMBAS_MANIFEST).read_text("utf-8", errors="replace"))
+    except OSError:
+        version = ""
+    return version[:100], _structure(exam)
 
 
 def inspect_package(upload: BinaryIO, *, size: int) -> PackageInfo:
@@ -169,10 +230,13 @@ def inspect_package(upload: BinaryIO, *, size: int) -> PackageInfo:
         href = _safe_name(href.split("?", 1)[0].split("#", 1)[0]) if href else "index.html"
         if href not in names:
             raise PackageRejected(gettext("The package's launch file %(name)r is not in the zip.") % {"name": href})
-        version, exam = ("", None)
+        exam = None
         if SOURCE in names:
-            version, exam = _parse_source(_read(archive, SOURCE).decode("utf-8", errors="replace"))
+            exam = _parse_source(_read(archive, SOURCE).decode("utf-8", errors="replace"))
         exam = exam or {}
+        version = ""
+        if NUMBAS_MANIFEST in names:
+            version = _runtime_version(_read(archive, NUMBAS_MANIFEST).decode("utf-8", errors="replace"))
         duration = exam.get("duration")
         return PackageInfo(
             title=(str(exam.get("name") or "") or manifest_title or "Untitled exam")[:500],

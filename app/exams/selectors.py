@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import math
-
 from exams.models import ExamPackage
+from grading.scoring import structure_total
 
 
 def exam_current(*, resource_id: int) -> ExamPackage | None:
@@ -15,23 +14,12 @@ def exam_versions(*, resource_id: int) -> list[ExamPackage]:
 
 
 def exam_total_marks(*, resource_id: int) -> float | None:
-    """The current exam's total marks, when its source says them all: the sum of its parts'
-    marks. None when there is no exam, or when a part's marks are not a positive number in the
-    source (a gap-fill's marks are its gaps', which the structure does not keep)."""
+    """The current exam's total marks, when its package says them (grading.scoring's
+    structure_total: gap-fills count their gaps' marks). None when there is no exam, when a part's
+    marks are unknown, or when a question group picks a random subset (each attempt's total is
+    then its own)."""
     exam = exam_current(resource_id=resource_id)
-    if exam is None or not exam.structure:
+    if exam is None:
         return None
-    total = 0.0
-    for question in exam.structure:
-        parts = question.get("parts") if isinstance(question, dict) else None
-        if not parts:
-            return None
-        for part in parts:
-            if not isinstance(part, dict) or part.get("type") == "gapfill":
-                return None
-            marks = part.get("marks")
-            if isinstance(marks, bool) or not isinstance(marks, (int, float)) or not math.isfinite(marks) \
-                    or marks <= 0:
-                return None
-            total += marks
-    return total
+    total = structure_total(exam.structure)
+    return total if total else None

@@ -41,6 +41,33 @@ def scoring_values(*, attempt_ids: list[int]) -> dict[int, dict[str, str]]:
     return values
 
 
+def exam_structures(*, exam_ids) -> dict:
+    """Exam version id -> its structure (questions, parts, gaps and their marks)."""
+    from exams.models import ExamPackage
+
+    return dict(ExamPackage.objects.filter(pk__in=set(exam_ids)).values_list("pk", "structure"))
+
+
+def attempt_scores(*, attempt_ids: list[int], discounts: dict[str, str] | None = None) -> dict[int, scoring.AttemptScore]:
+    """The attempts' scores as they count now, out of their exam version's whole total (every
+    question, part and gap, answered or not), with discounts and instructors' marks applied.
+    Every page, grade and report that shows an attempt's maxima reads them from here or from
+    scoring.attempt_score with the same structure."""
+    rows = Attempt.all_objects.filter(pk__in=attempt_ids).values_list(
+        "pk", "exam_id", "score_raw", "score_max", "score_scaled")
+    exams = {pk: exam_id for pk, exam_id, *_ in rows}
+    structures = exam_structures(exam_ids=exams.values())
+    values = scoring_values(attempt_ids=list(exams))
+    for pk, _, *summary in rows:  # the attempt's summary where its values lack it
+        for key, value in zip(("cmi.score.raw", "cmi.score.max", "cmi.score.scaled"), summary):
+            if value is not None:
+                values[pk].setdefault(key, repr(value))
+    overrides = overrides_for(attempt_ids=list(exams))
+    return {pk: scoring.attempt_score(values.get(pk, {}), discounts, overrides.get(pk),
+                                      structure=structures.get(exam_id))
+            for pk, exam_id in exams.items()}
+
+
 def _summary_score(attempt: Attempt) -> float | None:
     if attempt.score_scaled is not None:
         return max(0.0, min(1.0, attempt.score_scaled))
@@ -59,21 +86,25 @@ def overrides_for(*, attempt_ids: list[int]) -> dict[int, dict[str, float]]:
 
 
 def attempts_for_grade(*, resource_id: int, user_id: int, discounts: dict[str, str]) -> list[scoring.AttemptForGrade]:
-    """The student's attempts with their scores as they count now (discounts applied)."""
+    """The student's attempts with their scores as they count now (discounts applied, out of
+    the exam's whole total)."""
     attempts = list(
         Attempt.objects.filter(resource_id=resource_id, user_id=user_id).only(
-            "id", "number", "completion_status", "score_raw", "score_max", "score_scaled"
+            "id", "number", "completion_status", "score_raw", "score_max", "score_scaled", "exam_id"
         )
     )
     overrides = overrides_for(attempt_ids=[a.id for a in attempts])
-    recompute = {a.id for a in attempts} if discounts else set(overrides)
-    values = scoring_values(attempt_ids=sorted(recompute)) if recompute else {}
+    totals = {pk: scoring.structure_total(structure)
+              for pk, structure in exam_structures(exam_ids={a.exam_id for a in attempts}).items()}
+    # Recomputed: with discounts, all; otherwise those re-marked, and those whose reported
+    # maximum falls short of their exam's total (an unfinished attempt of an exam that reports
+    # its maximum only as questions are answered).
+    recompute = {a.id for a in attempts} if discounts else set(overrides) | {
+        a.id for a in attempts if totals.get(a.exam_id) and (a.score_max or 0) < totals[a.exam_id]}
+    scores = attempt_scores(attempt_ids=sorted(recompute), discounts=discounts) if recompute else {}
     result = []
     for a in attempts:
-        if a.id in recompute:
-            scaled = scoring.attempt_score(values.get(a.id, {}), discounts, overrides.get(a.id)).scaled
-        else:
-            scaled = _summary_score(a)
+        scaled = scores[a.id].scaled if a.id in scores else _summary_score(a)
         result.append(scoring.AttemptForGrade(a.number, a.completion_status == CompletionStatus.COMPLETED, scaled))
     return result
 
@@ -90,11 +121,18 @@ def graded_attempts(*, keys: list[tuple[int, int, int | None]]) -> dict[tuple[in
     wanted = {k for k in keys if k[2] is not None}
     if not wanted:
         return {}
-    found = Attempt.objects.filter(resource_id__in={k[0] for k in wanted}, user_id__in={k[1] for k in wanted},
-                                   number__in={k[2] for k in wanted}).values_list(
-        "resource_id", "user_id", "number", "score_max", "completion_status")
-    return {(r, u, n): GradedAttempt(m, c == CompletionStatus.COMPLETED) for r, u, n, m, c in found
-            if (r, u, n) in wanted}
+    found = [row for row in Attempt.objects.filter(
+        resource_id__in={k[0] for k in wanted}, user_id__in={k[1] for k in wanted},
+        number__in={k[2] for k in wanted}).values_list(
+        "resource_id", "user_id", "number", "score_max", "completion_status", "exam_id") if row[:3] in wanted]
+    totals = {pk: scoring.structure_total(structure)
+              for pk, structure in exam_structures(exam_ids={row[5] for row in found}).items()}
+
+    def out_of(reported, exam_id):  # the exam's whole total when the attempt reported less
+        total = totals.get(exam_id)
+        return total if total and (reported or 0) < total else reported
+
+    return {(r, u, n): GradedAttempt(out_of(m, e), c == CompletionStatus.COMPLETED) for r, u, n, m, c, e in found}
 
 
 def grade_report_for(*, membership_id: int) -> GradeReport | None:

@@ -222,11 +222,7 @@ def question_scores_record(*, attempt_id: int) -> int:
         "resource_id", flat=True).first()  # not deleted, ended
     if resource_id is None:
         return 0
-    values = selectors.scoring_values(attempt_ids=[attempt_id]).get(attempt_id, {})
-    questions = scoring.questions_from(values)
-    overrides = selectors.overrides_for(attempt_ids=[attempt_id]).get(attempt_id)
-    if overrides:
-        questions = scoring.overridden(questions, overrides)
+    questions = selectors.attempt_scores(attempt_ids=[attempt_id])[attempt_id].questions
     rows = AttemptQuestionScore.objects.bulk_create(
         AttemptQuestionScore(attempt_id=attempt_id, resource_id=resource_id, question_id=q.id[:50], raw=q.raw,
                              max=q.max) for q in questions)
@@ -246,10 +242,14 @@ def part_remark(*, attempt: Attempt, part_id: str, score: float | None, by, reas
     from attempts.models import AttemptEvent, AttemptEventKind, PartOverride
 
     values = selectors.scoring_values(attempt_ids=[attempt.pk]).get(attempt.pk, {})
-    parts = {p.id: p for q in scoring.questions_from(values) for p in q.parts}
+    structure = selectors.exam_structures(exam_ids=[attempt.exam_id]).get(attempt.exam_id)
+    questions = scoring.questions_from(values)
+    if structure:  # parts and gaps not answered yet can be marked too
+        questions = scoring.with_structure(questions, structure)
+    parts = {p.id: p for q in questions for p in q.parts}
     part = parts.get(part_id)
     if part is None:
-        raise RemarkRefused(gettext("This attempt has no part %(part)s.") % {"part": part_id})
+        raise RemarkRefused(gettext("This attempt has no part or gap %(part)s.") % {"part": part_id})
     if score is not None and not 0 <= score <= part.max:
         raise RemarkRefused(gettext("The mark for %(part)s must be between 0 and %(max)s.")
                             % {"part": part_id, "max": f"{part.max:g}"})

@@ -20,8 +20,11 @@ from portal.access import resource_view
 def student(request, membership):
     settings_ = attempt_selectors.resource_settings(resource_id=membership.resource_id)
     attempts = attempt_selectors.attempts_of(membership=membership)
+    marks = grading_selectors.attempt_scores(
+        attempt_ids=[a.pk for a in attempts], discounts=grading_selectors.discounts_for(resource_id=membership.resource_id))
     for attempt in attempts:
         attempt.show_score = attempt_selectors.score_visible(settings=settings_, attempt=attempt)
+        attempt.marks = marks.get(attempt.pk)
         attempt.can_reopen = attempt.is_ended and settings_.allow_student_reopen and not (
             attempt_selectors.attempt_reopen_refusal(attempt=attempt, user=request.user))
         if not attempt.is_ended:

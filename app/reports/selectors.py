@@ -126,6 +126,7 @@ class AttemptRow:
     ended_at: datetime | None
     completion_status: str
     late: bool = False
+    exam_id: int | None = None
 
 
 def attempts_count(*, resource_id: int) -> int:
@@ -189,15 +190,15 @@ def attempt_chunks(
         .values_list(
             "id", "user__lti_identity__full_name", "user__first_name", "user__last_name",
             "user__lti_identity__lti_user_id", "number", "started_at", "ended_at", "completion_status", "late",
+            "exam_id",
         )
     )
     keys, parts = _scoring_keys(discounts), _discounted_parts(discounts)
     chunk: list[AttemptRow] = []
-    for attempt_id, full_name, first, last, lti_user_id, number, started_at, ended_at, status, late in rows.iterator(
-        chunk_size=CHUNK_SIZE
-    ):
+    for row in rows.iterator(chunk_size=CHUNK_SIZE):
+        attempt_id, full_name, first, last, lti_user_id, number, started_at, ended_at, status, late, exam_id = row
         chunk.append(AttemptRow(attempt_id, full_name or f"{first} {last}".strip(), lti_user_id or "", number,
-                                started_at, ended_at, status, late))
+                                started_at, ended_at, status, late, exam_id))
         if len(chunk) >= chunk_size:
             yield chunk, _values([a.id for a in chunk], keys, parts)
             chunk = []

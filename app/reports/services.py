@@ -118,13 +118,18 @@ def _write_attempts(*, report: ReportFile, out: TextIO, progress_for: Callable[[
     discounts = grading_selectors.discounts_for(resource_id=report.resource_id)
     writer.writerow(tables.attempts_header(questions))
     progress = progress_for(selectors.attempts_count(resource_id=report.resource_id))
+    structures: dict = {}
     for chunk, values in selectors.attempt_chunks(resource_id=report.resource_id, discounts=discounts):
         # Re-marked parts (rare): those attempts' scores are recomputed from all their parts.
         overrides = grading_selectors.overrides_for(attempt_ids=[a.id for a in chunk])
         if overrides:
             for attempt_id, more in grading_selectors.scoring_values(attempt_ids=sorted(overrides)).items():
                 values.setdefault(attempt_id, {}).update(more)
-        writer.writerows(tables.attempts_row(a, values.get(a.id, {}), discounts, question_ids, overrides.get(a.id))
+        missing = {a.exam_id for a in chunk} - set(structures)
+        if missing:
+            structures.update(grading_selectors.exam_structures(exam_ids=missing))
+        writer.writerows(tables.attempts_row(a, values.get(a.id, {}), discounts, question_ids, overrides.get(a.id),
+                                             structure=structures.get(a.exam_id))
                          for a in chunk)
         progress.add(len(chunk))
     return progress.rows

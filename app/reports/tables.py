@@ -88,11 +88,12 @@ def attempts_header(questions: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def attempts_row(attempt, values: Mapping[str, str], discounts: Mapping[str, str], question_ids: Sequence[str],
-                 overrides: Mapping[str, float] | None = None) -> list[str]:
+                 overrides: Mapping[str, float] | None = None, structure=None) -> list[str]:
     """`attempt` is a selectors.AttemptRow; `values` its scoring values (cmi.score.*, objectives,
-    interactions). With discounts or re-marked parts, the totals and each question's score are
-    as they count now; a question removed from the total has an empty cell."""
-    score = scoring.attempt_score(values, discounts, overrides)
+    interactions); `structure` its exam version's. With discounts or re-marked parts, the totals
+    and each question's score are as they count now; a question removed from the total has an
+    empty cell. The maximum is the exam's whole total, whatever the attempt has answered."""
+    score = scoring.attempt_score(values, discounts, overrides, structure=structure)
     by_id = {q.id: q for q in score.questions}
     cells = []
     for qid in question_ids:

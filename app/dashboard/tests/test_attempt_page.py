@@ -80,7 +80,7 @@ def test_remarking_a_part_changes_the_grade_and_is_audited(done):
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"part": "q9p9", "score": "1"}, "no part q9p9"),
+    ({"part": "q9p9", "score": "1"}, "no part or gap q9p9"),
     ({"part": "q1p0", "score": "3"}, "between 0 and 2"),
     ({"part": "q1p0", "score": "-1"}, "greater than or equal to 0"),
     ({"part": "q1p0", "score": "lots"}, "Enter a number"),
