@@ -69,6 +69,9 @@ class LaunchData:
     lti_version: str = LtiVersion.LTI_1P1
     custom: dict = field(default_factory=dict)
     locale: str = ""
+    #: The LMS's login name and student-record id for the person, when it sends them.
+    username: str = ""
+    sourcedid: str = ""
     # LTI 1.3 only: the registration, the grade and roster services the launch offers, and the
     # 1.1 ids of the same person, course and link (the lti1p1 claim) for an LMS that upgraded.
     platform_id: int | None = None
@@ -310,6 +313,21 @@ def custom_parameters(values: Mapping) -> dict[str, str]:
     return kept
 
 
+#: Where LMSs put the person's login name in a 1.1 launch, in order of preference: the custom
+#: parameter an administrator can set anywhere, Moodle (and Blackboard), Brightspace, Canvas, Sakai.
+USERNAME_PARAMETERS_1P1 = ("custom_username", "ext_user_username", "ext_d2l_username",
+                           "custom_canvas_user_login_id", "ext_sakai_eid")
+
+
+def username_1p1(params: Mapping[str, str]) -> str:
+    """The person's LMS login name from a 1.1 launch, or ""."""
+    for name in USERNAME_PARAMETERS_1P1:
+        value = str(params.get(name, "") or "").strip()
+        if value and not value.startswith("$"):  # an unsubstituted variable like $User.username
+            return value[:255]
+    return ""
+
+
 def valid_locale(value: str) -> str:
     value = (value or "").strip()
     return value[:35] if _LOCALE.match(value) else ""
@@ -342,6 +360,8 @@ def _parse(params: Mapping[str, str], timestamp: int, consumer: Consumer) -> Lau
         return_url=_valid_url_or_blank(params.get("launch_presentation_return_url", ""), "launch_presentation_return_url"),
         custom=custom_parameters({k.removeprefix("custom_"): v for k, v in params.items() if k.startswith("custom_")}),
         locale=valid_locale(params.get("launch_presentation_locale", "")),
+        username=username_1p1(params),
+        sourcedid=text("lis_person_sourcedid", 255),
     )
 
 

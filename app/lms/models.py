@@ -140,6 +140,11 @@ class LtiIdentity(models.Model):
     )
     full_name = models.CharField(max_length=500, blank=True)
     email = models.EmailField(max_length=254, blank=True)
+    username = models.CharField(max_length=255, blank=True, help_text=(
+        "The person's login name in the LMS, as the LMS sent it (Moodle's ext_user_username, Canvas's "
+        "login id, Brightspace's ext_d2l_username, a custom 'username' parameter, or OIDC preferred_username)."))
+    sourcedid = models.CharField(max_length=255, blank=True, help_text=(
+        "The LMS's student-record id for the person (lis_person_sourcedid), often the student number."))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

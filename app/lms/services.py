@@ -110,8 +110,10 @@ def _identity_upsert(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity:
     sub = launch.user_id if launch.lti_version == LtiVersion.LTI_1P3 else None
     if identity is None:
         return _identity_create(consumer=consumer, lti_user_id=launch.user_id, sub=sub, full_name=launch.full_name,
-                                email=launch.email, locale=launch.locale)
-    identity_wanted = {"full_name": launch.full_name, "email": launch.email, "locale": launch.locale}
+                                email=launch.email, locale=launch.locale, username=launch.username,
+                                sourcedid=launch.sourcedid)
+    identity_wanted = {"full_name": launch.full_name, "email": launch.email, "locale": launch.locale,
+                       "username": launch.username, "sourcedid": launch.sourcedid}
     if sub:
         identity_wanted["sub"] = sub
     _save_changed(identity, {f: v for f, v in identity_wanted.items() if v}, also=["updated_at"])
@@ -123,14 +125,15 @@ def _identity_upsert(*, consumer: Consumer, launch: LaunchData) -> LtiIdentity:
 
 
 def _identity_create(*, consumer: Consumer, lti_user_id: str, sub: str | None, full_name: str, email: str,
-                     locale: str = "") -> LtiIdentity:
+                     locale: str = "", username: str = "", sourcedid: str = "") -> LtiIdentity:
     first_name, last_name = _split_name(full_name)
     user = User(username=_username_for(consumer, lti_user_id), first_name=first_name, last_name=last_name,
                 email=email)
     user.set_unusable_password()
     user.save(force_insert=True)
     return LtiIdentity.objects.create(consumer=consumer, lti_user_id=lti_user_id, sub=sub, user=user,
-                                      full_name=full_name, email=email, locale=locale)
+                                      full_name=full_name, email=email, locale=locale, username=username,
+                                      sourcedid=sourcedid)
 
 
 @transaction.atomic

@@ -64,6 +64,9 @@ ROLES = LTI + "roles"
 CUSTOM = LTI + "custom"
 LAUNCH_PRESENTATION = LTI + "launch_presentation"
 LTI1P1 = LTI + "lti1p1"
+LIS = LTI + "lis"
+#: Moodle's extension claim (user_username), as in its 1.1 launches' ext_user_username.
+EXT = LTI + "ext"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 DEEP_LINKING = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
@@ -470,6 +473,18 @@ def _text(value: Any, limit: int) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
+def _username(claims: Mapping, custom: Mapping) -> str:
+    """The person's LMS login name: a custom `username` parameter, Moodle's ext claim, Canvas's
+    login id substitution, or OIDC's preferred_username."""
+    ext = claims.get(EXT) if isinstance(claims.get(EXT), dict) else {}
+    for value in (custom.get("username"), ext.get("user_username"), custom.get("canvas_user_login_id"),
+                  claims.get("preferred_username")):
+        text = _text(value, 255)
+        if text and not text.startswith("$"):
+            return text
+    return ""
+
+
 def _launch_data(platform: Platform, claims: Mapping) -> LaunchData:
     resource_link = claims.get(RESOURCE_LINK) or {}
     context = claims.get(CONTEXT) or {}
@@ -491,6 +506,7 @@ def _launch_data(platform: Platform, claims: Mapping) -> LaunchData:
     presentation = claims.get(LAUNCH_PRESENTATION) if isinstance(claims.get(LAUNCH_PRESENTATION), dict) else {}
     custom = claims.get(CUSTOM) if isinstance(claims.get(CUSTOM), dict) else {}
     scopes = ags.get("scope") if isinstance(ags.get("scope"), list) else []
+    lis = claims.get(LIS) if isinstance(claims.get(LIS), dict) else {}
     return LaunchData(
         nonce="", timestamp=int(claims.get("iat", 0)),
         resource_link_id=resource_link["id"],
@@ -507,6 +523,7 @@ def _launch_data(platform: Platform, claims: Mapping) -> LaunchData:
         lti_version=LtiVersion.LTI_1P3,
         custom=custom_parameters(custom),
         locale=valid_locale(_text(presentation.get("locale"), 35) or _text(claims.get("locale"), 35)),
+        username=_username(claims, custom), sourcedid=_text(lis.get("person_sourcedid"), 255),
         platform_id=platform.pk,
         ags_lineitem_url=_valid_url_or_blank(_text(ags.get("lineitem"), 1000), "lineitem"),
         ags_lineitems_url=_valid_url_or_blank(_text(ags.get("lineitems"), 1000), "lineitems"),

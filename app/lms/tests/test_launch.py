@@ -333,3 +333,25 @@ def test_pages_allow_lms_framing(client, consumer):
     page = client.get(response["Location"])
     assert "frame-ancestors" in page["Content-Security-Policy"]
     assert "X-Frame-Options" not in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("parameter", ["ext_user_username", "ext_d2l_username", "custom_canvas_user_login_id",
+                                       "custom_username", "ext_sakai_eid"])
+def test_the_lms_username_and_student_record_id_are_kept_for_the_person(client, consumer, parameter):
+    response = client.post(LAUNCH, signed(consumer, user_id="stu-1", lis_person_sourcedid="S1234567",
+                                          **{parameter: "alovelace"}))
+    assert response.status_code == 302
+    identity = LtiIdentity.objects.get(consumer=consumer, lti_user_id="stu-1")
+    assert (identity.username, identity.sourcedid) == ("alovelace", "S1234567")
+
+    client.post(LAUNCH, signed(consumer, user_id="stu-1", **{parameter: "aking"}))
+    identity.refresh_from_db()
+    assert (identity.username, identity.sourcedid) == ("aking", "S1234567"), "kept when not sent again"
+
+
+@pytest.mark.django_db
+def test_an_unsubstituted_lms_variable_is_not_a_username(client, consumer):
+    client.post(LAUNCH, signed(consumer, user_id="stu-1", custom_username="$User.username",
+                               ext_user_username="alovelace"))
+    assert LtiIdentity.objects.get(lti_user_id="stu-1").username == "alovelace"

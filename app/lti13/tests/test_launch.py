@@ -228,3 +228,17 @@ def test_a_bad_login_is_refused_and_nothing_is_written(client, lms, platform, br
     states = LoginState.objects.count()
     _refused(client.post(request.path, request.params), status, code)
     assert LoginState.objects.count() == states
+
+
+@pytest.mark.parametrize("claims, expected", [
+    ({"extra": {"https://purl.imsglobal.org/spec/lti/claim/ext": {"user_username": "alovelace"}}}, "alovelace"),
+    ({"custom": {"canvas_user_login_id": "alovelace"}}, "alovelace"),
+    ({"custom": {"username": "$User.username"}, "extra": {"preferred_username": "alovelace"}}, "alovelace"),
+])
+def test_the_lms_username_and_student_record_id_are_kept_for_the_person(client, lms, platform, claims, expected):
+    lis = {"https://purl.imsglobal.org/spec/lti/claim/lis": {"person_sourcedid": "S1234567"}}
+    extra = {**lis, **claims.get("extra", {})}
+    response = launch(client, lms, **student(custom=claims.get("custom"), extra=extra))
+    assert response.status_code == 302, response.content[:500]
+    identity = LtiIdentity.objects.get(sub="stu-1")
+    assert (identity.username, identity.sourcedid) == (expected, "S1234567")
