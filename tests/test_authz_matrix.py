@@ -261,7 +261,7 @@ def check_report_status(world, actor, response):
 
 def check_download(world, actor, response):
     body = b"".join(response.streaming_content).decode("utf-8-sig")
-    assert body.startswith("name,email,lms_user_id") and "attachment" in response["Content-Disposition"]
+    assert body.startswith("name,identifier,email,lms_user_id") and "attachment" in response["Content-Disposition"]
 
 
 def check_started(world, actor, response):

@@ -56,9 +56,9 @@ def test_instructor_downloads_the_scores_csv(reports_server, page, tmp_path):
     download = info.value
     assert re.fullmatch(r"week-1-quiz-scores-\d{8}-\d{4}\.csv", download.suggested_filename), download.suggested_filename
     rows = list(csv.reader(io.StringIO(open(download.path(), encoding="utf-8-sig").read())))
-    assert rows[0] == ["name", "email", "lms_user_id", "attempts", "grade", "grade_percent", "counted_attempt",
+    assert rows[0] == ["name", "identifier", "email", "lms_user_id", "attempts", "grade", "grade_percent", "counted_attempt",
                        "reported_to_lms", "reported_score", "reported_at"]
-    assert [r[2:4] for r in rows[1:]] == [["stu-reports", "1"]]
+    assert [r[3:5] for r in rows[1:]] == [["stu-reports", "1"]]
 
     # The file has no public URL, and the download URL needs the instructor's session.
     report_id = row.get_attribute("data-report")

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from exams.models import ExamPackage
-from lms.models import Resource
+from lms.models import IdentifierField, Resource
 
 
 class ShowScore(models.TextChoices):
@@ -65,6 +65,9 @@ class ResourceSettings(models.Model):
     email_receipt = models.BooleanField(
         default=False, help_text="E-mail students a receipt when they complete an attempt."
     )
+    identifier_field = models.CharField(
+        max_length=20, choices=IdentifierField.choices, blank=True,
+        help_text="Which LMS identifier names students on instructors' pages and in CSVs (empty: the LMS's choice).")
 
     class Meta:
         constraints = [

@@ -16,7 +16,8 @@ from django.db import connection
 from django.db.models.functions import Coalesce, Concat, Greatest, Left, Length, Lower, NullIf, Trim
 
 from attempts.models import AccessChange, Attempt, AttemptEvent, ElementChange
-from lms.models import ResourceMembership, Role
+from lms import selectors as lms_selectors
+from lms.models import IdentifierField, ResourceMembership, Role
 from lti13.models import RosterMember, RosterStatus
 
 PER_PAGE = 50
@@ -54,6 +55,7 @@ class StudentQuery:
 
 
 def _students(resource_id: int) -> QuerySet:
+    identifier = lms_selectors.identifier_expression(lms_selectors.identifier_field_for(resource_id=resource_id))
     attempts = Attempt.objects.filter(resource_id=OuterRef("resource_id"), user_id=OuterRef("user_id"))
     counted = attempts.order_by().values("user_id").annotate(n=Count("id")).values("n")
     last_saved = attempts.order_by().values("user_id").annotate(m=Max("last_saved_at")).values("m")
@@ -69,6 +71,7 @@ def _students(resource_id: int) -> QuerySet:
             sort_name=Lower("display_name"),
             email=Coalesce(NullIf(F("user__email"), Value("")), F("user__lti_identity__email"), Value("")),
             lti_user_id=F("user__lti_identity__lti_user_id"),
+            identifier=identifier,
             attempt_count=Coalesce(Subquery(counted, output_field=IntegerField()), Value(0)),
             attempts_open=Coalesce(Subquery(in_progress, output_field=IntegerField()), Value(0)),
             last_activity=Greatest("last_launched_at", Coalesce(Subquery(last_saved), "last_launched_at")),
@@ -81,7 +84,8 @@ def _students(resource_id: int) -> QuerySet:
 
 
 #: The columns of a row of the students page, in the order both kinds of row give them.
-ROW = ("pk", "user_id", "role", "display_name", "sort_name", "email", "lti_user_id", "attempt_count", "attempts_open",
+ROW = ("pk", "user_id", "role", "display_name", "sort_name", "email", "lti_user_id", "identifier", "attempt_count",
+       "attempts_open",
        "last_activity", "grade", "grade_state", "grade_error", "has_access_change", "roster_status", "roster_id")
 
 
@@ -105,6 +109,16 @@ def _roster_access_changed(resource_id: int) -> Exists:
     return Exists(AccessChange.objects.filter(resource_id=resource_id, user_id=OuterRef("identity__user_id")))
 
 
+def _roster_identifier(field: str):
+    """A course-list member's chosen identifier: what the list says (e-mail, LMS user id), else
+    what their identity says once they are known."""
+    if field == IdentifierField.EMAIL:
+        return Coalesce(NullIf(F("email"), Value("")), Value(""))
+    if field == IdentifierField.LMS_USER_ID:
+        return F("user_id")
+    return Coalesce(F(f"identity__{field}"), Value(""))
+
+
 def _not_launched_rows(rows: QuerySet, *, resource_id: int) -> QuerySet:
     """Course-list rows with the columns of `ROW` (each under a name of its own: only their
     order counts in a UNION)."""
@@ -114,9 +128,11 @@ def _not_launched_rows(rows: QuerySet, *, resource_id: int) -> QuerySet:
         **{name: Value(None, output_field=kind) for name, kind in none.items()},
         r_role=Value(Role.STUDENT, output_field=CharField()),
         r_name=_roster_name(), r_sort=Lower("r_name"), r_lti_user_id=F("user_id"),
+        r_identifier=_roster_identifier(lms_selectors.identifier_field_for(resource_id=resource_id)),
         r_attempts=Value(0, output_field=IntegerField()), r_open=Value(0, output_field=IntegerField()),
         r_change=_roster_access_changed(resource_id), r_status=F("status"),
-    ).values("r_pk", "r_user", "r_role", "r_name", "r_sort", "email", "r_lti_user_id", "r_attempts", "r_open",
+    ).values("r_pk", "r_user", "r_role", "r_name", "r_sort", "email", "r_lti_user_id", "r_identifier", "r_attempts",
+             "r_open",
              "r_activity", "r_grade", "r_state", "r_error", "r_change", "r_status", "id")
 
 
@@ -137,6 +153,7 @@ def students_page(*, resource_id: int, query: StudentQuery, per_page: int = PER_
             Q(user__first_name__icontains=term) | Q(user__last_name__icontains=term)
             | Q(user__email__icontains=term) | Q(user__lti_identity__full_name__icontains=term)
             | Q(user__lti_identity__lti_user_id__iexact=term) | Q(user__username__iexact=term)
+            | Q(user__lti_identity__username__iexact=term) | Q(user__lti_identity__sourcedid__iexact=term)
         )
     rows = rows.values(*ROW)
     if context_id is not None:
@@ -162,9 +179,12 @@ def not_launched_count(*, resource_id: int, context_id: int) -> int:
 
 def student_of_resource(*, resource_id: int, membership_id: int) -> dict | None:
     """One person's row (as on the students page), or None if they are not of this resource."""
-    return _students(resource_id).filter(pk=membership_id).values(
-        "pk", "user_id", "role", "display_name", "email", "lti_user_id", "attempt_count", "attempts_open",
-        "last_activity", "grade", "grade_state", "grade_error", "has_access_change", "last_launched_at",
+    return _students(resource_id).filter(pk=membership_id).annotate(
+        lms_username=F("user__lti_identity__username"), sourcedid=F("user__lti_identity__sourcedid"),
+    ).values(
+        "pk", "user_id", "role", "display_name", "email", "lti_user_id", "lms_username", "sourcedid", "identifier",
+        "attempt_count",
+        "attempts_open", "last_activity", "grade", "grade_state", "grade_error", "has_access_change", "last_launched_at",
         "first_launched_at",
     ).first()
 

@@ -22,6 +22,7 @@ from dashboard.forms import AccessChangeForm, ReasonForm, RemarkForm
 from grading import scoring
 from grading import selectors as grading_selectors
 from grading import services as grading_services
+from lms import selectors as lms_selectors
 from lti13 import nrps
 from lti13 import selectors as lti13_selectors
 from lti13 import services as lti13_services
@@ -40,6 +41,8 @@ def students(request, membership):
         "columns": [("name", _("Name")), ("attempts", _("Attempts")), ("grade", _("Grade")),
                     ("delivery", _("In the gradebook")), ("activity", _("Last activity"))],
         "roster": roster, "roster_offered": bool(context and context.nrps_url),
+        "identifier_label": lms_selectors.identifier_label(
+            lms_selectors.identifier_field_for(resource_id=membership.resource_id)),
         "not_launched": selectors.not_launched_count(resource_id=membership.resource_id, context_id=context.pk)
         if roster and roster.fetched_at else 0,
     })

@@ -49,7 +49,7 @@ class ResourceAdmin(admin.ModelAdmin):
 class LtiIdentityAdmin(admin.ModelAdmin):
     list_display = ["full_name", "email", "lti_user_id", "consumer", "updated_at"]
     list_filter = ["consumer"]
-    search_fields = ["full_name", "email", "lti_user_id", "user__username"]
+    search_fields = ["full_name", "email", "lti_user_id", "username", "sourcedid", "user__username"]
     list_select_related = ["consumer"]
     raw_id_fields = ["user"]
     readonly_fields = ["created_at", "updated_at"]

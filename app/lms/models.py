@@ -12,6 +12,16 @@ from django.utils.translation import gettext_lazy as _
 from lms.roles import validate_role_list
 
 
+class IdentifierField(models.TextChoices):
+    """Which of a person's LMS identifiers names them on instructors' pages and in CSVs, next to
+    their name (the reference's identifier_field)."""
+
+    EMAIL = "email", _("E-mail address")
+    USERNAME = "username", _("LMS username")
+    SOURCEDID = "sourcedid", _("Student number (lis_person_sourcedid)")
+    LMS_USER_ID = "lti_user_id", _("LMS user id")
+
+
 class Consumer(models.Model):
     """An LMS allowed to launch us: with LTI 1.1 (an OAuth1 key and secret), with LTI 1.3 (one
     or more `lti13.Platform` registrations of one issuer point here), or both. Courses, activities
@@ -33,6 +43,10 @@ class Consumer(models.Model):
                     "e.g. urn:lti:instrole:ims/lis/Administrator. Course roles Instructor, TeachingAssistant, "
                     "ContentDeveloper, Administrator and Manager always do."),
     )
+    identifier_field = models.CharField(
+        _("identify students by"), max_length=20, choices=IdentifierField.choices, default=IdentifierField.EMAIL,
+        help_text=_("Shown next to students' names on instructors' pages and in CSV files, unless an activity "
+                    "chooses otherwise."))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

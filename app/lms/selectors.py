@@ -6,9 +6,11 @@ import hashlib
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
-from lms.models import Consumer, Context, LaunchLog, Resource, ResourceAlias, ResourceMembership
+from lms.models import Consumer, IdentifierField, Context, LaunchLog, Resource, ResourceAlias, ResourceMembership
 
 
 def consumer_get_by_key(*, key: str) -> Consumer | None:
@@ -70,3 +72,33 @@ def resource_alias_target(*, consumer: Consumer, lti13_id: str) -> Resource | No
 def course_activity_get(*, consumer: Consumer, context: Context | None, resource_id: int) -> Resource | None:
     """The activity of this LMS and this course (or, without a course, of none) with this id."""
     return Resource.objects.filter(pk=resource_id, consumer=consumer, context=context).first()
+
+
+# --- which identifier names a student (IdentifierField) ----------------------------------------
+
+
+def identifier_field_for(*, resource_id: int) -> str:
+    """The identifier an activity's pages and CSVs show next to students' names: the activity's
+    own choice, else its LMS's."""
+    from attempts.models import ResourceSettings  # attempts depends on lms, not the other way round
+
+    chosen = ResourceSettings.objects.filter(resource_id=resource_id).values_list("identifier_field", flat=True).first()
+    if chosen:
+        return chosen
+    return Resource.objects.filter(pk=resource_id).values_list("consumer__identifier_field", flat=True).first() or (
+        IdentifierField.EMAIL)
+
+
+def identifier_label(field: str) -> str:
+    return str(IdentifierField(field).label) if field in IdentifierField.values else ""
+
+
+def identifier_expression(field: str, *, identity: str = "user__lti_identity__"):
+    """A database expression for the chosen identifier of the person a row reaches through
+    `identity` (a relation path ending in the LtiIdentity): "" when the LMS never sent it. The
+    e-mail address falls back to the user's own, as pages have always shown it."""
+    if field == IdentifierField.EMAIL:
+        user = identity.removesuffix("lti_identity__")
+        return Coalesce(NullIf(F(f"{identity}email"), Value("")), NullIf(F(f"{user}email"), Value("")), Value(""))
+    column = field if field in IdentifierField.values else IdentifierField.LMS_USER_ID
+    return Coalesce(F(f"{identity}{column}"), Value(""))

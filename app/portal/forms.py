@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from attempts.models import LatePolicy, ResourceSettings
+from lms.models import IdentifierField
 
 _WHEN = {"type": "datetime-local"}
 _FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
@@ -20,13 +21,17 @@ class ResourceSettingsForm(forms.ModelForm):
     due_at = _when(_("Due at"), _("After it, answers are refused or accepted and marked late, as chosen below."))
     late_policy = forms.ChoiceField(label=_("After the due date"), choices=LatePolicy.choices, required=False)
     review_from = _when(_("Review allowed from"), _("Empty: as soon as an attempt ends."))
+    identifier_field = forms.ChoiceField(
+        label=_("Identify students by"), required=False,
+        choices=[("", _("The LMS's choice"))] + list(IdentifierField.choices),
+        help_text=_("Shown next to each student's name on the instructor's pages and in CSV files."))
     max_attempts = forms.IntegerField(label=_("Attempts allowed"), min_value=0, max_value=1000,
                                       help_text=_("0 means unlimited."))
 
     class Meta:
         model = ResourceSettings
         fields = ["available_from", "available_until", "due_at", "late_policy", "report_after_due", "max_attempts", "allow_review", "allow_student_reopen", "review_from",
-                  "show_score", "grading_method", "include_incomplete", "report_when", "email_receipt"]
+                  "show_score", "grading_method", "include_incomplete", "report_when", "email_receipt", "identifier_field"]
         labels = {
             "allow_review": _("Students may review their finished attempts"),
             "show_score": _("Show students their marks"),

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from attempts.models import Attempt, Element
 from exams.models import ExamPackage
+from lms import selectors as lms_selectors
 from lms.models import ResourceMembership, Role
 from reports import tables
 from reports.models import ReportFile, ReportFileState
@@ -66,6 +67,12 @@ class StudentRow:
     report_state: str
     reported_score: float | None
     reported_at: datetime | None
+    identifier: str = ""
+
+
+def _identifier(resource_id: int):
+    """The activity's chosen identifier of each row's person (lms.IdentifierField)."""
+    return lms_selectors.identifier_expression(lms_selectors.identifier_field_for(resource_id=resource_id))
 
 
 def _students(resource_id: int):
@@ -91,15 +98,17 @@ def students_for_scores(*, resource_id: int) -> Iterator[StudentRow]:
     """Each student of the resource who has an attempt or a grade, by name."""
     rows = (
         _students(resource_id)
+        .annotate(identifier=_identifier(resource_id))
         .order_by("user__last_name", "user__first_name", "user__lti_identity__full_name", "user__username", "id")
         .values_list(
             "user__lti_identity__full_name", "user__first_name", "user__last_name", "user__lti_identity__email",
             "user__email", "user__lti_identity__lti_user_id", "attempt_count", "grade_report__score",
             "grade_report__attempt_number", "grade_report__state", "grade_report__sent_score", "grade_report__delivered_at",
+            "identifier",
         )
     )
     for (full_name, first, last, identity_email, user_email, lti_user_id, attempts, grade, counted, state,
-         sent, delivered_at) in rows.iterator(chunk_size=CHUNK_SIZE):
+         sent, delivered_at, identifier) in rows.iterator(chunk_size=CHUNK_SIZE):
         yield StudentRow(
             name=full_name or f"{first} {last}".strip(),
             email=identity_email or user_email or "",
@@ -110,6 +119,7 @@ def students_for_scores(*, resource_id: int) -> Iterator[StudentRow]:
             report_state=state or "",
             reported_score=sent,
             reported_at=delivered_at,
+            identifier=identifier,
         )
 
 
@@ -127,6 +137,7 @@ class AttemptRow:
     completion_status: str
     late: bool = False
     exam_id: int | None = None
+    identifier: str = ""
 
 
 def attempts_count(*, resource_id: int) -> int:
@@ -186,19 +197,20 @@ def attempt_chunks(
     of its attempts (one query per chunk, so memory stays flat whatever the number of attempts)."""
     rows = (
         Attempt.objects.filter(resource_id=resource_id)
+        .annotate(identifier=_identifier(resource_id))
         .order_by("id")
         .values_list(
             "id", "user__lti_identity__full_name", "user__first_name", "user__last_name",
             "user__lti_identity__lti_user_id", "number", "started_at", "ended_at", "completion_status", "late",
-            "exam_id",
+            "exam_id", "identifier",
         )
     )
     keys, parts = _scoring_keys(discounts), _discounted_parts(discounts)
     chunk: list[AttemptRow] = []
     for row in rows.iterator(chunk_size=CHUNK_SIZE):
-        attempt_id, full_name, first, last, lti_user_id, number, started_at, ended_at, status, late, exam_id = row
+        attempt_id, full_name, first, last, lti_user_id, number, started_at, ended_at, status, late, exam_id, ident = row
         chunk.append(AttemptRow(attempt_id, full_name or f"{first} {last}".strip(), lti_user_id or "", number,
-                                started_at, ended_at, status, late, exam_id))
+                                started_at, ended_at, status, late, exam_id, ident))
         if len(chunk) >= chunk_size:
             yield chunk, _values([a.id for a in chunk], keys, parts)
             chunk = []

@@ -46,7 +46,7 @@ def moment(value: datetime | None) -> str:
 # --- scores: one row per student --------------------------------------------------------------
 
 SCORES_HEADER = (
-    "name", "email", "lms_user_id", "attempts", "grade", "grade_percent", "counted_attempt",
+    "name", "identifier", "email", "lms_user_id", "attempts", "grade", "grade_percent", "counted_attempt",
     "reported_to_lms", "reported_score", "reported_at",
 )
 
@@ -55,6 +55,7 @@ def scores_row(student) -> list[str]:
     """`student` is a selectors.StudentRow."""
     return [
         text(student.name),
+        text(student.identifier),
         text(student.email),
         text(student.lms_user_id),
         str(student.attempts),
@@ -70,7 +71,7 @@ def scores_row(student) -> list[str]:
 # --- attempts: one row per attempt, a column per question ----------------------------------------
 
 ATTEMPTS_HEADER = (
-    "name", "lms_user_id", "attempt", "started_at", "ended_at", "late", "completion_status", "score_raw", "score_max", "scaled",
+    "name", "identifier", "lms_user_id", "attempt", "started_at", "ended_at", "late", "completion_status", "score_raw", "score_max", "scaled",
 )
 
 _QUESTION_ID = re.compile(r"^q(\d+)$")
@@ -103,6 +104,7 @@ def attempts_row(attempt, values: Mapping[str, str], discounts: Mapping[str, str
         cells.append(number(question.raw) if question is not None else "")
     return [
         text(attempt.name),
+        text(attempt.identifier),
         text(attempt.lms_user_id),
         str(attempt.number),
         moment(attempt.started_at),

@@ -16,12 +16,13 @@ from tests.support import lms as test_lms
 _seq = itertools.count(1)
 
 
-def launch(consumer, *, user_id, resource_link_id="res-1", roles="Learner", context_id="course-1"):
+def launch(consumer, *, user_id, resource_link_id="res-1", roles="Learner", context_id="course-1", **params):
     client = Client()
     response = client.post(
         "/lti/launch/",
         test_lms.sign(
-            test_lms.launch_params(user_id=user_id, resource_link_id=resource_link_id, roles=roles, context_id=context_id),
+            test_lms.launch_params(user_id=user_id, resource_link_id=resource_link_id, roles=roles, context_id=context_id,
+                                   **params),
             key=consumer.key,
             secret=consumer.secret,
         ),

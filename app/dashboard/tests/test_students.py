@@ -243,3 +243,35 @@ def test_students_pages_are_refused_to_everyone_but_the_resources_instructors(co
     assert client.get(f"{base}{student.membership.pk}/").status_code == expected
     assert client.post(f"{base}{student.membership.pk}/access/", {"extra_attempts": "5"}).status_code == expected
     assert AccessChange.objects.count() == 0
+
+
+def test_the_chosen_identifier_names_students_and_finds_them(course, consumer):
+    """The activity's settings choose the LMS username; the students page shows it under each
+    name and a search for it finds the person; their page shows username and student number."""
+    from lms.models import LtiIdentity
+
+    teacher, resource = course
+    ada = launch(consumer, user_id="s-ada", ext_user_username="alovelace", lis_person_sourcedid="S0001",
+                 lis_person_name_full="Ada Lovelace")
+    url = f"/resource/{resource.pk}/instructor/students/"
+    settings_url = f"/resource/{resource.pk}/instructor/settings/"
+    rows = {r["display_name"]: r for r in teacher.get(url).context["page"].object_list}
+    assert rows["Ada Lovelace"]["identifier"] == ada.membership.user.email  # the LMS's default: e-mail
+
+    form = teacher.get(f"/resource/{resource.pk}/instructor/").context["settings_form"]
+    data = {name: value for name, value in form.initial.items() if value not in (None, False)}
+    data = {k: (v.strftime("%Y-%m-%dT%H:%M") if hasattr(v, "strftime") else v) for k, v in data.items()}
+    data.update(identifier_field="username", late_policy=data.get("late_policy", "accept"))
+    response = teacher.post(settings_url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+    response = teacher.get(url)
+    rows = {r["display_name"]: r for r in response.context["page"].object_list}
+    assert rows["Ada Lovelace"]["identifier"] == "alovelace"
+    assert 'data-testid="identifier"' in response.content.decode() and "LMS username" in response.content.decode()
+    assert names_on(teacher.get(url, {"q": "alovelace"})) == ["Ada Lovelace"]
+    assert names_on(teacher.get(url, {"q": "S0001"})) == ["Ada Lovelace"]
+
+    person = teacher.get(f"{url}{ada.membership.pk}/").content.decode()
+    assert "alovelace" in person and "S0001" in person
+    assert LtiIdentity.objects.get(lti_user_id="s-ada").username == "alovelace"

@@ -127,7 +127,8 @@ def test_the_command_refuses_a_mistyped_role_and_writes_nothing():
 def test_the_admin_edits_extra_roles_and_refuses_a_mistyped_one(client, admin_user, consumer):
     client.force_login(admin_user)
     url = f"/admin/lms/consumer/{consumer.pk}/change/"
-    form = {"name": consumer.name, "key": consumer.key, "secret": consumer.secret, "active": "on"}
+    form = {"name": consumer.name, "key": consumer.key, "secret": consumer.secret, "active": "on",
+            "identifier_field": "email"}
     assert "extra instructor roles" in client.get(url).content.decode().lower()
 
     refused = client.post(url, {**form, "instructor_roles": "Techer"})

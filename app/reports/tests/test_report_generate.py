@@ -12,7 +12,7 @@ from grading.models import Discount
 from reports import services, storage
 from reports.models import ReportFile
 
-HEADER_ATTEMPTS = ["name", "lms_user_id", "attempt", "started_at", "ended_at", "late", "completion_status", "score_raw",
+HEADER_ATTEMPTS = ["name", "identifier", "lms_user_id", "attempt", "started_at", "ended_at", "late", "completion_status", "score_raw",
                    "score_max", "scaled", "q0 Arithmetic", "q1 Primes"]
 
 
@@ -31,12 +31,12 @@ def generate(known, kind, django_capture_on_commit_callbacks) -> tuple[ReportFil
 def test_scores_csv(known, django_capture_on_commit_callbacks):
     report, rows = generate(known, "scores", django_capture_on_commit_callbacks)
     assert rows == [
-        ["name", "email", "lms_user_id", "attempts", "grade", "grade_percent", "counted_attempt", "reported_to_lms",
+        ["name", "identifier", "email", "lms_user_id", "attempts", "grade", "grade_percent", "counted_attempt", "reported_to_lms",
          "reported_score", "reported_at"],
         # by family name (Bob's is empty); formula-like text is made inert with a leading apostrophe
-        ["'=HYPERLINK(\"http://evil.example\")", "'@bob@example.ac.uk", "'+s2", "1", "", "", "", "", "", ""],
-        ["Dan Brown", "dan@example.ac.uk", "s4", "0", "", "", "", "waiting", "", ""],
-        ["Ada Lovelace", "ada@example.ac.uk", "s1", "2", "0.75", "75", "1", "delivered", "0.75",
+        ["'=HYPERLINK(\"http://evil.example\")", "'@bob@example.ac.uk", "'@bob@example.ac.uk", "'+s2", "1", "", "", "", "", "", ""],
+        ["Dan Brown", "dan@example.ac.uk", "dan@example.ac.uk", "s4", "0", "", "", "", "waiting", "", ""],
+        ["Ada Lovelace", "ada@example.ac.uk", "ada@example.ac.uk", "s1", "2", "0.75", "75", "1", "delivered", "0.75",
          "2025-11-24T10:30:00+00:00"],
     ]
     assert report.rows == 3 and report.progress == 100 and report.size_bytes == Path(
@@ -48,10 +48,10 @@ def test_attempts_csv(known, django_capture_on_commit_callbacks):
     report, rows = generate(known, "attempts", django_capture_on_commit_callbacks)
     assert rows == [
         HEADER_ATTEMPTS,
-        ["Ada Lovelace", "s1", "1", "2025-11-24T10:00:00+00:00", "2025-11-24T10:30:00+00:00", "", "completed",
+        ["Ada Lovelace", "ada@example.ac.uk", "s1", "1", "2025-11-24T10:00:00+00:00", "2025-11-24T10:30:00+00:00", "", "completed",
          "3", "4", "0.75", "1", "2"],
-        ["Ada Lovelace", "s1", "2", "2025-11-25T09:00:00+00:00", "", "", "incomplete", "2", "4", "0.5", "2", "0"],
-        ["'=HYPERLINK(\"http://evil.example\")", "'+s2", "1", "2025-11-25T09:00:00+00:00", "", "", "not attempted",
+        ["Ada Lovelace", "ada@example.ac.uk", "s1", "2", "2025-11-25T09:00:00+00:00", "", "", "incomplete", "2", "4", "0.5", "2", "0"],
+        ["'=HYPERLINK(\"http://evil.example\")", "'@bob@example.ac.uk", "'+s2", "1", "2025-11-25T09:00:00+00:00", "", "", "not attempted",
          "", "", "", "", ""],
     ]
     assert report.rows == 3
@@ -73,8 +73,8 @@ def test_attempts_csv_applies_discounts(known, django_capture_on_commit_callback
     Discount.objects.create(resource=known.resource, target=target, behaviour=behaviour)
     _, rows = generate(known, "attempts", django_capture_on_commit_callbacks)
     assert rows[0] == HEADER_ATTEMPTS
-    assert rows[1][7:] == ada_1
-    assert rows[2][7:] == ada_2
+    assert rows[1][8:] == ada_1
+    assert rows[2][8:] == ada_2
 
 
 @pytest.mark.django_db
@@ -162,6 +162,28 @@ def test_attempts_csv_counts_remarked_parts_and_leaves_out_deleted_attempts(know
     PartOverride.objects.create(attempt=first, part_id="q0p1", score=0.5, at=first.started_at)  # 0 -> 0.5
     attempt_delete(attempt=second, by=None)
     _, rows = generate(known, "attempts", django_capture_on_commit_callbacks)
-    ada = [r for r in rows if r[1] == "s1"]
+    ada = [r for r in rows if r[2] == "s1"]
     assert len(ada) == 1
-    assert ada[0][7:] == ["3.5", "4", "0.875", "1.5", "2"]
+    assert ada[0][8:] == ["3.5", "4", "0.875", "1.5", "2"]
+
+
+@pytest.mark.django_db
+def test_the_activity_chooses_the_identifier_in_both_csvs(known, django_capture_on_commit_callbacks):
+    """The reference's identifier_field: the LMS username (or student number) when the activity
+    asks for it, "" for a person the LMS never sent one for; the LMS's own choice otherwise."""
+    from attempts.models import ResourceSettings
+    from lms.models import LtiIdentity
+
+    LtiIdentity.objects.filter(user=known.ada.membership.user).update(username="alovelace", sourcedid="S1")
+    ResourceSettings.objects.filter(resource=known.resource).update(identifier_field="username")
+    _, scores_rows = generate(known, "scores", django_capture_on_commit_callbacks)
+    assert [row[:2] for row in scores_rows[1:]] == [["'=HYPERLINK(\"http://evil.example\")", ""],
+                                                    ["Dan Brown", ""], ["Ada Lovelace", "alovelace"]]
+    _, attempt_rows = generate(known, "attempts", django_capture_on_commit_callbacks)
+    assert [row[1] for row in attempt_rows[1:]] == ["alovelace", "alovelace", ""]
+
+    ResourceSettings.objects.filter(resource=known.resource).update(identifier_field="")
+    known.resource.consumer.identifier_field = "sourcedid"
+    known.resource.consumer.save()
+    _, attempt_rows = generate(known, "attempts", django_capture_on_commit_callbacks)
+    assert [row[1] for row in attempt_rows[1:]] == ["S1", "S1", ""]

@@ -47,7 +47,7 @@ def test_instructor_asks_follows_and_downloads(known, done):
     assert disposition.startswith('attachment; filename="week-1-quiz-scores-') and disposition.endswith('.csv"')
     assert "no-cache" in response["Cache-Control"] or "private" in response["Cache-Control"]
     body = b"".join(response.streaming_content).decode("utf-8-sig")
-    assert next(csv.reader(io.StringIO(body)))[:3] == ["name", "email", "lms_user_id"]
+    assert next(csv.reader(io.StringIO(body)))[:4] == ["name", "identifier", "email", "lms_user_id"]
 
 
 @pytest.mark.django_db
