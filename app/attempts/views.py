@@ -35,6 +35,43 @@ def start(request, membership):
     return redirect("attempts:run", attempt_id=attempt.pk)
 
 
+@require_GET
+@resource_view(instructor=True)
+def test_runs(request, membership):
+    """The instructor's test runs of the activity: start one, resume or review it, remove it."""
+    runs = selectors.test_runs_of(resource_id=membership.resource_id, user_id=membership.user_id)
+    return render(request, "attempts/test_runs.html", {
+        "membership": membership, "resource": membership.resource, "runs": runs,
+        "open_run": next((run for run in runs if not run.is_ended), None),
+    })
+
+
+@require_POST
+@resource_view(instructor=True)
+def test_run_start(request, membership):
+    try:
+        attempt = services.test_run_start(membership=membership)
+    except services.AttemptRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("attempts:test_runs", resource_id=membership.resource_id)
+    return redirect("attempts:run", attempt_id=attempt.pk)
+
+
+@require_POST
+@resource_view(instructor=True)
+def test_run_remove(request, membership, attempt_id: int):
+    try:
+        removal = services.test_run_remove(resource_id=membership.resource_id, attempt_id=attempt_id,
+                                           by=request.user)
+    except services.AttemptActionRefused as refused:
+        return render(request, "attempts/test_runs.html", {
+            "membership": membership, "resource": membership.resource, "error": refused.message,
+            "runs": selectors.test_runs_of(resource_id=membership.resource_id, user_id=membership.user_id),
+        }, status=404)
+    messages.success(request, _("Test run %(number)d removed, with everything it saved.") % {"number": removal.number})
+    return redirect("attempts:test_runs", resource_id=membership.resource_id)
+
+
 @require_POST
 def reopen(request, attempt_id: int):
     """The student re-opens their own finished attempt (when the activity allows it)."""
@@ -79,7 +116,8 @@ def run(request, attempt_id: int):
         "examOrigin": settings.EXAM_ORIGIN,
         "runtimePath": RUNTIME_PATH,
         "examPath": attempt.exam.launch_path,
-        "backUrl": reverse("portal:student", kwargs={"resource_id": attempt.resource_id}),
+        "backUrl": reverse("attempts:test_runs" if attempt.is_test_run else "portal:student",
+                           kwargs={"resource_id": attempt.resource_id}),
         "csrfToken": get_token(request),
     }
     return render(request, "attempts/run.html", {"attempt": attempt, "config": config, "review": review})
