@@ -13,9 +13,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from attempts import selectors, services
+from attempts import receipts, selectors, services
 from attempts.protocol import ProtocolError, parse_batch
 from core import fetch_metadata
 from portal.access import resource_view
@@ -70,6 +70,32 @@ def test_run_remove(request, membership, attempt_id: int):
         }, status=404)
     messages.success(request, _("Test run %(number)d removed, with everything it saved.") % {"number": removal.number})
     return redirect("attempts:test_runs", resource_id=membership.resource_id)
+
+
+@require_http_methods(["GET", "POST"])
+@resource_view(instructor=False)
+def receipt_check(request, membership):
+    """"Check a receipt": an instructor pastes any student's receipt code of the activity, a
+    student one of theirs; the page says which attempt and score it proves. Reads only."""
+    context = {"membership": membership, "resource": membership.resource, "code": ""}
+    if request.method == "GET":
+        return render(request, "attempts/receipt_check.html", context)
+    code = request.POST.get("code", "")[:300]
+    context["code"] = code
+    if not receipts.receipt_check_allowed(user_id=request.user.pk):
+        context["error"] = _("You have checked many receipts in a short time. Wait ten minutes, then try again.")
+        return render(request, "attempts/receipt_check.html", context, status=429)
+    try:
+        result = receipts.receipt_check(code=code, resource_id=membership.resource_id, user_id=request.user.pk,
+                                        instructor=membership.is_instructor)
+    except receipts.ReceiptInvalid as invalid:
+        context["error"] = str(invalid)
+        return render(request, "attempts/receipt_check.html", context, status=400)
+    settings_ = selectors.resource_settings(resource_id=membership.resource_id)
+    context["result"] = result
+    context["show_score"] = membership.is_instructor or selectors.score_visible(settings=settings_,
+                                                                                attempt=result.attempt)
+    return render(request, "attempts/receipt_check.html", context)
 
 
 @require_POST
