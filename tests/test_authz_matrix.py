@@ -67,7 +67,8 @@ from tests.support.authz import (
 
 # --- expectations -------------------------------------------------------------------------------
 
-# 400 only where the table says so: an unsigned LTI launch is "not signed" (lms.launch).
+# 400 only where the table says so: an unsigned LTI launch is "not signed" (lms.launch); another
+# student's receipt code is "not for one of your attempts" (attempts:receipt_check).
 REFUSED_STATUSES = {400, 401, 403, 404, 410}
 
 
@@ -271,6 +272,12 @@ def check_started(world, actor, response):
 
 
 TEST_RUN = lambda w: w.extra["test_run"].pk  # noqa: E731
+
+
+def _receipt_code(world) -> str:
+    from attempts.receipts import receipt_code
+
+    return receipt_code(world.attempt_done)
 TO_TEST_RUNS = lambda w, a: reverse("attempts:test_runs", args=[w.resource_a.pk])  # noqa: E731
 
 
@@ -556,6 +563,14 @@ HTTP_TABLE: dict[str, Route] = {
             # S1 has one in progress: the rules send them back to the activity page (no new attempt)
             "student": allow(302, to=_launch_to_a),
         }, check=lambda w, a, r: (check_not_started_twice if a == "student" else check_started)(w, a, r)),)),
+    "attempts:receipt_check": Route("member", "Checks a receipt code: instructors any of the resource's attempts, a "
+                                              "student only their own (another's is refused with a 400 and a message).", (
+        Probe("GET", to_path("attempts:receipt_check", resource_id=A), members_of_a(allow(200))),
+        Probe("POST", to_path("attempts:receipt_check", resource_id=A), cells(
+            anonymous=refuse(401), student=allow(200), other_student=refuse(400), instructor=allow(200),
+            other_instructor=refuse(403), staff=refuse(403)), label="code",
+            data=lambda w, a: {"code": _receipt_code(w)}, check=check_contains("This receipt is genuine")),
+    )),
     "attempts:test_runs": Route("instructor", "An instructor's own test runs of the resource.", (
         Probe("GET", to_path("attempts:test_runs", resource_id=A), instructor_of_a(allow(200))),)),
     "attempts:test_run_start": Route("instructor", "Starts a test run (sandbox attempt) of the resource's exam.", (
