@@ -67,7 +67,8 @@ from tests.support.authz import (
 
 # --- expectations -------------------------------------------------------------------------------
 
-# 400 only where the table says so: an unsigned LTI launch is "not signed" (lms.launch).
+# 400 only where the table says so: an unsigned LTI launch is "not signed" (lms.launch); another
+# student's receipt code is "not for one of your attempts" (attempts:receipt_check).
 REFUSED_STATUSES = {400, 401, 403, 404, 410}
 
 
@@ -267,7 +268,30 @@ def check_download(world, actor, response):
 def check_started(world, actor, response):
     attempt = _models().Attempt.objects.filter(resource=world.resource_a, user=world.users[actor]).latest("pk")
     assert response["Location"] == reverse("attempts:run", kwargs={"attempt_id": attempt.pk})
-    assert attempt.number == 1  # a first attempt of S2 / I1
+    assert attempt.number == (2 if actor == "instructor" else 1)  # a first attempt of S2 / I1 (I1 has a test run)
+
+
+TEST_RUN = lambda w: w.extra["test_run"].pk  # noqa: E731
+
+
+def _receipt_code(world) -> str:
+    from attempts.receipts import receipt_code
+
+    return receipt_code(world.attempt_done)
+TO_TEST_RUNS = lambda w, a: reverse("attempts:test_runs", args=[w.resource_a.pk])  # noqa: E731
+
+
+def check_test_run_started(world, actor, response):
+    run = _models().Attempt.test_runs.filter(resource=world.resource_a, user=world.users["instructor"]).latest("pk")
+    assert run.pk != world.extra["test_run"].pk and not run.is_ended
+    assert response["Location"] == reverse("attempts:run", kwargs={"attempt_id": run.pk})
+
+
+def check_test_run_removed(world, actor, response):
+    from attempts.models import TestRunRemoval
+
+    assert not _models().Attempt.all_objects.filter(pk=world.extra["test_run"].pk).exists()
+    assert TestRunRemoval.objects.filter(attempt_id=world.extra["test_run"].pk, by=world.users["instructor"]).exists()
 
 
 def check_not_started_twice(world, actor, response):
@@ -539,6 +563,28 @@ HTTP_TABLE: dict[str, Route] = {
             # S1 has one in progress: the rules send them back to the activity page (no new attempt)
             "student": allow(302, to=_launch_to_a),
         }, check=lambda w, a, r: (check_not_started_twice if a == "student" else check_started)(w, a, r)),)),
+    "attempts:receipt_check": Route("member", "Checks a receipt code: instructors any of the resource's attempts, a "
+                                              "student only their own (another's is refused with a 400 and a message).", (
+        Probe("GET", to_path("attempts:receipt_check", resource_id=A), members_of_a(allow(200))),
+        Probe("POST", to_path("attempts:receipt_check", resource_id=A), cells(
+            anonymous=refuse(401), student=allow(200), other_student=refuse(400), instructor=allow(200),
+            other_instructor=refuse(403), staff=refuse(403)), label="code",
+            data=lambda w, a: {"code": _receipt_code(w)}, check=check_contains("This receipt is genuine")),
+    )),
+    "attempts:test_runs": Route("instructor", "An instructor's own test runs of the resource.", (
+        Probe("GET", to_path("attempts:test_runs", resource_id=A), instructor_of_a(allow(200))),)),
+    "attempts:test_run_start": Route("instructor", "Starts a test run (sandbox attempt) of the resource's exam.", (
+        Probe("POST", to_path("attempts:test_run_start", resource_id=A), instructor_of_a(allow(302, to="/attempt/")),
+              check=check_test_run_started),)),
+    "attempts:test_run_remove": Route("instructor", "Removes one of the instructor's own test runs for good "
+                                                    "(audited); it must be of this resource.", (
+        Probe("POST", to_path("attempts:test_run_remove", resource_id=A, attempt_id=TEST_RUN),
+              instructor_of_a(allow(302, to=TO_TEST_RUNS)), check=check_test_run_removed),
+        Probe("POST", to_path("attempts:test_run_remove", resource_id=B, attempt_id=TEST_RUN),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
+        Probe("POST", to_path("attempts:test_run_remove", resource_id=A, attempt_id=ATTEMPT_DONE),
+              {"instructor": refuse(404)}, label="not-a-test-run"),
+    )),
     "attempts:run": Route("owner", "The owner writes; instructors of the resource review read-only.", (
         Probe("GET", to_path("attempts:run", attempt_id=OPEN_ATTEMPT), cells(
             anonymous=refuse(401), student=allow(200), other_student=refuse(403), instructor=allow(200),

@@ -91,7 +91,23 @@ class CompletionStatus(models.TextChoices):
 
 
 class LiveAttempts(models.Manager):
-    """Attempts that have not been deleted (deleting is soft: see attempt_delete)."""
+    """Students' attempts that count: not deleted (deleting is soft: see attempt_delete) and not
+    an instructor's test run. Everything that lists, counts or grades attempts reads these."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True, is_test_run=False)
+
+
+class TestRuns(models.Manager):
+    """Instructors' test runs (sandbox attempts): never counted, never reported to the LMS."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True, is_test_run=True)
+
+
+class RunnableAttempts(models.Manager):
+    """Every attempt a window may open (the runtime page and its saving path): students'
+    attempts and instructors' test runs, not deleted ones."""
 
     def get_queryset(self):
         return super().get_queryset().filter(deleted_at__isnull=True)
@@ -125,9 +141,15 @@ class Attempt(models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True)
     # Ended after the activity's due date (its late policy accepting late answers); set when it ends.
     late = models.BooleanField(default=False)
+    # An instructor's test run: the exam as a student sees it, in a sandbox attempt that never
+    # counts (grades, the LMS, reports, statistics, live counts, attempt limits) — `objects`
+    # leaves it out — and that the instructor may remove for good (attempts.services).
+    is_test_run = models.BooleanField(default=False)
 
     objects = LiveAttempts()
     all_objects = models.Manager()
+    test_runs = TestRuns()
+    runnable = RunnableAttempts()
 
     class Meta:
         base_manager_name = "all_objects"
@@ -241,6 +263,25 @@ class AttemptEvent(models.Model):
     class Meta:
         ordering = ["at", "pk"]
         constraints = [models.CheckConstraint(condition=Q(kind__in=AttemptEventKind.values), name="attempt_event_kind_valid")]
+
+
+class TestRunRemoval(models.Model):
+    """The audit of an instructor's test run removed for good (its attempt row, data and
+    history are gone; this says whose, which and when)."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="test_run_removals")
+    attempt_id = models.BigIntegerField()
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    score_raw = models.FloatField(null=True, blank=True)
+    changes = models.PositiveIntegerField(help_text="How many stored values went with it.")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "pk"]
 
 
 class PartOverride(models.Model):

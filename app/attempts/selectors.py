@@ -112,7 +112,11 @@ def attempt_deadline(*, attempt: Attempt, settings: ResourceSettings | None = No
     """The first of: the student's closing time (their access change's, else the activity's),
     the due date when the activity refuses late answers, and the end of the exam's time limit
     from the attempt's start (plus their extra minutes and the grace period for saving).
-    `settings` and `change` are read when not given (change=None: the student has none)."""
+    `settings` and `change` are read when not given (change=None: the student has none).
+    An instructor's test run has none: closing times and due dates do not stop an instructor
+    trying the exam, and its time limit is the exam's own clock in the page (not enforced here)."""
+    if attempt.is_test_run:
+        return Deadline(None, "")
     if settings is None:
         settings = resource_settings(resource_id=attempt.resource_id)
     if change is False:
@@ -235,7 +239,7 @@ def attempt_for_user(*, attempt_id: int, user) -> tuple[Attempt | None, str]:
     if not user.is_authenticated or not 0 < attempt_id < 2**63:  # beyond a row id: no such attempt
         return None, ""
     try:
-        attempt = Attempt.objects.select_related("exam", "user").get(pk=attempt_id)
+        attempt = Attempt.runnable.select_related("exam", "user").get(pk=attempt_id)  # test runs too
     except Attempt.DoesNotExist:
         return None, ""
     if attempt.user_id == user.pk:
@@ -244,6 +248,16 @@ def attempt_for_user(*, attempt_id: int, user) -> tuple[Attempt | None, str]:
         resource_id=attempt.resource_id, user=user, role="instructor"
     ).exists()
     return (attempt, "instructor") if is_instructor else (None, "")
+
+
+def test_runs_of(*, resource_id: int, user_id: int) -> list[Attempt]:
+    """The instructor's own test runs of the resource, newest first."""
+    return list(Attempt.test_runs.filter(resource_id=resource_id, user_id=user_id).select_related("exam")
+                .order_by("-number"))
+
+
+def test_run_open(*, resource_id: int, user_id: int) -> Attempt | None:
+    return Attempt.test_runs.filter(resource_id=resource_id, user_id=user_id, ended_at__isnull=True).first()
 
 
 def attempt_values(*, attempt_id: int) -> tuple[dict[str, str], int]:

@@ -21,6 +21,7 @@ from django.utils.translation import gettext
 from attempts import selectors
 from attempts.models import (
     AccessChange, Attempt, AttemptEvent, AttemptEventKind, Batch, Element, ElementChange, ResourceSettings,
+    TestRunRemoval,
 )
 from attempts.protocol import ParsedBatch
 from lms.models import ResourceMembership
@@ -101,7 +102,7 @@ def attempt_take_over(*, attempt: Attempt, now=None) -> str:
     if closed:
         raise AttemptRefused(closed)
     token = secrets.token_urlsafe(24)
-    Attempt.objects.filter(pk=attempt.pk).update(writer_token=token)
+    Attempt.runnable.filter(pk=attempt.pk).update(writer_token=token)
     attempt.writer_token = token
     layer = get_channel_layer()
     if layer is not None:
@@ -112,6 +113,59 @@ def attempt_take_over(*, attempt: Attempt, now=None) -> str:
         except Exception:  # the other window also learns it on its next write
             logger.warning("Could not notify other windows of attempt %s", attempt.pk, exc_info=True)
     return token
+
+
+# --- instructors' test runs -----------------------------------------------------------------
+
+
+@transaction.atomic
+def test_run_start(*, membership: ResourceMembership) -> Attempt:
+    """An instructor of the resource tries its current exam as a student would (same runtime
+    page, content origin and saving path) in a sandbox attempt that never counts. Opening,
+    closing and due times and the attempt limit do not apply; the exam's own time limit runs in
+    the page as for a student. An open test run is resumed rather than a second one started."""
+    from lms.models import Role
+
+    ResourceMembership.objects.select_for_update().filter(pk=membership.pk).first()
+    if membership.role != Role.INSTRUCTOR:
+        raise AttemptRefused(gettext("Only instructors of this activity can make a test run."))
+    open_run = selectors.test_run_open(resource_id=membership.resource_id, user_id=membership.user_id)
+    if open_run is not None:
+        return open_run
+    from exams.selectors import exam_current
+
+    exam = exam_current(resource_id=membership.resource_id)
+    if exam is None:
+        raise AttemptRefused(gettext("There is no exam in this activity yet: upload one before a test run."))
+    # Numbers are shared with any attempt this person has (one unique number per person).
+    last = Attempt.all_objects.filter(resource_id=membership.resource_id, user_id=membership.user_id).aggregate(
+        n=Max("number"))["n"]
+    return Attempt.all_objects.create(resource_id=membership.resource_id, user_id=membership.user_id, exam=exam,
+                                      number=(last or 0) + 1, is_test_run=True)
+
+
+@transaction.atomic
+def test_run_remove(*, resource_id: int, attempt_id: int, by) -> TestRunRemoval:
+    """Remove one of the instructor's own test runs for good: the attempt, its values and its
+    history are deleted; a TestRunRemoval row records whose it was and who removed it when."""
+    attempt = (Attempt.test_runs.select_for_update()
+               .filter(pk=attempt_id, resource_id=resource_id, user_id=by.pk).first())
+    if attempt is None:
+        raise AttemptActionRefused(gettext("There is no such test run of yours in this activity."))
+    removal = TestRunRemoval.objects.create(
+        resource_id=resource_id, attempt_id=attempt.pk, owner_id=attempt.user_id, number=attempt.number,
+        started_at=attempt.started_at, ended_at=attempt.ended_at, score_raw=attempt.score_raw,
+        changes=ElementChange.objects.filter(attempt_id=attempt.pk).count(), by=by, at=timezone.now())
+    # Element and ElementChange reference the attempt without a database constraint: delete them first.
+    ElementChange.objects.filter(attempt_id=attempt.pk).delete()
+    Element.objects.filter(attempt_id=attempt.pk).delete()
+    attempt.delete()
+    _tell_window_ended_later(attempt_id, gettext("This test run was removed."))
+    return removal
+
+
+def _tell_window_ended_later(attempt_id: int, message: str) -> None:
+    transaction.on_commit(lambda: _tell_window_ended(attempt_id, message))
 
 
 MAX_EXTRA_ATTEMPTS, MAX_EXTRA_MINUTES = 1000, 100000
@@ -368,6 +422,7 @@ class _Stored(NamedTuple):
     batch_pk: int
     resource_id: int
     grade_counts: bool  # this attempt's score counts towards the grade (completed, or incomplete ones count)
+    test_run: bool = False  # an instructor's test run: no grade, no LMS, no receipt, no statistics
 
 
 @dataclass(frozen=True)
@@ -417,12 +472,12 @@ def batch_store(*, attempt_id: int, user_id: int, batch: ParsedBatch) -> BatchRe
                 ended = _attempt_summary_update(cursor, attempt_id=attempt_id, terminate=batch.terminate, now=now)
             counts = stored.grade_counts if postgresql else _grade_counts(cursor, attempt_id)
             _grade_counts_hint_set(attempt_id, counts)
-            if completes or counts:
+            if (completes or counts) and not stored.test_run:
                 if in_transaction:
                     _grade_refresh(resource_id=stored.resource_id, user_id=user_id, completed=ended or completes)
                 else:
                     follow_up = True
-            if ended:
+            if ended and not stored.test_run:
                 _question_scores_record(attempt_id)
                 transaction.on_commit(lambda: _receipt_later(attempt_id))
                 transaction.on_commit(lambda: live_notify(stored.resource_id))
@@ -550,13 +605,14 @@ def _store_in_one_statement(cursor, attempt_id, user_id, batch, latest, now):
     sql += (
         f", u AS (UPDATE {_T['attempt']} a SET {summary} WHERE a.id = (SELECT attempt_id FROM b) "
         "RETURNING a.completion_status) "
-        "SELECT b.id, a.resource_id, COALESCE(s.include_incomplete, false) OR u.completion_status = 'completed' "
+        "SELECT b.id, a.resource_id, (COALESCE(s.include_incomplete, false) OR u.completion_status = 'completed') "
+        "AND NOT a.is_test_run, a.is_test_run "
         f"FROM b JOIN {_T['attempt']} a ON a.id = b.attempt_id LEFT JOIN u ON true "
         f"LEFT JOIN {_T['settings']} s ON s.resource_id = a.resource_id"
     )
     cursor.execute(sql, params)
     row = cursor.fetchone()
-    return _Stored(row[0], row[1], bool(row[2])) if row else None
+    return _Stored(row[0], row[1], bool(row[2]), bool(row[3])) if row else None
 
 
 def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
@@ -568,9 +624,9 @@ def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
         "WHERE id = %s AND user_id = %s AND writer_token = %s AND ended_at IS NULL "
         "AND (deadline_at IS NULL OR deadline_at > %s) "
         "ON CONFLICT (attempt_id, batch_id) DO NOTHING RETURNING id, (SELECT resource_id FROM "
-        f"{_T['attempt']} WHERE id = %s)",
+        f"{_T['attempt']} WHERE id = %s), (SELECT is_test_run FROM {_T['attempt']} WHERE id = %s)",
         [batch.batch_id, batch.content_hash, len(batch.changes), now, attempt_id, user_id, batch.token, now,
-         attempt_id],
+         attempt_id, attempt_id],
     )
     row = cursor.fetchone()
     if row is None:
@@ -594,12 +650,13 @@ def _store_step_by_step(cursor, attempt_id, user_id, batch, latest, now):
             f"VALUES {_placeholders(len(chunk), 4)} {_UPSERT_ELEMENT}",
             params,
         )
-    return _Stored(batch_pk, resource_id, False)  # grade_counts: known after the summary update
+    return _Stored(batch_pk, resource_id, False, bool(row[2]))  # grade_counts: known after the summary update
 
 
 def _grade_counts(cursor, attempt_id: int) -> bool:
     cursor.execute(
-        f"SELECT a.completion_status = 'completed' OR COALESCE(s.include_incomplete, false) FROM {_T['attempt']} a "
+        f"SELECT (a.completion_status = 'completed' OR COALESCE(s.include_incomplete, false)) AND NOT a.is_test_run "
+        f"FROM {_T['attempt']} a "
         f"LEFT JOIN {_T['settings']} s ON s.resource_id = a.resource_id WHERE a.id = %s",
         [attempt_id],
     )

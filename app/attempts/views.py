@@ -13,9 +13,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from attempts import selectors, services
+from attempts import receipts, selectors, services
 from attempts.protocol import ProtocolError, parse_batch
 from core import fetch_metadata
 from portal.access import resource_view
@@ -33,6 +33,69 @@ def start(request, membership):
         messages.error(request, refused.message)
         return redirect("portal:student", resource_id=membership.resource_id)
     return redirect("attempts:run", attempt_id=attempt.pk)
+
+
+@require_GET
+@resource_view(instructor=True)
+def test_runs(request, membership):
+    """The instructor's test runs of the activity: start one, resume or review it, remove it."""
+    runs = selectors.test_runs_of(resource_id=membership.resource_id, user_id=membership.user_id)
+    return render(request, "attempts/test_runs.html", {
+        "membership": membership, "resource": membership.resource, "runs": runs,
+        "open_run": next((run for run in runs if not run.is_ended), None),
+    })
+
+
+@require_POST
+@resource_view(instructor=True)
+def test_run_start(request, membership):
+    try:
+        attempt = services.test_run_start(membership=membership)
+    except services.AttemptRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("attempts:test_runs", resource_id=membership.resource_id)
+    return redirect("attempts:run", attempt_id=attempt.pk)
+
+
+@require_POST
+@resource_view(instructor=True)
+def test_run_remove(request, membership, attempt_id: int):
+    try:
+        removal = services.test_run_remove(resource_id=membership.resource_id, attempt_id=attempt_id,
+                                           by=request.user)
+    except services.AttemptActionRefused as refused:
+        return render(request, "attempts/test_runs.html", {
+            "membership": membership, "resource": membership.resource, "error": refused.message,
+            "runs": selectors.test_runs_of(resource_id=membership.resource_id, user_id=membership.user_id),
+        }, status=404)
+    messages.success(request, _("Test run %(number)d removed, with everything it saved.") % {"number": removal.number})
+    return redirect("attempts:test_runs", resource_id=membership.resource_id)
+
+
+@require_http_methods(["GET", "POST"])
+@resource_view(instructor=False)
+def receipt_check(request, membership):
+    """"Check a receipt": an instructor pastes any student's receipt code of the activity, a
+    student one of theirs; the page says which attempt and score it proves. Reads only."""
+    context = {"membership": membership, "resource": membership.resource, "code": ""}
+    if request.method == "GET":
+        return render(request, "attempts/receipt_check.html", context)
+    code = request.POST.get("code", "")[:300]
+    context["code"] = code
+    if not receipts.receipt_check_allowed(user_id=request.user.pk):
+        context["error"] = _("You have checked many receipts in a short time. Wait ten minutes, then try again.")
+        return render(request, "attempts/receipt_check.html", context, status=429)
+    try:
+        result = receipts.receipt_check(code=code, resource_id=membership.resource_id, user_id=request.user.pk,
+                                        instructor=membership.is_instructor)
+    except receipts.ReceiptInvalid as invalid:
+        context["error"] = str(invalid)
+        return render(request, "attempts/receipt_check.html", context, status=400)
+    settings_ = selectors.resource_settings(resource_id=membership.resource_id)
+    context["result"] = result
+    context["show_score"] = membership.is_instructor or selectors.score_visible(settings=settings_,
+                                                                                attempt=result.attempt)
+    return render(request, "attempts/receipt_check.html", context)
 
 
 @require_POST
@@ -79,7 +142,8 @@ def run(request, attempt_id: int):
         "examOrigin": settings.EXAM_ORIGIN,
         "runtimePath": RUNTIME_PATH,
         "examPath": attempt.exam.launch_path,
-        "backUrl": reverse("portal:student", kwargs={"resource_id": attempt.resource_id}),
+        "backUrl": reverse("attempts:test_runs" if attempt.is_test_run else "portal:student",
+                           kwargs={"resource_id": attempt.resource_id}),
         "csrfToken": get_token(request),
     }
     return render(request, "attempts/run.html", {"attempt": attempt, "config": config, "review": review})

@@ -260,5 +260,6 @@ def attempt_events(*, attempt_id: int):
 
 def attempts_of_student(*, resource_id: int, user_id: int) -> list[Attempt]:
     """Deleted ones too (marked), for the instructor."""
-    return list(Attempt.all_objects.filter(resource_id=resource_id, user_id=user_id).select_related("exam")
+    return list(Attempt.all_objects.filter(resource_id=resource_id, user_id=user_id, is_test_run=False)
+                .select_related("exam")
                 .order_by("number"))

@@ -17,6 +17,7 @@ from lms.models import Resource
 class ReportKind(models.TextChoices):
     SCORES = "scores", "Scores (one row per student)"
     ATTEMPTS = "attempts", "Attempts (one row per attempt, with each question's score)"
+    EXPORT = "export", "Everything about the activity (JSON)"
 
 
 class ReportFileState(models.TextChoices):

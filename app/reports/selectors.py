@@ -230,7 +230,8 @@ def question_columns(*, resource_id: int) -> list[tuple[str, str]]:
             name = question.get("name", "") if isinstance(question, dict) else ""
             names.setdefault(f"q{index}", str(name))
     reported = (
-        Element.objects.filter(attempt__resource_id=resource_id, key__startswith="cmi.objectives.", key__endswith=".id")
+        Element.objects.filter(attempt__resource_id=resource_id, attempt__is_test_run=False,
+                               key__startswith="cmi.objectives.", key__endswith=".id")
         .exclude(value="")
         .values_list("value", flat=True)
         .distinct()[:MAX_QUESTION_COLUMNS]

@@ -26,7 +26,7 @@ from django.utils.translation import gettext
 
 from core import files
 from grading import selectors as grading_selectors
-from reports import selectors, storage, tables
+from reports import export, selectors, storage, tables
 from reports.models import ACTIVE_STATES, ReportFile, ReportFileState, ReportKind
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ PROGRESS_STEP = 5  # percent between saved progress updates
 ABANDONED_AFTER = timedelta(minutes=30)
 # Leftovers of killed workers (temporary files) and files whose row has gone are removed after this.
 LEFTOVER_AFTER = timedelta(hours=6)
-_REPORT_FILE = re.compile(r"^[0-9a-f-]{36}\.csv$")
+_REPORT_FILE = re.compile(r"^[0-9a-f-]{36}\.(csv|json)$")
 _TEMP_FILE = re.compile(r"^\.[0-9a-f-]{36}\.[0-9a-f]+\.part$")
 
 
@@ -55,7 +55,8 @@ def report_request(*, resource_id: int, kind: str, user) -> ReportFile:
     While the same kind of report is still being written for the resource, that one is
     returned instead of a second (a unique constraint on the active ones decides)."""
     if kind not in ReportKind.values:
-        raise ReportRejected(gettext("There is no “%(kind)s” report: choose the scores or the attempts CSV.") % {"kind": kind[:50]})
+        raise ReportRejected(gettext("There is no “%(kind)s” report: choose the scores or the attempts CSV, or the "
+                                     "full export.") % {"kind": kind[:50]})
     now = timezone.now()
     _fail_abandoned(now=now, resource_id=resource_id, kind=kind)
     try:
@@ -135,7 +136,15 @@ def _write_attempts(*, report: ReportFile, out: TextIO, progress_for: Callable[[
     return progress.rows
 
 
-_WRITERS = {ReportKind.SCORES: _write_scores, ReportKind.ATTEMPTS: _write_attempts}
+def _write_export(*, report: ReportFile, out: TextIO, progress_for: Callable[[int], _Progress]) -> int:
+    """The activity's full JSON export (reports.export), streamed: rows are attempts."""
+    progress = progress_for(export.attempts_count(resource_id=report.resource_id))
+    for piece in export.export_pieces(resource_id=report.resource_id, on_attempts=progress.add):
+        out.write(piece)
+    return progress.rows
+
+
+_WRITERS = {ReportKind.SCORES: _write_scores, ReportKind.ATTEMPTS: _write_attempts, ReportKind.EXPORT: _write_export}
 
 
 def _human_error(error: Exception) -> str:
@@ -155,7 +164,7 @@ def report_generate(*, report_id: uuid.UUID | str) -> ReportFile | None:
     ):
         return None
     report = ReportFile.objects.get(pk=report_id)
-    relative = storage.relative_path_for(report.pk)
+    relative = storage.relative_path_for(report.pk, report.kind)
     final = storage.absolute_path(relative)
     temp = None
     clock = time.monotonic()
@@ -163,8 +172,9 @@ def report_generate(*, report_id: uuid.UUID | str) -> ReportFile | None:
         directory = storage.reports_dir_ensure()
         temp = directory / f".{report.pk}.{secrets.token_hex(4)}.part"
         descriptor = files.create(temp, settings.PRIVATE_FILE_MODE)
-        # utf-8-sig: Excel reads UTF-8 names correctly only with the byte-order mark.
-        with open(descriptor, "w", encoding="utf-8-sig", newline="") as out:
+        # utf-8-sig: Excel reads UTF-8 names correctly only with the byte-order mark (not in JSON).
+        encoding = "utf-8" if report.kind == ReportKind.EXPORT else "utf-8-sig"
+        with open(descriptor, "w", encoding=encoding, newline="") as out:
             rows = _WRITERS[report.kind](report=report, out=out, progress_for=lambda total: _Progress(report.pk, total))
             out.flush()
             os.fsync(out.fileno())
@@ -235,9 +245,9 @@ def _remove_leftovers(*, now: datetime) -> None:
                 break
     ids = {}
     for name in candidates:
-        if name.endswith(".csv"):
+        if name.endswith((".csv", ".json")):
             try:
-                ids[name] = uuid.UUID(name.removesuffix(".csv"))
+                ids[name] = uuid.UUID(name.rsplit(".", 1)[0])
             except ValueError:
                 continue
     known = set(ReportFile.objects.filter(pk__in=list(ids.values())).values_list("pk", flat=True))

@@ -22,9 +22,17 @@ def reports_dir_ensure() -> Path:
     return files.mkdir(directory, settings.PRIVATE_DIR_MODE, parents=True, exist_ok=True)
 
 
-def relative_path_for(report_id: uuid.UUID) -> str:
+def extension_for(kind: str) -> str:
+    return "json" if kind == "export" else "csv"
+
+
+def content_type_for(kind: str) -> str:
+    return "application/json; charset=utf-8" if kind == "export" else "text/csv; charset=utf-8"
+
+
+def relative_path_for(report_id: uuid.UUID, kind: str = "") -> str:
     """The file's path relative to PRIVATE_ROOT (what nginx's internal location appends)."""
-    return f"{REPORTS_DIR}/{report_id}.csv"
+    return f"{REPORTS_DIR}/{report_id}.{extension_for(kind)}"
 
 
 def absolute_path(relative_path: str) -> Path | None:

@@ -82,7 +82,8 @@ def status(request, membership, report_id: uuid.UUID):
 
 def _filename(report: ReportFile) -> str:
     title = slugify(report.resource.title or report.resource.resource_link_id)[:60] or "resource"
-    return f"{title}-{report.kind}-{timezone.localtime(report.finished_at):%Y%m%d-%H%M}.csv"
+    return (f"{title}-{report.kind}-{timezone.localtime(report.finished_at):%Y%m%d-%H%M}."
+            f"{storage.extension_for(report.kind)}")
 
 
 @require_GET
@@ -98,7 +99,7 @@ def download(request, membership, report_id: uuid.UUID):
     if settings.PRIVATE_X_ACCEL_PREFIX:
         # nginx sends the file from its internal location (and answers 404 itself if it is gone);
         # Django only decides who may have it.
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response = HttpResponse(content_type=storage.content_type_for(report.kind))
         response["X-Accel-Redirect"] = f"{settings.PRIVATE_X_ACCEL_PREFIX.rstrip('/')}/{report.relative_path}"
         response["Content-Disposition"] = content_disposition_header(True, filename)
         return response
@@ -106,4 +107,4 @@ def download(request, membership, report_id: uuid.UUID):
         file = open(path, "rb")
     except FileNotFoundError:
         raise Http404("The report's file is gone.")
-    return FileResponse(file, as_attachment=True, filename=filename, content_type="text/csv; charset=utf-8")
+    return FileResponse(file, as_attachment=True, filename=filename, content_type=storage.content_type_for(report.kind))

@@ -220,6 +220,16 @@ def build_world() -> World:
         report.refresh_from_db()
     assert report.state == ReportFileState.DONE, report.error
 
+    # I1's finished test run of resource A (never counted), for the test-run pages.
+    from attempts import services as attempt_services
+
+    test_run = attempt_services.test_run_start(membership=memberships["instructor"])
+    attempt_services.attempt_take_over(attempt=test_run)
+    test_run.refresh_from_db()
+    answer(test_run, 2, complete=True, questions=[("q0", 2, 2)])
+    test_run.refresh_from_db()
+    assert test_run.is_test_run and test_run.is_ended
+
     # An LTI 1.3 registration, the tool's key, a login in flight and a registration link, so that their
     # pages have objects.
     from datetime import timedelta
@@ -262,7 +272,7 @@ def build_world() -> World:
         consumer=consumer, resource_a=resource_a, resource_b=resource_b, users=users, sessions=sessions,
         memberships=memberships, attempt_done=attempt_done, attempt_open=attempt_open, grade_report=grade_report,
         report=report, handoff_token=handoff_token, group=group,
-        extra={"platform": platform, "roster_member": roster_member},
+        extra={"platform": platform, "roster_member": roster_member, "test_run": test_run},
     )
 
 
