@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('attempts', '0009_override_gaps'),
+        ('attempts', '0010_settings_identifier_field'),
         ('lms', '0006_resource_alias_for_deep_linking'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
