@@ -65,15 +65,19 @@ class AccessChangeListForm(AccessChangeForm):
         help_text=_("One per line or separated by commas, at most %(max)d. People who have not opened the activity "
                     "yet get the change when they first do.") % {"max": MAX_LIST_ENTRIES})
     kind = forms.ChoiceField(label=_("The list contains"), choices=IdentifierKind.choices,
-                             initial=IdentifierKind.ANY)
+                             initial=IdentifierKind.ANY, required=False)
 
     field_order = ["entries", "kind"]
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "list_%s")
         super().__init__(*args, **kwargs)
         # Any whole number is a choice here; attempts.services checks the students are this activity's.
         chosen = self.data.getlist("students") if hasattr(self.data, "getlist") else []
         self.fields["students"].choices = [(value, value) for value in chosen]
+
+    def clean_kind(self):
+        return self.cleaned_data["kind"] or IdentifierKind.ANY
 
     def clean_entries(self):
         entries = access_list_entries(self.cleaned_data["entries"])
