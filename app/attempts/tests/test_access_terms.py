@@ -340,3 +340,20 @@ def test_over_the_websocket_time_limit_off_reaches_the_open_exam_and_resuming_wo
     ready, ack = _socket(student, attempt, token, resume)
     assert ready["type"] == "ready" and ack["type"] == "ack" and ack["stored"] is True
     assert current(attempt)["cmi.location"] == "hours later"
+
+
+@pytest.mark.django_db
+def test_grades_wait_after_the_students_own_due_date_when_the_activity_says_so(people, clock):
+    from grading.models import GradeReport, ReportState
+
+    student, classmate, teacher = people
+    activity(student.membership.resource, due_at=START + timedelta(hours=2), late_policy=LatePolicy.ACCEPT,
+             report_after_due=False)
+    change(student, teacher, due_at=START + timedelta(minutes=10))
+    attempt, token = started(student)
+    others, others_token = started(classmate)
+    clock.at = START + timedelta(minutes=20)  # after the student's own due date, before the activity's
+    for client, a, t in ((student, attempt, token), (classmate, others, others_token)):
+        assert post_batch(client, a, batch_message(t, FINISH, terminate=True)).status_code == 200
+    assert GradeReport.objects.get(membership=student.membership).state == ReportState.WAITING
+    assert GradeReport.objects.get(membership=classmate.membership).state != ReportState.WAITING
