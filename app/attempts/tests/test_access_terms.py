@@ -357,3 +357,14 @@ def test_grades_wait_after_the_students_own_due_date_when_the_activity_says_so(p
         assert post_batch(client, a, batch_message(t, FINISH, terminate=True)).status_code == 200
     assert GradeReport.objects.get(membership=student.membership).state == ReportState.WAITING
     assert GradeReport.objects.get(membership=classmate.membership).state != ReportState.WAITING
+
+
+@pytest.mark.django_db
+def test_the_student_page_shows_their_own_due_date(people):
+    student, classmate, teacher = people
+    activity(student.membership.resource, due_at=START + timedelta(hours=2))
+    change(student, teacher, due_at=START + timedelta(days=3))
+    own = timezone.localtime(START + timedelta(days=3)).strftime("%-d %B %Y, %H:%M")
+    activitys = timezone.localtime(START + timedelta(hours=2)).strftime("%-d %B %Y, %H:%M")
+    assert f"Due {own}." in student.get(f"/resource/{student.membership.resource_id}/").content.decode()
+    assert f"Due {activitys}." in classmate.get(f"/resource/{classmate.membership.resource_id}/").content.decode()
