@@ -150,6 +150,7 @@ GRADE = lambda w: w.grade_report.pk  # noqa: E731
 REPORT = lambda w: w.report.pk  # noqa: E731
 S1 = lambda w: w.memberships["student"].pk  # noqa: E731
 LISTED = lambda w: w.extra["roster_member"].pk  # noqa: E731
+PENDING = lambda w: w.extra["pending_access"].pk  # noqa: E731
 ATTEMPT_DONE = lambda w: w.attempt_done.pk  # noqa: E731
 TO_ATTEMPT = lambda w, a: reverse("dashboard:attempt", args=[w.resource_a.pk, w.attempt_done.pk])  # noqa: E731
 
@@ -234,6 +235,19 @@ def check_access_change(world, actor, response):
     from attempts.models import AccessChange
 
     assert AccessChange.objects.filter(resource=world.resource_a, user=world.users["student"], extra_attempts=2).exists()
+
+
+def check_access_list(world, actor, response):
+    from attempts.models import AccessChange, PendingAccessChange
+
+    assert AccessChange.objects.filter(resource=world.resource_a, user=world.users["student"], extra_attempts=2).exists()
+    assert PendingAccessChange.objects.filter(resource=world.resource_a, value="new@example.ac.uk").exists()
+
+
+def check_pending_removed(world, actor, response):
+    from attempts.models import PendingAccessChange
+
+    assert not PendingAccessChange.objects.filter(pk=world.extra["pending_access"].pk).exists()
 
 
 def check_roster_access_change(world, actor, response):
@@ -488,6 +502,23 @@ HTTP_TABLE: dict[str, Route] = {
               data=lambda w, a: {"extra_attempts": "2"}, check=check_access_change),
         Probe("POST", to_path("dashboard:access", resource_id=B, membership_id=S1), {"other_instructor": refuse(404)},
               data=lambda w, a: {"extra_attempts": "2"}, label="via-own-resource"),
+    )),
+    "dashboard:access_list": Route("instructor", "One access change for students ticked on the Students page and a "
+                                   "pasted list (pending for those not launched yet); the ticked must be of this "
+                                   "resource.", (
+        Probe("POST", to_path("dashboard:access_list", resource_id=A), instructor_of_a(allow(200)),
+              data=lambda w, a: {"students": [str(w.memberships["student"].pk)], "entries": "new@example.ac.uk",
+                                 "extra_attempts": "2"}, check=check_access_list),
+        Probe("POST", to_path("dashboard:access_list", resource_id=B), {"other_instructor": refuse(400)},
+              data=lambda w, a: {"students": [str(w.memberships["student"].pk)], "extra_attempts": "2"},
+              label="via-own-resource"),
+    )),
+    "dashboard:pending_remove": Route("instructor", "Removes a pending access change of this resource.", (
+        Probe("POST", to_path("dashboard:pending_remove", resource_id=A, pending_id=PENDING),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("dashboard:students", args=[w.resource_a.pk]))),
+              check=check_pending_removed),
+        Probe("POST", to_path("dashboard:pending_remove", resource_id=B, pending_id=PENDING),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
     )),
     "dashboard:roster_student": Route("instructor", "A course-list student who has not launched yet, and their "
                                       "access; they must be on the list of this resource's course.", (

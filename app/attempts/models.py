@@ -215,31 +215,102 @@ class Element(models.Model):
         constraints = [models.UniqueConstraint(fields=["attempt", "key"], name="element_unique_per_attempt")]
 
 
-class AccessChange(models.Model):
-    """What an instructor changed for one student of a resource: extra attempts, their own
-    closing time and extra exam time. Applied at once, also to an attempt that is open."""
+MAX_EXTRA_ATTEMPTS, MAX_EXTRA_MINUTES, MAX_EXTRA_PERCENT = 1000, 100000, 1000
 
-    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="access_changes")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_changes")
+
+class AccessTerms(models.Model):
+    """What an access change gives a student: extra attempts, their own opening, closing and
+    due times, extra exam time (minutes, or a percentage of the exam's duration), or no time
+    limit at all; why, and who decided it."""
+
     extra_attempts = models.PositiveIntegerField(default=0)
+    available_from = models.DateTimeField(
+        null=True, blank=True, help_text="This student's opening time, instead of the activity's (may be earlier)."
+    )
     available_until = models.DateTimeField(
         null=True, blank=True, help_text="This student's closing time, instead of the activity's."
     )
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="This student's due date, instead of the activity's (same late policy)."
+    )
     extra_minutes = models.PositiveIntegerField(default=0, help_text="Added to the exam's duration.")
+    extra_percent = models.PositiveIntegerField(
+        default=0, help_text="Added to the exam's duration, as a percentage of it.")
+    time_limit_off = models.BooleanField(default=False, help_text="The exam's time limit does not apply.")
     reason = models.CharField(max_length=500, blank=True)
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                    related_name="+")
     changed_at = models.DateTimeField()
 
     class Meta:
+        abstract = True
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.extra_attempts or self.available_from or self.available_until or self.due_at
+                    or self.extra_minutes or self.extra_percent or self.time_limit_off)
+
+
+def _terms_constraints(prefix: str) -> list:
+    return [
+        models.CheckConstraint(condition=Q(extra_attempts__lte=MAX_EXTRA_ATTEMPTS), name=f"{prefix}_attempts_bounded"),
+        models.CheckConstraint(condition=Q(extra_minutes__lte=MAX_EXTRA_MINUTES), name=f"{prefix}_minutes_bounded"),
+        models.CheckConstraint(condition=Q(extra_percent__lte=MAX_EXTRA_PERCENT), name=f"{prefix}_percent_bounded"),
+        models.CheckConstraint(condition=Q(extra_minutes=0) | Q(extra_percent=0),
+                               name=f"{prefix}_minutes_or_percent"),
+        models.CheckConstraint(
+            condition=Q(available_from__isnull=True) | Q(available_until__isnull=True)
+            | Q(available_from__lt=models.F("available_until")), name=f"{prefix}_window_ordered"),
+    ]
+
+
+class AccessChange(AccessTerms):
+    """What an instructor changed for one student of a resource (see AccessTerms). Applied at
+    once, also to an attempt that is open."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="access_changes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_changes")
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["resource", "user"], name="access_change_unique_per_student"),
-            models.CheckConstraint(condition=Q(extra_attempts__lte=1000), name="access_change_attempts_bounded"),
-            models.CheckConstraint(condition=Q(extra_minutes__lte=100000), name="access_change_minutes_bounded"),
+            *_terms_constraints("access_change"),
         ]
 
     def __str__(self):
         return f"Access change for {self.user} at {self.resource}"
+
+
+class IdentifierKind(models.TextChoices):
+    ANY = "any", _("Username, e-mail address or LMS user id")
+    USERNAME = "username", _("LMS username")
+    EMAIL = "email", _("E-mail address")
+    USER_ID = "user_id", _("LMS user id")
+
+
+class PendingAccessChange(AccessTerms):
+    """An access change for someone who has not launched the resource yet, known only by an
+    identifier an instructor pasted (their LMS username, e-mail address or LMS user id, in the
+    resource's LMS). Their first launch of the resource turns it into their AccessChange, in
+    the launch's transaction, and removes it."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="pending_access_changes")
+    kind = models.CharField(max_length=10, choices=IdentifierKind.choices)
+    value = models.CharField(max_length=255, help_text="As pasted, trimmed; e-mail addresses and usernames are "
+                                                       "matched without regard to case.")
+    value_key = models.CharField(max_length=255, help_text="The value as matched (lower case but for user ids).")
+
+    class Meta:
+        ordering = ["value_key", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "kind", "value_key"], name="pending_access_unique_per_entry"),
+            models.CheckConstraint(condition=Q(kind__in=IdentifierKind.values), name="pending_access_kind_valid"),
+            models.CheckConstraint(condition=~Q(value_key=""), name="pending_access_value_not_empty"),
+            *_terms_constraints("pending_access"),
+        ]
+
+    def __str__(self):
+        return f"Pending access change for {self.value} at {self.resource}"
 
 
 class AttemptEventKind(models.TextChoices):

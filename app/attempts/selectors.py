@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _, ngettext
 
 from attempts.models import (
-    AccessChange, Attempt, Element, ElementChange, LatePolicy, ResourceSettings, ShowScore,
+    AccessChange, Attempt, Element, ElementChange, LatePolicy, PendingAccessChange, ResourceSettings, ShowScore,
 )
 from exams.models import ExamPackage
 from exams.selectors import exam_current
@@ -72,6 +72,11 @@ def access_change_of(*, resource_id: int, user_id: int) -> AccessChange | None:
     return AccessChange.objects.filter(resource_id=resource_id, user_id=user_id).first()
 
 
+def pending_access_changes(*, resource_id: int) -> list[PendingAccessChange]:
+    """The resource's access changes waiting for a first launch, by what they name."""
+    return list(PendingAccessChange.objects.filter(resource_id=resource_id).select_related("changed_by"))
+
+
 def access_change_possible(*, resource_id: int, user_id: int) -> bool:
     """Whether this person may be given an access change in the resource: they have opened
     it, or they are a student on its course's list from the LMS (Names and Role Provisioning)
@@ -90,13 +95,40 @@ class StudentAccess:
     attempts_allowed: int  # 0: unlimited
     available_until: object  # datetime | None
     extra_minutes: int
+    available_from: object = None  # datetime | None
+    due_at: object = None  # datetime | None
+    late_policy: str = LatePolicy.ACCEPT
+    extra_percent: int = 0
+    time_limit_off: bool = False
+
+    @property
+    def refusing_due_at(self):
+        """The due date when it works as a deadline (the activity refuses late answers)."""
+        return self.due_at if self.late_policy == LatePolicy.REFUSE else None
+
+    def time_allowed(self, duration_seconds: int) -> timedelta | None:
+        """The exam's time limit for this student: its duration plus their extra minutes or
+        percentage; None when the exam has none or theirs is switched off."""
+        if not duration_seconds or self.time_limit_off:
+            return None
+        return timedelta(seconds=duration_seconds + 60 * self.extra_minutes
+                         + duration_seconds * self.extra_percent / 100)
 
 
 def student_access(*, settings: ResourceSettings, change: AccessChange | None) -> StudentAccess:
     if change is None:
-        return StudentAccess(settings.max_attempts, settings.available_until, 0)
+        return StudentAccess(settings.max_attempts, settings.available_until, 0, available_from=settings.available_from,
+                             due_at=settings.due_at, late_policy=settings.late_policy)
     allowed = settings.max_attempts + change.extra_attempts if settings.max_attempts else 0
-    return StudentAccess(allowed, change.available_until or settings.available_until, change.extra_minutes)
+    return StudentAccess(allowed, change.available_until or settings.available_until, change.extra_minutes,
+                         available_from=change.available_from or settings.available_from,
+                         due_at=change.due_at or settings.due_at, late_policy=settings.late_policy,
+                         extra_percent=change.extra_percent, time_limit_off=change.time_limit_off)
+
+
+def student_access_of(*, resource_id: int, user_id: int) -> StudentAccess:
+    return student_access(settings=resource_settings(resource_id=resource_id),
+                          change=access_change_of(resource_id=resource_id, user_id=user_id))
 
 
 @dataclass(frozen=True)
@@ -110,8 +142,9 @@ class Deadline:
 def attempt_deadline(*, attempt: Attempt, settings: ResourceSettings | None = None,
                      change: AccessChange | None | bool = False) -> Deadline:
     """The first of: the student's closing time (their access change's, else the activity's),
-    the due date when the activity refuses late answers, and the end of the exam's time limit
-    from the attempt's start (plus their extra minutes and the grace period for saving).
+    their due date (likewise) when the activity refuses late answers, and the end of the
+    exam's time limit from the attempt's start (plus their extra minutes or percentage and the
+    grace period for saving; none when their time limit is switched off).
     `settings` and `change` are read when not given (change=None: the student has none).
     An instructor's test run has none: closing times and due dates do not stop an instructor
     trying the exam, and its time limit is the exam's own clock in the page (not enforced here)."""
@@ -125,13 +158,11 @@ def attempt_deadline(*, attempt: Attempt, settings: ResourceSettings | None = No
     candidates = []
     if access.available_until is not None:
         candidates.append((access.available_until, "closed"))
-    if settings.due_at is not None and settings.late_policy == LatePolicy.REFUSE:
-        candidates.append((settings.due_at, "due"))
-    duration = attempt.exam.duration_seconds
-    if duration:
-        limit = attempt.started_at + timedelta(
-            seconds=duration + 60 * access.extra_minutes + django_settings.ATTEMPT_TIME_LIMIT_GRACE_SECONDS
-        )
+    if access.refusing_due_at is not None:
+        candidates.append((access.refusing_due_at, "due"))
+    allowed = access.time_allowed(attempt.exam.duration_seconds)
+    if allowed is not None:
+        limit = attempt.started_at + allowed + timedelta(seconds=django_settings.ATTEMPT_TIME_LIMIT_GRACE_SECONDS)
         candidates.append((limit, "time_limit"))
     if not candidates:
         return Deadline(None, "")
@@ -141,13 +172,14 @@ def attempt_deadline(*, attempt: Attempt, settings: ResourceSettings | None = No
 
 def attempt_time_left(*, attempt: Attempt, now=None) -> timedelta | None:
     """The time the student has left in an open attempt by the exam's time limit (with their
-    extra minutes; without the grace period), or None when the exam has no time limit."""
-    if attempt.is_ended or not attempt.exam.duration_seconds:
+    extra time; without the grace period), or None when the exam has no time limit for them."""
+    if attempt.is_ended:
         return None
-    change = access_change_of(resource_id=attempt.resource_id, user_id=attempt.user_id)
-    extra = change.extra_minutes if change else 0
-    end = attempt.started_at + timedelta(seconds=attempt.exam.duration_seconds + 60 * extra)
-    return max(timedelta(0), end - (now or timezone.now()))
+    allowed = student_access_of(resource_id=attempt.resource_id,
+                                user_id=attempt.user_id).time_allowed(attempt.exam.duration_seconds)
+    if allowed is None:
+        return None
+    return max(timedelta(0), attempt.started_at + allowed - (now or timezone.now()))
 
 
 def deadline_message(*, deadline: Deadline) -> str:
@@ -181,8 +213,9 @@ def attempt_reopen_refusal(*, attempt: Attempt, user, now=None) -> str:
         return _("This activity does not let students re-open their attempts.")
     if attempt.deleted_at is not None or attempt.ended_at is None:
         return _("Only a finished attempt can be re-opened.")
-    if settings.available_from and now < settings.available_from:
-        return _("This exam opens on %(date)s at %(time)s.") % _when(settings.available_from)
+    opens = student_access_of(resource_id=attempt.resource_id, user_id=attempt.user_id).available_from
+    if opens and now < opens:
+        return _("This exam opens on %(date)s at %(time)s.") % _when(opens)
     closed = attempt_closed_message(attempt=attempt, now=now)
     if closed:
         return closed
@@ -192,10 +225,17 @@ def attempt_reopen_refusal(*, attempt: Attempt, user, now=None) -> str:
     return ""
 
 
-def numbas_keys(*, extra_minutes: int) -> dict[str, str]:
-    """The non-standard keys a Numbas exam reads for a time extension (it re-reads them when
-    told "exam duration extension" through a window message)."""
-    return {"duration_extension.amount": str(extra_minutes), "duration_extension.units": "minutes"}
+def numbas_keys(*, access: StudentAccess) -> dict[str, str]:
+    """The non-standard keys a Numbas exam reads for its time limit (Numbas's
+    SCORMStorage.getDurationExtension: an extension in minutes or percent of the exam's
+    duration, or the time limit disabled); it re-reads them when told "exam duration
+    extension" through a window message."""
+    if access.extra_percent:
+        amount, units = access.extra_percent, "percent"
+    else:
+        amount, units = access.extra_minutes, "minutes"
+    return {"duration_extension.amount": str(amount), "duration_extension.units": units,
+            "disable_duration": "true" if access.time_limit_off else "false"}
 
 
 def _when(moment) -> dict[str, str]:
@@ -217,13 +257,13 @@ def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptio
 
     if exam is None:
         return refuse(_("There is no exam in this activity yet. Your instructor has to add one first."))
-    if settings.available_from and now < settings.available_from:
-        return refuse(_("This exam opens on %(date)s at %(time)s.") % _when(settings.available_from))
+    if access.available_from and now < access.available_from:
+        return refuse(_("This exam opens on %(date)s at %(time)s.") % _when(access.available_from))
     if access.available_until and now >= access.available_until:
         return refuse(_("This exam closed on %(date)s at %(time)s.") % _when(access.available_until))
-    if settings.due_at and settings.late_policy == LatePolicy.REFUSE and now >= settings.due_at:
+    if access.refusing_due_at and now >= access.refusing_due_at:
         return refuse(_("This exam was due on %(date)s at %(time)s; late attempts are not accepted.")
-                      % _when(settings.due_at))
+                      % _when(access.refusing_due_at))
     if any(not a.is_ended for a in attempts):
         return refuse(_("You have an attempt in progress: resume it instead of starting a new one."))
     if access.attempts_allowed and used >= access.attempts_allowed:

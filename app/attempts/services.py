@@ -5,26 +5,27 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import secrets
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timezone as dt_timezone
 from typing import NamedTuple
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from attempts import selectors
 from attempts.models import (
-    AccessChange, Attempt, AttemptEvent, AttemptEventKind, Batch, Element, ElementChange, ResourceSettings,
-    TestRunRemoval,
+    MAX_EXTRA_ATTEMPTS, MAX_EXTRA_MINUTES, MAX_EXTRA_PERCENT, AccessChange, Attempt, AttemptEvent, AttemptEventKind,
+    Batch, Element, ElementChange, IdentifierKind, PendingAccessChange, ResourceSettings, TestRunRemoval,
 )
 from attempts.protocol import ParsedBatch
-from lms.models import ResourceMembership
+from lms.models import ResourceMembership, Role
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ def _tell_window_ended_later(attempt_id: int, message: str) -> None:
     transaction.on_commit(lambda: _tell_window_ended(attempt_id, message))
 
 
-MAX_EXTRA_ATTEMPTS, MAX_EXTRA_MINUTES = 1000, 100000
+TERM_FIELDS = ("extra_attempts", "available_from", "available_until", "due_at", "extra_minutes", "extra_percent",
+               "time_limit_off")
 
 
 class AccessChangeInvalid(Exception):
@@ -177,42 +179,68 @@ class AccessChangeInvalid(Exception):
         self.message = message
 
 
-@transaction.atomic
-def access_change_set(*, resource_id: int, user_id: int, changed_by, extra_attempts: int = 0,
-                      available_until=None, extra_minutes: int = 0, reason: str = "") -> AccessChange | None:
-    """Give one student of a resource extra attempts, their own closing time and extra exam
-    time (all zero/None removes the change). It applies at once: the next start checks it, and
-    an attempt open right now is told its new duration over the websocket after commit."""
-    if not selectors.access_change_possible(resource_id=resource_id, user_id=user_id):
-        raise AccessChangeInvalid(gettext("This person has not opened this activity and is not on its course list."))
-    if not 0 <= extra_attempts <= MAX_EXTRA_ATTEMPTS:
+def access_terms_check(*, extra_attempts: int = 0, available_from=None, available_until=None, due_at=None,
+                       extra_minutes: int = 0, extra_percent: int = 0, time_limit_off: bool = False,
+                       reason: str = "") -> dict:
+    """The terms of an access change, checked; AccessChangeInvalid says what is wrong."""
+    if not isinstance(extra_attempts, int) or not 0 <= extra_attempts <= MAX_EXTRA_ATTEMPTS:
         raise AccessChangeInvalid(gettext("Extra attempts must be a whole number from 0 to %(max)d.")
                                   % {"max": MAX_EXTRA_ATTEMPTS})
-    if not 0 <= extra_minutes <= MAX_EXTRA_MINUTES:
+    if not isinstance(extra_minutes, int) or not 0 <= extra_minutes <= MAX_EXTRA_MINUTES:
         raise AccessChangeInvalid(gettext("Extra time must be a whole number of minutes from 0 to %(max)d.")
                                   % {"max": MAX_EXTRA_MINUTES})
-    if available_until is not None and timezone.is_naive(available_until):
-        raise AccessChangeInvalid(gettext("The closing time needs a time zone."))
+    if not isinstance(extra_percent, int) or not 0 <= extra_percent <= MAX_EXTRA_PERCENT:
+        raise AccessChangeInvalid(gettext("Extra time must be a whole percentage from 0 to %(max)d.")
+                                  % {"max": MAX_EXTRA_PERCENT})
+    if extra_minutes and extra_percent:
+        raise AccessChangeInvalid(gettext("Give extra time either in minutes or as a percentage, not both."))
+    for moment in (available_from, available_until, due_at):
+        if moment is not None and timezone.is_naive(moment):
+            raise AccessChangeInvalid(gettext("Times need a time zone."))
+    if available_from and available_until and available_from >= available_until:
+        raise AccessChangeInvalid(gettext("This student's opening time must be before their closing time."))
+    if due_at and available_until and due_at > available_until:
+        raise AccessChangeInvalid(gettext("This student's due time cannot be after their closing time."))
+    if due_at and available_from and due_at <= available_from:
+        raise AccessChangeInvalid(gettext("This student's due time must be after their opening time."))
     if len(reason) > 500:
         raise AccessChangeInvalid(gettext("The reason can be at most 500 characters."))
+    return {"extra_attempts": extra_attempts, "available_from": available_from, "available_until": available_until,
+            "due_at": due_at, "extra_minutes": extra_minutes, "extra_percent": extra_percent,
+            "time_limit_off": bool(time_limit_off), "reason": reason}
+
+
+@transaction.atomic
+def access_change_set(*, resource_id: int, user_id: int, changed_by, extra_attempts: int = 0,
+                      available_from=None, available_until=None, due_at=None, extra_minutes: int = 0,
+                      extra_percent: int = 0, time_limit_off: bool = False, reason: str = "") -> AccessChange | None:
+    """Give one student of a resource extra attempts, their own opening, closing and due
+    times, extra exam time (minutes or a percentage of the exam's duration) or no time limit
+    (nothing at all removes the change). It applies at once: the next start checks it, open
+    attempts' deadlines are recomputed, and an attempt open right now is told its new time
+    limit over the websocket after commit (the Numbas keys it reads for it)."""
+    if not selectors.access_change_possible(resource_id=resource_id, user_id=user_id):
+        raise AccessChangeInvalid(gettext("This person has not opened this activity and is not on its course list."))
+    terms = access_terms_check(extra_attempts=extra_attempts, available_from=available_from,
+                               available_until=available_until, due_at=due_at, extra_minutes=extra_minutes,
+                               extra_percent=extra_percent, time_limit_off=time_limit_off, reason=reason)
     existing = AccessChange.objects.select_for_update().filter(resource_id=resource_id, user_id=user_id).first()
-    previous_minutes = existing.extra_minutes if existing else 0
-    if not (extra_attempts or available_until or extra_minutes):
+    settings_ = selectors.resource_settings(resource_id=resource_id)
+    keys_before = selectors.numbas_keys(access=selectors.student_access(settings=settings_, change=existing))
+    if not any(terms[f] for f in TERM_FIELDS):
         if existing:
             existing.delete()
         change = None
     else:
         change, _ = AccessChange.objects.update_or_create(
             resource_id=resource_id, user_id=user_id,
-            defaults={"extra_attempts": extra_attempts, "available_until": available_until,
-                      "extra_minutes": extra_minutes, "reason": reason, "changed_by": changed_by,
-                      "changed_at": timezone.now()},
+            defaults={**terms, "changed_by": changed_by, "changed_at": timezone.now()},
         )
     attempt_deadlines_refresh(resource_id=resource_id, user_id=user_id)
-    if extra_minutes != previous_minutes:
+    keys = selectors.numbas_keys(access=selectors.student_access(settings=settings_, change=change))
+    if keys != keys_before:
         open_attempts = list(Attempt.objects.filter(resource_id=resource_id, user_id=user_id, ended_at__isnull=True)
                              .values_list("pk", flat=True))
-        keys = selectors.numbas_keys(extra_minutes=extra_minutes)
         transaction.on_commit(lambda: _tell_open_attempts(open_attempts, keys))
     return change
 
@@ -237,6 +265,153 @@ def attempt_deadlines_refresh(*, resource_id: int, user_id: int | None = None) -
             changed.append(attempt)
     Attempt.objects.bulk_update(changed, ["deadline_at"])
     return len(changed)
+
+
+MAX_LIST_ENTRIES = 1000
+_LIST_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+@dataclass
+class AccessChangeListResult:
+    """What one access change for several students did: applied at once to the students who
+    have launched (their names), kept pending for entries that match nobody yet (as pasted),
+    and refused entries with the reason."""
+
+    applied: list[str] = dataclass_field(default_factory=list)
+    pending: list[str] = dataclass_field(default_factory=list)
+    refused: list[tuple[str, str]] = dataclass_field(default_factory=list)
+
+
+def access_list_entries(text: str) -> list[str]:
+    """The entries of a pasted list: one per line or separated by commas, semicolons or
+    spaces; empty ones dropped, repeats once, in order."""
+    return list(dict.fromkeys(e for e in _LIST_SEPARATORS.split(text or "") if e))
+
+
+def _pending_value_key(kind: str, value: str) -> str:
+    return value.lower() if kind in (IdentifierKind.EMAIL, IdentifierKind.USERNAME) else value
+
+
+def _entry_problem(kind: str, value: str) -> str:
+    if len(value) > 255:
+        return gettext("Too long to be a username, e-mail address or user id.")
+    if kind == IdentifierKind.EMAIL and ("@" not in value or value.startswith("@") or value.endswith("@")):
+        return gettext("Not an e-mail address.")
+    return ""
+
+
+def _entry_matches(kind: str, value: str, student: dict) -> bool:
+    lowered = value.lower()
+    by_email = bool(student["email"]) and student["email"].lower() == lowered
+    by_username = bool(student["username"]) and student["username"].lower() == lowered
+    by_id = value in (student["lti_user_id"], student["sub"])
+    return {IdentifierKind.EMAIL: by_email, IdentifierKind.USERNAME: by_username,
+            IdentifierKind.USER_ID: by_id}.get(kind, by_email or by_username or by_id)
+
+
+@transaction.atomic
+def access_change_for_list(*, resource_id: int, changed_by, membership_ids: list[int], entries: list[str],
+                           kind: str = IdentifierKind.ANY, **terms) -> AccessChangeListResult:
+    """One access change for several students of a resource: those chosen (their memberships)
+    and those a pasted list names by LMS username, e-mail address or LMS user id (`kind`, or
+    any of them). An entry that matches one student who has launched applies to them now; one
+    that matches nobody yet is kept as a pending change, applied at the first launch of
+    whoever it matches (access_changes_pending_apply); one that matches several people, an
+    instructor, or is no identifier is refused with the reason. Chosen memberships that are not
+    students of this resource, no one at all, too many entries or invalid terms refuse the
+    whole change (AccessChangeInvalid), and nothing is written."""
+    terms = access_terms_check(**terms)
+    if kind not in IdentifierKind.values:
+        raise AccessChangeInvalid(gettext("Choose what the pasted list contains."))
+    if len(entries) > MAX_LIST_ENTRIES:
+        raise AccessChangeInvalid(gettext("A list can have at most %(max)d entries; this one has %(count)d. "
+                                          "Split it into smaller lists.") % {"max": MAX_LIST_ENTRIES,
+                                                                              "count": len(entries)})
+    if not membership_ids and not entries:
+        raise AccessChangeInvalid(gettext("Choose students or paste a list of usernames, e-mail addresses or "
+                                          "LMS user ids."))
+    members = list(ResourceMembership.objects.filter(resource_id=resource_id).values(
+        "pk", "user_id", "role", full_name=F("user__lti_identity__full_name"), email=F("user__lti_identity__email"),
+        username=F("user__lti_identity__username"), lti_user_id=F("user__lti_identity__lti_user_id"),
+        sub=F("user__lti_identity__sub"), django_username=F("user__username")))
+    by_pk = {m["pk"]: m for m in members}
+    chosen = set(membership_ids)
+    unknown = [pk for pk in chosen if pk not in by_pk or by_pk[pk]["role"] != Role.STUDENT]
+    if unknown:
+        raise AccessChangeInvalid(gettext("Some of the chosen people are not students of this activity: reload "
+                                          "the page and choose again."))
+    result = AccessChangeListResult()
+    targets: dict[int, dict] = {}
+    for pk in sorted(chosen):
+        targets[by_pk[pk]["user_id"]] = by_pk[pk]
+    pending: list[tuple[str, str]] = []
+    for entry in entries:
+        problem = _entry_problem(kind, entry)
+        if problem:
+            result.refused.append((entry, problem))
+            continue
+        matches = [m for m in members if _entry_matches(kind, entry, m)]
+        people = {m["user_id"] for m in matches}
+        if len(people) > 1:
+            result.refused.append((entry, gettext("%(count)d people match it; use their LMS user id instead.")
+                                   % {"count": len(people)}))
+        elif matches and matches[0]["role"] != Role.STUDENT:
+            result.refused.append((entry, gettext("An instructor of this activity.")))
+        elif matches:
+            targets[matches[0]["user_id"]] = matches[0]
+        else:
+            pending.append((entry, _pending_value_key(kind, entry)))
+    now = timezone.now()
+    for user_id, member in targets.items():
+        access_change_set(resource_id=resource_id, user_id=user_id, changed_by=changed_by, **terms)
+        result.applied.append(member["full_name"] or member["email"] or member["username"]
+                              or member["lti_user_id"] or member["django_username"])
+    for value, key in pending:
+        PendingAccessChange.objects.update_or_create(
+            resource_id=resource_id, kind=kind, value_key=key,
+            defaults={**terms, "value": value, "changed_by": changed_by, "changed_at": now})
+        result.pending.append(value)
+    return result
+
+
+@transaction.atomic
+def pending_access_change_remove(*, resource_id: int, pending_id: int) -> bool:
+    """Remove a pending access change of the resource; False if there was none."""
+    deleted, _ = PendingAccessChange.objects.filter(resource_id=resource_id, pk=pending_id).delete()
+    return bool(deleted)
+
+
+@transaction.atomic
+def access_changes_pending_apply(*, resource_id: int, user_id: int, email: str = "", username: str = "",
+                                 user_ids: tuple[str, ...] = ()) -> AccessChange | None:
+    """A student's launch of a resource (in its transaction, after their membership is made):
+    the newest pending access change that names them (by e-mail address, LMS username or LMS
+    user id) becomes their access change, unless they have a newer one, and every pending
+    change that names them is removed. One query when none does."""
+    ids = [i for i in user_ids if i]
+    match = Q(pk__in=[])
+    if email:
+        match |= Q(kind__in=[IdentifierKind.EMAIL, IdentifierKind.ANY], value_key=email.lower())
+        match |= Q(kind=IdentifierKind.ANY, value_key__iexact=email)
+    if username:
+        match |= Q(kind__in=[IdentifierKind.USERNAME, IdentifierKind.ANY], value_key=username.lower())
+        match |= Q(kind=IdentifierKind.ANY, value_key__iexact=username)
+    if ids:
+        match |= Q(kind__in=[IdentifierKind.USER_ID, IdentifierKind.ANY], value_key__in=ids)
+    found = list(PendingAccessChange.objects.select_for_update().filter(match, resource_id=resource_id)
+                 .order_by("-changed_at", "-pk"))
+    if not found:
+        return None
+    newest = found[0]
+    PendingAccessChange.objects.filter(pk__in=[p.pk for p in found]).delete()
+    existing = AccessChange.objects.filter(resource_id=resource_id, user_id=user_id).first()
+    if existing is not None and existing.changed_at > newest.changed_at:
+        return existing
+    change = access_change_set(resource_id=resource_id, user_id=user_id, changed_by=newest.changed_by,
+                               reason=newest.reason, **{f: getattr(newest, f) for f in TERM_FIELDS})
+    if change is not None:  # when it was decided, not when it was applied
+        AccessChange.objects.filter(pk=change.pk).update(changed_at=newest.changed_at)
+    return change
 
 
 DEADLINE_END_VALUES = (("cmi.completion_status", "completed"), ("cmi.exit", "time-out"))
@@ -278,7 +453,7 @@ def attempt_end_at_deadline(*, attempt_id: int, now=None) -> bool:
     attempt.ended_at = attempt.deadline_at
     attempt.completion_status = "completed"
     attempt.writer_token = ""
-    due_at = selectors.resource_settings(resource_id=attempt.resource_id).due_at
+    due_at = selectors.student_access_of(resource_id=attempt.resource_id, user_id=attempt.user_id).due_at
     attempt.late = due_at is not None and attempt.ended_at > due_at
     attempt.save(update_fields=["ended_at", "completion_status", "writer_token", "late"])
     deadline = selectors.attempt_deadline(attempt=attempt)
@@ -731,9 +906,12 @@ def _attempt_summary_update(cursor, *, attempt_id: int, terminate: bool, now) ->
         fields["ended_at"] = now
     if fields:
         assignments = ", ".join(f"{name} = %s" for name in fields)
-        if ended:  # late: ended after the activity's due date
-            assignments += (f", late = EXISTS (SELECT 1 FROM {_T['settings']} s WHERE s.resource_id = "
-                            f"{Attempt._meta.db_table}.resource_id AND s.due_at < %s)")
+        if ended:  # late: ended after the student's due date (their access change's, else the activity's)
+            attempt_table = Attempt._meta.db_table
+            assignments += (
+                f", late = COALESCE(COALESCE((SELECT c.due_at FROM {AccessChange._meta.db_table} c WHERE "
+                f"c.resource_id = {attempt_table}.resource_id AND c.user_id = {attempt_table}.user_id), (SELECT "
+                f"s.due_at FROM {_T['settings']} s WHERE s.resource_id = {attempt_table}.resource_id)) < %s, false)")
             fields["late_now"] = now
         cursor.execute(
             f"UPDATE {Attempt._meta.db_table} SET {assignments} WHERE id = %s", [*fields.values(), attempt_id]

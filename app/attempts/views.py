@@ -187,9 +187,8 @@ def state(request, attempt_id: int):
             "learner_id": str(user.pk),
             "learner_name": user.get_full_name() or user.get_username(),
             "numbas": {"user_role": "instructor" if access == "instructor" else "learner", "review_allowed": "true",
-                       **selectors.numbas_keys(extra_minutes=getattr(
-                           selectors.access_change_of(resource_id=attempt.resource_id, user_id=attempt.user_id),
-                           "extra_minutes", 0))},
+                       **selectors.numbas_keys(access=selectors.student_access_of(
+                           resource_id=attempt.resource_id, user_id=attempt.user_id))},
         }
     )
 

@@ -6,6 +6,9 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("<id:resource_id>/instructor/students/", views.students, name="students"),
+    path("<id:resource_id>/instructor/students/access/", views.access_list, name="access_list"),
+    path("<id:resource_id>/instructor/students/pending/<id:pending_id>/remove/", views.pending_remove,
+         name="pending_remove"),
     path("<id:resource_id>/instructor/students/course-list/", views.roster_refresh, name="roster_refresh"),
     path("<id:resource_id>/instructor/students/course-list/<id:member_id>/", views.roster_student,
          name="roster_student"),

@@ -1,7 +1,8 @@
 """The instructor's students pages: everyone who opened the activity (and the course's students
 from the LMS's course list who have not yet, with a button to read that list again), one
-person's attempts, access changes (extra attempts, their own closing time, extra exam time;
-for a course-list student, ahead of their first launch), and one attempt — its timeline, its
+person's attempts, access changes (extra attempts, their own opening, closing and due times,
+extra exam time in minutes or percent, no time limit; for a course-list student, ahead of their
+first launch; for several students at once and a pasted list, pending for those not launched yet), and one attempt — its timeline, its
 state at any moment, re-marking a part, deleting, restoring and reopening it. Thin: the selectors read, attempts.services, grading.services and lti13.services
 write."""
 
@@ -18,7 +19,7 @@ from django.views.decorators.http import require_POST
 from attempts import selectors as attempt_selectors
 from attempts import services as attempt_services
 from dashboard import selectors
-from dashboard.forms import AccessChangeForm, ReasonForm, RemarkForm
+from dashboard.forms import AccessChangeForm, AccessChangeListForm, ReasonForm, RemarkForm
 from grading import scoring
 from grading import selectors as grading_selectors
 from grading import services as grading_services
@@ -31,12 +32,19 @@ from portal.access import resource_view
 
 @resource_view(instructor=True)
 def students(request, membership):
+    return _students_page(request, membership)
+
+
+def _students_page(request, membership, *, list_form=None, list_result=None, status=200):
     query = selectors.StudentQuery.from_params(request.GET)
     context = membership.resource.context
     page = selectors.students_page(resource_id=membership.resource_id, query=query,
                                    context_id=context.pk if context else None)
     roster = lti13_selectors.roster_get(context_id=context.pk) if context else None
     return render(request, "dashboard/students.html", {
+        "list_form": list_form or AccessChangeListForm(), "list_result": list_result,
+        "chosen_students": list_form.data.getlist("students") if list_form is not None and list_form.is_bound else [],
+        "pending": attempt_selectors.pending_access_changes(resource_id=membership.resource_id),
         "membership": membership, "resource": membership.resource, "page": page, "query": query,
         "columns": [("name", _("Name")), ("attempts", _("Attempts")), ("grade", _("Grade")),
                     ("delivery", _("In the gradebook")), ("activity", _("Last activity"))],
@@ -45,7 +53,37 @@ def students(request, membership):
             lms_selectors.identifier_field_for(resource_id=membership.resource_id)),
         "not_launched": selectors.not_launched_count(resource_id=membership.resource_id, context_id=context.pk)
         if roster and roster.fetched_at else 0,
-    })
+    }, status=status)
+
+
+@require_POST
+@resource_view(instructor=True)
+def access_list(request, membership):
+    """One access change for the students chosen on the Students page and those a pasted list
+    names (applied now to those who have launched, pending for the others)."""
+    form = AccessChangeListForm(request.POST)
+    if not form.is_valid():
+        return _students_page(request, membership, list_form=form, status=400)
+    try:
+        result = attempt_services.access_change_for_list(
+            resource_id=membership.resource_id, changed_by=request.user,
+            membership_ids=form.cleaned_data["students"], entries=form.cleaned_data["entries"],
+            kind=form.cleaned_data["kind"], **form.terms())
+    except attempt_services.AccessChangeInvalid as error:
+        form.add_error(None, error.message)
+        return _students_page(request, membership, list_form=form, status=400)
+    nothing = not (result.applied or result.pending)
+    return _students_page(request, membership, list_form=form if nothing else None, list_result=result,
+                          status=400 if nothing else 200)
+
+
+@require_POST
+@resource_view(instructor=True)
+def pending_remove(request, membership, pending_id: int):
+    if not attempt_services.pending_access_change_remove(resource_id=membership.resource_id, pending_id=pending_id):
+        raise Http404("This activity has no such pending access change.")
+    messages.success(request, _("Pending access change removed."))
+    return redirect("dashboard:students", membership.resource_id)
 
 
 @require_POST
@@ -79,9 +117,11 @@ def _access_context(*, resource_id: int, user_id: int | None, form: AccessChange
     if form is None:
         initial = {}
         if change is not None:
-            until = change.available_until and timezone.localtime(change.available_until)
-            initial = {"extra_attempts": change.extra_attempts, "available_until": until,
-                       "extra_minutes": change.extra_minutes, "reason": change.reason}
+            initial = {"extra_attempts": change.extra_attempts, "extra_minutes": change.extra_minutes,
+                       "extra_percent": change.extra_percent, "time_limit_off": change.time_limit_off,
+                       "reason": change.reason}
+            for moment in ("available_from", "available_until", "due_at"):
+                initial[moment] = getattr(change, moment) and timezone.localtime(getattr(change, moment))
         form = AccessChangeForm(initial=initial)
     return {"change": change, "settings": settings_, "access": access, "form": form}
 
@@ -113,10 +153,8 @@ def _access_change_save(request, *, save, page):
     form = AccessChangeForm(request.POST)
     if not form.is_valid():
         return page(form=form, status=400)
-    data = form.cleaned_data
     try:
-        save(extra_attempts=data["extra_attempts"], available_until=data["available_until"],
-             extra_minutes=data["extra_minutes"], reason=data["reason"])
+        save(**form.terms())
     except attempt_services.AccessChangeInvalid as error:
         form.add_error(None, error.message)
         return page(form=form, status=400)

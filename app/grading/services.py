@@ -23,7 +23,7 @@ from django.utils.translation import gettext, ngettext
 
 from attempts.models import Attempt, ReportWhen
 from attempts.services import attempt_deadlines_refresh
-from attempts.selectors import resource_settings
+from attempts.selectors import resource_settings, student_access_of
 from grading import ags, passback, scoring
 from grading import selectors
 from grading.models import Discount, GradeReport, GradeSend, ReportState, SendOutcome
@@ -95,6 +95,12 @@ def _no_outcome_message(membership: ResourceMembership) -> str:
                    "so it has no gradebook entry to report to.")
 
 
+def _after_own_due(*, resource_id: int, user_id: int, now) -> bool:
+    """Whether the student's due date (their access change's, else the activity's) has passed."""
+    due_at = student_access_of(resource_id=resource_id, user_id=user_id).due_at
+    return due_at is not None and now > due_at
+
+
 def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeReport | None:
     """Recompute a student's grade for a resource, in the caller's transaction (one is opened
     if there is none), and queue it for the LMS when the resource's policy says so."""
@@ -126,7 +132,7 @@ def grade_refresh(*, resource_id: int, user_id: int, trigger: str) -> GradeRepor
             report.version += 1 if changed else 0
             fields |= {"score", "attempt_number", "version"}
         held_after_due = (trigger in (Trigger.PROGRESS, Trigger.COMPLETED) and not settings_.report_after_due
-                          and settings_.due_at is not None and now > settings_.due_at)
+                          and _after_own_due(resource_id=resource_id, user_id=user_id, now=now))
         if score is not None and not held_after_due and _should_send(
             report_when=settings_.report_when, trigger=trigger, changed=changed, report=report
         ):

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from lms.launch import ACTIVITY_CUSTOM_PARAMETER, LaunchData, replayed_launch
 from lms.models import (Consumer, Context, LaunchLog, LtiIdentity, LtiVersion, Resource, ResourceAlias,
-                        ResourceMembership, UsedNonce)
+                        ResourceMembership, Role, UsedNonce)
 from lms.roles import roles_split, validate_role_list
 from lms.selectors import course_activity_get, handoff_token_hash, lti13_row_find, resource_alias_target
 
@@ -311,6 +311,8 @@ def _launch_record_once(*, consumer: Consumer, launch: LaunchData, user_agent: s
     )
     membership.user = identity.user
     membership.resource = resource
+    if launch.role == Role.STUDENT:
+        _pending_access_changes_apply(resource=resource, identity=identity)
     token = secrets.token_urlsafe(32)
     log = LaunchLog.objects.create(
         membership=membership,
@@ -320,6 +322,15 @@ def _launch_record_once(*, consumer: Consumer, launch: LaunchData, user_agent: s
         handoff_token_hash=handoff_token_hash(token),
     )
     return log, token
+
+
+def _pending_access_changes_apply(*, resource: Resource, identity: LtiIdentity) -> None:
+    """Access changes an instructor set for this student by a pasted list before they came
+    apply from this launch, in its transaction (attempts decides what applies)."""
+    from attempts.services import access_changes_pending_apply
+
+    access_changes_pending_apply(resource_id=resource.pk, user_id=identity.user_id, email=identity.email,
+                                 username=identity.username, user_ids=(identity.lti_user_id, identity.sub or ""))
 
 
 def _nonce_expiry(timestamp: int, now: datetime) -> datetime:

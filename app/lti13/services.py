@@ -417,8 +417,7 @@ def roster_members_link(*, consumer_id: int, sub: str) -> int:
 
 @transaction.atomic
 def roster_member_access_change_set(*, resource: Resource, member_id: int, changed_by: AbstractBaseUser | None,
-                                    extra_attempts: int = 0, available_until: datetime | None = None,
-                                    extra_minutes: int = 0, reason: str = "") -> AccessChange | None:
+                                    reason: str = "", **terms) -> AccessChange | None:
     """An access change for a student on the course list of the resource's course, whether or
     not they have launched: the person is provisioned from the list ahead of their first launch
     (`lms.services.identity_provision`) and linked to their row, and the change is set for them
@@ -430,7 +429,7 @@ def roster_member_access_change_set(*, resource: Resource, member_id: int, chang
               .exclude(status=RosterStatus.DELETED).first())
     if member is None:
         raise AccessChangeInvalid(gettext("This person is not a student on the course list of this activity."))
-    if member.identity_id is None and not (extra_attempts or available_until or extra_minutes):
+    if member.identity_id is None and not any(terms.values()):
         return None
     name = member.name or " ".join(filter(None, (member.given_name, member.family_name)))
     identity = lms_services.identity_provision(consumer=member.context.consumer, sub=member.user_id,
@@ -440,8 +439,7 @@ def roster_member_access_change_set(*, resource: Resource, member_id: int, chang
         member.identity = identity
         member.save(update_fields=["identity"])
     return access_change_set(resource_id=resource.pk, user_id=identity.user_id, changed_by=changed_by,
-                             extra_attempts=extra_attempts, available_until=available_until,
-                             extra_minutes=extra_minutes, reason=reason)
+                             reason=reason, **terms)
 
 
 def _roster_sync_later(context_id: int) -> None:

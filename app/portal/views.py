@@ -40,6 +40,8 @@ def student(request, membership):
             "attempts": attempts,
             "options": attempt_selectors.attempt_options(membership=membership),
             "settings": settings_,
+            "own_access": attempt_selectors.student_access_of(resource_id=membership.resource_id,
+                                                              user_id=membership.user_id),
             "grade": grading_selectors.grade_summary_for_student(membership_id=membership.pk),
             "grade_visible": attempt_selectors.grade_visible(settings=settings_),
             "review_open": attempt_selectors.review_open(settings=settings_),

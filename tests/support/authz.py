@@ -265,6 +265,13 @@ def build_world() -> World:
     roster_member = RosterMember.objects.create(context=resource_a.context, user_id="authz-s13", name="Nora Notyet",
                                                 email="nora@example.ac.uk", roles="Learner", fetched_at=timezone.now())
 
+    # An access change pasted for someone who has not launched resource A yet.
+    from attempts.models import PendingAccessChange
+
+    pending_access = PendingAccessChange.objects.create(
+        resource=resource_a, kind="email", value="later@example.ac.uk", value_key="later@example.ac.uk",
+        extra_attempts=1, changed_by=users["instructor"], changed_at=timezone.now())
+
     group = Group.objects.create(name="authz-markers")
     # A failed admin login (django-axes records it), so that its admin pages have an object.
     assert Client().post("/admin/login/", {"username": "authz-guesser", "password": "guess"}).status_code == 200
@@ -272,7 +279,8 @@ def build_world() -> World:
         consumer=consumer, resource_a=resource_a, resource_b=resource_b, users=users, sessions=sessions,
         memberships=memberships, attempt_done=attempt_done, attempt_open=attempt_open, grade_report=grade_report,
         report=report, handoff_token=handoff_token, group=group,
-        extra={"platform": platform, "roster_member": roster_member, "test_run": test_run},
+        extra={"platform": platform, "roster_member": roster_member, "test_run": test_run,
+               "pending_access": pending_access},
     )
 
 

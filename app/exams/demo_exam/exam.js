@@ -43,10 +43,13 @@
   // changed — as Numbas does (Exam.updateDurationExtension on "numbas change" messages).
   const DURATION_MINUTES = 30;
   function showDuration() {
+    // As Numbas's Exam.updateDurationExtension: numbas.disable_duration "true" removes the limit.
+    const unlimited = get("numbas.disable_duration") === "true";
     const amount = parseFloat(get("numbas.duration_extension.amount")) || 0;
     const units = get("numbas.duration_extension.units");
     const extra = units === "minutes" ? amount : units === "percent" ? amount / 100 * DURATION_MINUTES : 0;
-    document.getElementById("duration").textContent = String(DURATION_MINUTES + extra);
+    document.getElementById("duration").textContent = unlimited ? "no limit" : String(DURATION_MINUTES + extra);
+    document.getElementById("duration-units").hidden = unlimited;
   }
   showDuration();
   window.addEventListener("message", (event) => {
