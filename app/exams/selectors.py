@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import Count, Q
+from django.utils.translation import gettext
 
 from exams.models import CurrentVersionChange, ExamPackage
 from grading.scoring import structure_total
@@ -34,6 +35,20 @@ class VersionRow:
     @property
     def attempts(self) -> int:
         return self.in_progress + self.finished
+
+    @property
+    def uploader_name(self) -> str:
+        return _name(self.exam.uploaded_by)
+
+    @property
+    def made_current_by_name(self) -> str:
+        return _name(self.made_current.by) if self.made_current else ""
+
+
+def _name(user) -> str:
+    if user is None:
+        return gettext("someone no longer here")
+    return user.get_full_name() or user.get_username()
 
 
 def exam_version_rows(*, resource_id: int) -> list[VersionRow]:
