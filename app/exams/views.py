@@ -155,11 +155,11 @@ def attempts_move(request, membership):
                                                    "error": choice.error}, status=400)
     preview = selectors.attempts_move_preview(resource_id=resource_id, attempt_ids=choice.attempt_ids)
     error, status = "", 400
-    if preview.target is None:
-        error, status = _("This activity has no exam yet."), 409
-    elif preview.unknown:
+    if preview.unknown:
         error, status = _("Some of the chosen attempts are not attempts of this activity (or were deleted); "
                           "nothing was moved."), 404
+    elif preview.target is None:
+        error, status = _("This activity has no exam yet."), 409
     elif not preview.attempts:
         error = _("The chosen attempts already use the current version; nothing to move.")
     elif request.POST.get("confirm") == "yes" and request.POST.get("to") != str(preview.target.pk):

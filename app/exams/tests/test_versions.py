@@ -19,7 +19,6 @@ from attempts import services as attempt_services
 from attempts.models import Attempt, AttemptEvent, AttemptEventKind, Element, ElementChange, PartOverride
 from attempts.tests.factories import batch, batch_message, launch, with_exam
 from exams import selectors
-from exams.demo import demo_exam_zip
 from exams.models import CurrentVersionChange, ExamPackage
 from exams.services import ReplaceNeedsConfirmation, exam_package_upload, original_path
 from grading import services as grading_services
