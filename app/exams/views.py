@@ -6,7 +6,8 @@ import zipfile
 from tempfile import SpooledTemporaryFile
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, JsonResponse
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
@@ -75,7 +76,12 @@ def version_download(request, membership, exam_id):
     was uploaded; for versions uploaded before zips were kept, the stored files zipped again."""
     exam = _version(membership, exam_id)
     original = original_path(exam)
-    if original.is_file():
+    if original.is_file() and settings.PRIVATE_X_ACCEL_PREFIX:
+        # nginx sends the file from its internal location; Django only decides who may have it.
+        response = HttpResponse(content_type="application/zip")
+        response["X-Accel-Redirect"] = (f"{settings.PRIVATE_X_ACCEL_PREFIX.rstrip('/')}/"
+                                        f"{original.relative_to(settings.PRIVATE_ROOT).as_posix()}")
+    elif original.is_file():
         response = FileResponse(open(original, "rb"), content_type="application/zip")
     else:
         response = FileResponse(_zip_stored_files(exam), content_type="application/zip")

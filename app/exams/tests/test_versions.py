@@ -417,3 +417,24 @@ def test_an_exam_open_in_a_browser_is_told_its_attempt_moved(student, resource, 
     assert messages[0] == {"type": "ready"}
     assert messages[1]["type"] == "moved" and "version 2" in messages[1]["message"]
     assert closed == {"type": "websocket.close", "code": 4412}
+
+
+@pytest.mark.django_db
+def test_the_attempts_history_shows_the_move_with_both_versions(student, instructor, resource):
+    attempt = start(student.membership)
+    upload_service(resource, CORRECTED, replace_confirmed=True)
+    attempt_services.attempts_move_to_version(resource_id=resource.pk, attempt_ids=[attempt.pk],
+                                              by=instructor.membership.user, reason="typo fixed")
+    page = instructor.get(f"/resource/{resource.pk}/instructor/attempts/{attempt.pk}/").content.decode()
+    events = page[page.index('data-testid="events"'):]
+    assert "Moved to another exam version v1 → v2" in events and "(typo fixed)" in events
+
+
+@pytest.mark.django_db
+def test_behind_nginx_the_zip_is_sent_from_the_private_location(instructor, resource, settings):
+    settings.PRIVATE_X_ACCEL_PREFIX = "/_private"
+    v1 = ExamPackage.objects.get(resource=resource, version=1)
+    response = instructor.get(f"/resource/{resource.pk}/instructor/exam/versions/{v1.pk}/download/")
+    assert response["X-Accel-Redirect"] == f"/_private/exam-packages/{v1.directory}.zip"
+    assert response["Content-Disposition"] == 'attachment; filename="Demo-exam-v1.zip"'
+    assert response["Content-Security-Policy"].startswith("sandbox") and response.content == b""
