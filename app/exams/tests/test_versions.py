@@ -137,6 +137,9 @@ def test_an_exam_nobody_started_is_replaced_without_a_warning(student, instructo
     page = instructor.get(f"/resource/{resource.pk}/instructor/").content.decode()
     assert 'data-testid="replace-warning"' not in page
     assert upload_view(instructor, resource, CORRECTED).status_code == 201
+    page = instructor.get(f"/resource/{resource.pk}/instructor/").content.decode()
+    v2 = page[page.index('data-testid="version-2"'):page.index('data-testid="version-1"')]
+    assert 'data-testid="version-current"' in v2 and f"by {name(instructor)}" in v2
 
 
 # --- the versions list -------------------------------------------------------------------------
