@@ -717,7 +717,7 @@ def attempts_move_to_version(*, resource_id: int, attempt_ids: list[int] | None,
     if to_exam is None or to_exam.resource_id != resource_id:
         raise AttemptActionRefused(gettext("This activity has no such exam version."))
     to_exam = ExamPackage.objects.get(pk=to_exam.pk)
-    attempts = Attempt.objects.select_for_update().select_related("exam").filter(
+    attempts = Attempt.objects.select_for_update(of=("self",)).select_related("exam").filter(
         resource_id=resource_id).exclude(exam_id=to_exam.pk).order_by("pk")
     if attempt_ids is not None:
         attempts = attempts.filter(pk__in=attempt_ids)

@@ -116,8 +116,10 @@ def version_make_current(request, membership, exam_id):
     try:
         exam_version_make_current(resource_id=membership.resource_id, exam=exam, by=request.user)
     except VersionChangeRefused as refused:
+        from portal.views import instructor_page  # the page the form is on, with the message
+
         messages.error(request, refused.message, extra_tags="exam")
-        return redirect("portal:instructor", resource_id=membership.resource_id)
+        return instructor_page(request, membership, status=400)
     messages.success(request, _("Version %(version)d is current again: new attempts start on it. Attempts already "
                                 "started keep their version unless you move them.") % {"version": exam.version},
                      extra_tags="exam")

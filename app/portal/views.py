@@ -81,6 +81,9 @@ def _exam_context(resource_id: int) -> dict:
     }
 
 
+instructor_page = _instructor_page  # for the exam's views, which answer with this page too
+
+
 @resource_view(instructor=True)
 def instructor(request, membership):
     return _instructor_page(request, membership)

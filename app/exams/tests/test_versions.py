@@ -233,8 +233,8 @@ def test_an_older_version_made_current_again_is_what_new_attempts_start_on_and_i
     assert "Students start <strong>Demo exam</strong> (version 1," in page
     assert "made current again" in page and f"by {name(instructor)}" in page
 
-    again = instructor.post(f"/resource/{resource.pk}/instructor/exam/versions/{v1.pk}/current/", follow=True)
-    assert "Version 1 is already the current version." in again.content.decode()
+    again = instructor.post(f"/resource/{resource.pk}/instructor/exam/versions/{v1.pk}/current/")
+    assert again.status_code == 400 and "Version 1 is already the current version." in again.content.decode()
     assert CurrentVersionChange.objects.filter(why="restored").count() == 1
     # A new upload is current again, as before.
     upload_service(resource, CORRECTED, replace_confirmed=True)
