@@ -152,6 +152,7 @@ S1 = lambda w: w.memberships["student"].pk  # noqa: E731
 LISTED = lambda w: w.extra["roster_member"].pk  # noqa: E731
 PENDING = lambda w: w.extra["pending_access"].pk  # noqa: E731
 ATTEMPT_DONE = lambda w: w.attempt_done.pk  # noqa: E731
+EXAM_A = lambda w: w.attempt_done.exam_id  # noqa: E731
 TO_ATTEMPT = lambda w, a: reverse("dashboard:attempt", args=[w.resource_a.pk, w.attempt_done.pk])  # noqa: E731
 
 
@@ -203,6 +204,12 @@ def check_handoff(world, actor, response):
 def check_upload(world, actor, response):
     assert response.json()["version"] == 2
     assert _models().ExamPackage.objects.filter(resource=world.resource_a).count() == 2
+
+
+def check_version_download(world, actor, response):
+    body = b"".join(response.streaming_content)
+    assert body.startswith(b"PK") and response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"].startswith("attachment;") and response["X-Content-Type-Options"] == "nosniff"
 
 
 def check_settings(world, actor, response):
@@ -451,9 +458,31 @@ HTTP_TABLE: dict[str, Route] = {
     "portal:instructor": Route("instructor", "Instructor page of the resource.", (
         Probe("GET", to_path("portal:instructor", resource_id=A), instructor_of_a(allow(200))),)),
     # exams
-    "exams:upload": Route("instructor", "Uploads a new exam version for the resource.", (
+    "exams:upload": Route("instructor", "Uploads a new exam version for the resource (confirmed: A has attempts).", (
         Probe("POST", to_path("exams:upload", resource_id=A), instructor_of_a(allow(201)),
-              data=lambda w, a: {"package": exam_zip()}, check=check_upload),)),
+              data=lambda w, a: {"package": exam_zip(), "confirm_replace": "yes"}, check=check_upload),)),
+    "exams:version_download": Route("instructor", "Downloads a version of the exam as a zip attachment.", (
+        Probe("GET", to_path("exams:version_download", resource_id=A, exam_id=EXAM_A), instructor_of_a(allow(200)),
+              check=check_version_download),
+        Probe("GET", to_path("exams:version_download", resource_id=B, exam_id=EXAM_A),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
+    )),
+    "exams:version_make_current": Route("instructor", "Makes a version current again (audited).", (
+        # A has one version, already current: refused (400) with a message, nothing written.
+        Probe("POST", to_path("exams:version_make_current", resource_id=A, exam_id=EXAM_A),
+              instructor_of_a(refuse(400))),
+        Probe("POST", to_path("exams:version_make_current", resource_id=B, exam_id=EXAM_A),
+              {"other_instructor": refuse(404)}, label="via-own-resource"),
+    )),
+    "exams:attempts_move": Route("instructor", "Moves attempts to the current exam version (after a confirmation).", (
+        Probe("GET", to_path("exams:attempts_move", resource_id=A), instructor_of_a(allow(200)),
+              check=check_contains("Every attempt already uses the current version.")),
+        # A's attempts are all on its only version: nothing to move (400, nothing written).
+        Probe("POST", to_path("exams:attempts_move", resource_id=A), instructor_of_a(refuse(400)), label="all",
+              data=lambda w, a: {"all": "yes", "confirm": "yes", "to": str(w.attempt_done.exam_id)}),
+        Probe("POST", to_path("exams:attempts_move", resource_id=B), {"other_instructor": refuse(404)},
+              data=lambda w, a: {"attempt": [str(w.attempt_done.pk)], "confirm": "yes"}, label="via-own-resource"),
+    )),
     # grading
     "grading:grades": Route("instructor", "Every student's grade and passback state.", (
         Probe("GET", to_path("grading:grades", resource_id=A), instructor_of_a(allow(200))),)),

@@ -22,6 +22,7 @@ CLOSE_FORBIDDEN = 4403
 UNAVAILABLE = gettext_lazy("The database is unavailable for a moment; this batch is kept and will be sent again.")
 CLOSE_TAKEN_OVER = 4409
 CLOSE_ENDED = 4410
+CLOSE_MOVED = 4412
 
 
 # Database work for attempt data runs on a few threads of its own, each keeping its
@@ -148,3 +149,9 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
         says why (what it had not saved by then was refused)."""
         await self.send_json({"type": "error", "code": "closed", "message": event["message"]})
         await self.close(code=CLOSE_ENDED)
+
+    async def attempt_moved(self, event):
+        """An instructor moved this attempt to another exam version: the page stops saving
+        (its writer token is no longer valid) and reloads onto the new version."""
+        await self.send_json({"type": "moved", "message": event["message"]})
+        await self.close(code=CLOSE_MOVED)

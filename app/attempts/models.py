@@ -319,6 +319,7 @@ class AttemptEventKind(models.TextChoices):
     RESTORED = "restored", _("Restored")
     REOPENED = "reopened", _("Reopened")
     ENDED_AT_DEADLINE = "ended_at_deadline", _("Ended at the closing time or time limit")
+    MOVED = "moved", _("Moved to another exam version")
 
 
 class AttemptEvent(models.Model):

@@ -917,3 +917,83 @@ def _attempt_summary_update(cursor, *, attempt_id: int, terminate: bool, now) ->
             f"UPDATE {Attempt._meta.db_table} SET {assignments} WHERE id = %s", [*fields.values(), attempt_id]
         )
     return ended
+
+
+# --- moving attempts between exam versions -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    moved: list[int]  # the attempts moved, by id
+    to_version: int
+    grades_changed: int  # students whose grade changed (re-sent to the LMS when already reported)
+
+
+@transaction.atomic
+def attempts_move_to_version(*, resource_id: int, attempt_ids: list[int] | None, by, to_exam=None,
+                             reason: str = "") -> MoveResult:
+    """Move attempts of a resource (those listed, or all when None; deleted ones never) to a
+    version of its exam (the current one unless `to_exam` is given), in progress or finished.
+
+    Their data stays as it is (every SCORM value, the history, instructors' marks); from now on
+    the attempt opens, resumes and is reviewed with the new version, and its marks are read with
+    that version's structure. Each move is audited (from and to version). Recorded question scores
+    and the students' grades are recomputed; a grade that changes is re-sent through the outbox
+    as after a re-mark. A window that has the attempt open loses its writer token (nothing from
+    the old version can be saved into the moved attempt) and is told to reload onto the new one.
+    """
+    from exams.models import ExamPackage
+    from exams.selectors import exam_current
+    from grading import services as grading_services
+    from grading.models import GradeReport
+
+    if to_exam is None:
+        to_exam = exam_current(resource_id=resource_id)
+    if to_exam is None or to_exam.resource_id != resource_id:
+        raise AttemptActionRefused(gettext("This activity has no such exam version."))
+    to_exam = ExamPackage.objects.get(pk=to_exam.pk)
+    attempts = Attempt.objects.select_for_update(of=("self",)).select_related("exam").filter(
+        resource_id=resource_id).exclude(exam_id=to_exam.pk).order_by("pk")
+    if attempt_ids is not None:
+        attempts = attempts.filter(pk__in=attempt_ids)
+    attempts = list(attempts)
+    moved, open_ids, user_ids = [], [], set()
+    for attempt in attempts:
+        from_exam = attempt.exam
+        attempt.exam = to_exam
+        attempt.writer_token = ""  # the window on the old version stops saving
+        attempt.save(update_fields=["exam", "writer_token"])
+        _audit(attempt, AttemptEventKind.MOVED, by, reason, from_version=from_exam.version,
+               to_version=to_exam.version, from_exam=str(from_exam.pk), to_exam=str(to_exam.pk))
+        moved.append(attempt.pk)
+        user_ids.add(attempt.user_id)
+        if attempt.ended_at is None:
+            open_ids.append(attempt.pk)
+        else:
+            grading_services.question_scores_record(attempt_id=attempt.pk)
+    if open_ids:  # the new version's time limit may differ
+        attempt_deadlines_refresh(resource_id=resource_id)
+    before = dict(GradeReport.objects.filter(resource_id=resource_id, membership__user_id__in=user_ids)
+                  .values_list("membership__user_id", "score"))
+    changed = 0
+    for user_id in sorted(user_ids):
+        report = grading_services.grade_refresh(resource_id=resource_id, user_id=user_id,
+                                                trigger=grading_services.Trigger.RECOMPUTE)
+        changed += report is not None and report.score != before.get(user_id)
+    message = gettext("Your instructor moved this attempt to version %(version)d of the exam. The page reloads "
+                      "to carry on with it; your saved answers are kept.") % {"version": to_exam.version}
+    transaction.on_commit(lambda: _tell_windows_moved(open_ids, message))
+    if moved:
+        transaction.on_commit(lambda: live_notify(resource_id))
+    return MoveResult(moved=moved, to_version=to_exam.version, grades_changed=changed)
+
+
+def _tell_windows_moved(attempt_ids: list[int], message: str) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for attempt_id in attempt_ids:
+        try:
+            async_to_sync(layer.group_send)(attempt_group(attempt_id), {"type": "attempt.moved", "message": message})
+        except Exception:  # the window's next save is refused (its token is gone) and it reloads then
+            logger.warning("Could not tell attempt %s's window that it moved", attempt_id, exc_info=True)

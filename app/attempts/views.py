@@ -163,7 +163,8 @@ def take_over(request, attempt_id: int):
         token = services.attempt_take_over(attempt=attempt)
     except services.AttemptRefused as refused:  # its closing time or time limit has passed
         return JsonResponse({"error": {"code": "closed", "message": refused.message}}, status=409)
-    return JsonResponse({"token": token})
+    # The exam this window should run: another version's when an instructor has moved the attempt.
+    return JsonResponse({"token": token, "examPath": attempt.exam.launch_path})
 
 
 @require_GET

@@ -45,3 +45,27 @@ class ExamPackage(models.Model):
     @property
     def question_count(self) -> int:
         return len(self.structure)
+
+
+class CurrentVersionChange(models.Model):
+    """Which version of a resource's exam new attempts start on, and who chose it when: a row per
+    upload (the new version becomes current) and per "make this version current again". The
+    resource's newest row says its current version; a resource without rows (exams uploaded
+    before versions could be chosen) starts attempts on its newest version."""
+
+    class Why(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        RESTORED = "restored", "Made current again"
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="current_version_changes")
+    exam = models.ForeignKey(ExamPackage, on_delete=models.CASCADE, related_name="current_changes")
+    why = models.CharField(max_length=20, choices=Why.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                           related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["resource", "-at", "-pk"]
+        indexes = [models.Index(fields=["resource", "-at", "-id"], name="current_version_latest")]
+        constraints = [models.CheckConstraint(condition=Q(why__in=["uploaded", "restored"]),
+                                              name="current_version_why_valid")]

@@ -59,13 +59,31 @@ def _instructor_page(request, membership, *, form=None, status=200):
         {
             "membership": membership,
             "resource": membership.resource,
-            "exam_versions": exam_selectors.exam_versions(resource_id=membership.resource_id),
+            **_exam_context(membership.resource_id),
             "max_upload_mb": settings.EXAM_MAX_UPLOAD_BYTES // (1024 * 1024),
             "settings_form": form,
             "time_zone": timezone.get_current_timezone_name(),
         },
         status=status,
     )
+
+
+def _exam_context(resource_id: int) -> dict:
+    """The exam panel: its versions (with their attempts), the current one, and what the upload
+    form must warn about."""
+    rows = exam_selectors.exam_version_rows(resource_id=resource_id)
+    in_progress, finished = exam_selectors.attempts_started(resource_id=resource_id)
+    return {
+        "exam_versions": [row.exam for row in rows],
+        "version_rows": rows,
+        "current_exam": next((row.exam for row in rows if row.is_current), None),
+        "attempts_in_progress": in_progress,
+        "attempts_finished": finished,
+        "attempts_elsewhere": sum(row.attempts for row in rows if not row.is_current),
+    }
+
+
+instructor_page = _instructor_page  # for the exam's views, which answer with this page too
 
 
 @resource_view(instructor=True)

@@ -51,3 +51,24 @@ def good_package(title="Small exam", href="index.html", **extra) -> bytes:
     }
     entries.update(extra)
     return make_zip(entries)
+
+
+def demo_exam_variant(*, title: str = "Demo exam (corrected)", replace: dict[str, list[tuple[str, str]]] | None = None) -> bytes:
+    """The demo exam (app/exams/demo_exam) zipped with changes made at test time: its title in
+    the manifest and source.exam, and (old, new) text replacements per file. Each replacement
+    must match, so that a change to the demo exam cannot make a test silently test nothing."""
+    from exams.demo import DEMO_EXAM_DIR
+
+    entries = {}
+    for path in sorted(DEMO_EXAM_DIR.rglob("*")):
+        if path.is_file():
+            entries[path.relative_to(DEMO_EXAM_DIR).as_posix()] = path.read_text("utf-8")
+    changes = {"imsmanifest.xml": [("<title>Demo exam</title>", f"<title>{title}</title>")],
+               "source.exam": [('"name": "Demo exam"', json.dumps({"name": title})[1:-1])]}
+    for name, pairs in (replace or {}).items():
+        changes.setdefault(name, []).extend(pairs)
+    for name, pairs in changes.items():
+        for old, new in pairs:
+            assert old in entries[name], f"{old!r} is not in the demo exam's {name}"
+            entries[name] = entries[name].replace(old, new)
+    return make_zip(entries)

@@ -35,7 +35,8 @@ def launch(consumer, *, user_id, resource_link_id="res-1", roles="Learner", cont
 
 def with_exam(resource, **settings):
     data = demo_exam_zip()
-    exam_package_upload(resource=resource, upload=io.BytesIO(data), size=len(data))
+    # As an instructor who confirmed replacing an exam students have started.
+    exam_package_upload(resource=resource, upload=io.BytesIO(data), size=len(data), replace_confirmed=True)
     ResourceSettings.objects.update_or_create(resource=resource, defaults=settings)
     return resource
 

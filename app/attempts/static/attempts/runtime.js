@@ -28,7 +28,9 @@
   const frame = document.getElementById("exam-frame");
   const takeoverPanel = document.getElementById("take-over");
   // Each window keeps its own unacknowledged batches; a window that takes over adopts all.
-  const storePrefix = `nlti:pending:${config.attemptId}:`;
+  // Batches are kept per exam version: those an exam wrote before the attempt was moved to
+  // another version are never sent into it (see movedByServer).
+  const storePrefix = `nlti:pending:${config.attemptId}:${config.examPath}:`;
   const review = config.mode === "review";
   const RETRY_MS = 3000;
   const FLUSH_DELAY_MS = 800;
@@ -53,6 +55,10 @@
     // Everything any window of this attempt left unacknowledged, oldest window first.
     const batches = [];
     try {
+      const attemptPrefix = `nlti:pending:${config.attemptId}:`;
+      for (const key of Object.keys(localStorage)) {  // another version's, from before a move
+        if (key.startsWith(attemptPrefix) && !key.startsWith(storePrefix)) localStorage.removeItem(key);
+      }
       const keys = Object.keys(localStorage).filter((k) => k.startsWith(storePrefix)).sort();
       for (const key of keys) {
         try { batches.push(...JSON.parse(localStorage.getItem(key) || "[]")); } catch (e) { /* unreadable */ }
@@ -207,6 +213,7 @@
       if (message.type === "ready") { socketReady = true; reconnectDelay = 500; inFlight.clear(); retryPending(); }
       else if (message.type === "ack") acknowledged(message.batch, message);
       else if (message.type === "taken_over") takenOver();
+      else if (message.type === "moved") movedByServer(message.message);
       else if (message.type === "access") toRuntime({ type: "access", numbas: message.numbas || {} });
       else if (message.type === "error" && message.batch) refused(message.batch, message);
       else if (message.type === "error" && message.code === "closed") closedByServer(message.message);
@@ -217,7 +224,7 @@
       socketReady = false;
       inFlight.clear();
       if (event.code === 4409) return takenOver();
-      if (stopped || event.code === 4410 || event.code === 4403) return;
+      if (stopped || event.code === 4410 || event.code === 4403 || event.code === 4412) return;
       setTimeout(connect, reconnectDelay);
       reconnectDelay = Math.min(reconnectDelay * 2, 15000);
       retryPending(); // over HTTP while the socket is down
@@ -232,6 +239,11 @@
       });
       const body = await response.json().catch(() => ({}));
       if (response.ok && body.token) {
+        if (body.examPath && body.examPath !== config.examPath) {
+          // The attempt was moved to another exam version while this page was open: load it.
+          movedByServer("");
+          return false;
+        }
         token = body.token;
         stopped = false;
         return true;
@@ -269,6 +281,20 @@
       ngettext("%(n)s change was not saved.", "%(n)s changes were not saved.", unsaved), { n: unsaved }, true) : "");
     if (socket) { const old = socket; socket = null; socketReady = false; old.close(); }
     showStatus();
+  }
+
+  function movedByServer(message) {
+    // An instructor moved the attempt to another exam version. What this page had not saved was
+    // written for the old version: it is dropped, never sent into the moved attempt. The page
+    // reloads and the new version resumes from what the server has.
+    stopped = true;
+    pending = [];
+    savePending(pending);
+    buffer = [];
+    if (socket) { const old = socket; socket = null; socketReady = false; old.close(); }
+    closedText = message || gettext("This attempt was moved to another version of the exam. Reloading…");
+    showStatus();
+    setTimeout(() => window.location.reload(), 1500);
   }
 
   function takenOver() {
