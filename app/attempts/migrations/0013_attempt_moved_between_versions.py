@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('attempts', '0009_override_gaps'),
+        ('attempts', '0012_access_change_times_percent_pending'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
