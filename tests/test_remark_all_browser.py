@@ -194,3 +194,94 @@ def test_remark_all_after_a_corrected_version_changes_marks_as_the_exam_computes
     teacher.get_by_test_id("message").wait_for()
     assert server.query("SELECT count(*) FROM attempts_attemptevent")[0][0] == events
     assert problems == []
+
+
+# --- a real Numbas exam (skipped when the shared fixture is absent) ------------------------------
+
+from tests.test_real_exams_browser import (  # noqa: E402
+    EXAMS,
+    GAPS,
+    QUESTION_1_JS,
+    exam_frame,
+    numbas_frame,
+    package_of,
+    wait_for_numbas,
+    wait_stored,
+)
+from tests.test_real_exams_browser import EXAM_JS as NUMBAS_EXAM_JS  # noqa: E402
+
+NUMBAS10 = next(exam for exam in EXAMS if exam.name == "numbas10")
+
+
+def gcd_worth_two(original, tmp_path) -> str:
+    """The real exam with question 1's "gcd" gap worth 2 marks instead of 1 (a corrected version
+    whose marking differs), in every place the package holds the exam's definition."""
+    buffer = io.BytesIO()
+    changed = 0
+    with zipfile.ZipFile(original) as package, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as copy:
+        for name in package.namelist():
+            data = package.read(name)
+            if name in ("index.html", "source.exam"):
+                text = data.decode()
+                for old, new in (('"customName": "gcd", "marks": 1', '"customName": "gcd", "marks": 2'),
+                                 ('\\"customName\\": \\"gcd\\", \\"marks\\": 1', '\\"customName\\": \\"gcd\\", \\"marks\\": 2')):
+                    changed += text.count(old)
+                    text = text.replace(old, new)
+                data = text.encode()
+            copy.writestr(name, data)
+    assert changed >= 2
+    path = tmp_path / "real-corrected.zip"
+    path.write_bytes(buffer.getvalue())
+    return str(path)
+
+
+@pytest.mark.skipif(not package_of(NUMBAS10).is_file(), reason="the real exam fixture is absent (not in the repository)")
+def test_remark_all_with_a_real_numbas_exam_takes_the_marks_numbas_computes(stack, page, chromium, tmp_path):
+    server, stub = stack
+    resource = "remark-real"
+    teacher = chromium.new_context().new_page()
+    launch_instructor(teacher, server.url, "remark-real-teacher", resource_link_id=resource)
+    instructor_url = teacher.url
+    upload(teacher, str(package_of(NUMBAS10)))
+
+    # The student answers question 1's three gaps correctly (3 marks) and carries on later.
+    launch_student(page, server.url, "remark-real-student", resource_link_id=resource)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("start-attempt").click()
+    page.wait_for_url(re.compile(r"/attempt/\d+/$"), timeout=WAIT_MS)
+    attempt = attempt_id_of(page)
+    exam = exam_frame(page)
+    exam.get_by_role("button", name="Start").click(timeout=WAIT_MS)
+    frame = numbas_frame(page)
+    exam.locator("[data-part-path=p0g0] input").first.wait_for(timeout=WAIT_MS)
+    wait_for_numbas(frame, f"{NUMBAS_EXAM_JS}.questionList[0].parts[0].gaps.length === 3")
+    variables = frame.evaluate(QUESTION_1_JS)
+    for gap, value in zip(GAPS, (variables["coef"][0], variables["coef"][1], variables["g"])):
+        exam.locator(f"[data-part-path={gap}] input").first.fill(str(value))
+    exam.get_by_role("button", name=NUMBAS10.submit).click()
+    wait_stored(page, server, attempt, {"cmi.score.raw": "3"})
+    wait_saved(page, timeout=WAIT_MS)
+    page.goto("about:blank")  # the student's window closes
+    before = database_values(server, attempt)
+
+    teacher.goto(instructor_url)
+    upload(teacher, gcd_worth_two(package_of(NUMBAS10), tmp_path))
+    recorded = Recorded(teacher)
+    remark_all(teacher)
+    assert database_values(server, attempt) == before  # nothing saved into the attempt while marking
+
+    sent = recorded.marks[attempt]
+    numbas = sent["exam"]  # what the Numbas exam object holds after marking the answers again
+    assert numbas is not None and numbas["marks"] > 10  # the corrected version is worth more
+    gcd = numbas["questions"][0]["parts"][0]["gaps"][2]
+    assert (gcd["score"], gcd["marks"]) == (2, 2)  # the right gcd now earns the gap's new marks
+    assert numbas["score"] == sum(q["score"] for q in numbas["questions"])
+    assert number(sent["values"]["cmi.score.raw"]) == numbas["score"] > 3
+    row = preview_rows(teacher)[attempt]
+    assert (number(row["old"]), number(row["new"])) == (3, numbas["score"])
+
+    teacher.get_by_test_id("apply").click()
+    assert "1 attempts changed" in teacher.get_by_test_id("message").inner_text()
+    stored = database_values(server, attempt)
+    assert number(stored["cmi.score.raw"]) == numbas["score"]
+    assert stored["cmi.suspend_data"] == before["cmi.suspend_data"]

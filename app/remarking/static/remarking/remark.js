@@ -96,7 +96,9 @@
       const job = answer.next;
       say(interpolate(gettext("Marking attempt %(n)s…"), { n: answer.progress.done + 1 }, true), "marking");
       const outcome = await mark(job);
-      answer = await post(job.recordUrl, outcome.values ? { values: outcome.values }
+      // `exam`: the totals the exam object itself holds (Numbas), for diagnostics; the server
+      // keeps only `values`, what the exam wrote through the SCORM API.
+      answer = await post(job.recordUrl, outcome.values ? { values: outcome.values, exam: outcome.exam || null }
         : { error: outcome.error || gettext("The exam could not mark it.") });
       show(answer.progress);
     }
