@@ -255,6 +255,16 @@ def build_world() -> World:
     roster_member = RosterMember.objects.create(context=resource_a.context, user_id="authz-s13", name="Nora Notyet",
                                                 email="nora@example.ac.uk", roles="Learner", fetched_at=timezone.now())
 
+    # A re-mark of resource A, every attempt marked (the finished one would change), not applied.
+    from remarking import services as remark_services
+
+    remark_run = remark_services.remark_run_start(resource_id=resource_a.pk, scope="all", by=users["instructor"])
+    remark_services.remark_item_hand_out(run=remark_run)
+    remark_services.remark_item_record(run=remark_run, attempt_id=attempt_done.pk, values={
+        "cmi.interactions.1.result": "1", "cmi.objectives.0.score.raw": "2", "cmi.score.raw": "4"})
+    remark_services.remark_item_hand_out(run=remark_run, after_attempt_id=attempt_done.pk)
+    remark_services.remark_item_record(run=remark_run, attempt_id=attempt_open.pk, values={})
+
     group = Group.objects.create(name="authz-markers")
     # A failed admin login (django-axes records it), so that its admin pages have an object.
     assert Client().post("/admin/login/", {"username": "authz-guesser", "password": "guess"}).status_code == 200
@@ -262,7 +272,7 @@ def build_world() -> World:
         consumer=consumer, resource_a=resource_a, resource_b=resource_b, users=users, sessions=sessions,
         memberships=memberships, attempt_done=attempt_done, attempt_open=attempt_open, grade_report=grade_report,
         report=report, handoff_token=handoff_token, group=group,
-        extra={"platform": platform, "roster_member": roster_member},
+        extra={"platform": platform, "roster_member": roster_member, "remark_run": remark_run},
     )
 
 
@@ -311,7 +321,8 @@ _SNAPSHOT_SKIP = {"sessions", "contenttypes", "admin"}  # sessions: logins and l
 
 
 def snapshot_models():
-    project = {"core", "lms", "lti13", "portal", "exams", "attempts", "grading", "reports", "testlaunch", "auth"}
+    project = {"core", "lms", "lti13", "portal", "exams", "attempts", "grading", "reports", "testlaunch", "auth",
+               "remarking"}
     return [
         model for model in apps.get_models()
         if model._meta.app_label in project and model._meta.app_label not in _SNAPSHOT_SKIP
