@@ -21,7 +21,7 @@
   const FROM_PAGE = "numbas-lti-remark";
   const FROM_FRAME = "numbas-lti-marker";
   const MARK_TIMEOUT_MS = 60000;
-  const QUIET_MS = 150;
+  const QUIET_MS = 60;
   const POLL_MS = 25;
   const SCORE_KEY = /^cmi\.(score\.(raw|scaled|min|max)|objectives\.\d+\.(score\.(raw|scaled|min|max)|success_status)|interactions\.\d+\.result)$/;
   const WRITE_ONLY = new Set(["cmi.exit", "cmi.session_time"]);
