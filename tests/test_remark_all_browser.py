@@ -87,10 +87,10 @@ class Recorded:
 
     def __init__(self, page):
         self.marks: dict[int, dict] = {}
-        page.route(re.compile(r".*/instructor/remark/\d+/attempts/\d+/$"), self._route)
+        page.route(re.compile(r".*/instructor/remark/\d+/attempts/\d+/(\?.*)?$"), self._route)
 
     def _route(self, route):
-        attempt = int(route.request.url.rstrip("/").rsplit("/", 1)[1])
+        attempt = int(route.request.url.split("?")[0].rstrip("/").rsplit("/", 1)[1])
         self.marks[attempt] = json.loads(route.request.post_data or "{}")
         route.continue_()
 

@@ -21,6 +21,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Mod
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -156,14 +157,23 @@ class HandOut:
     state: dict
 
 
+MAX_LANES = 4
+
+
 @transaction.atomic
-def remark_item_hand_out(*, run: RemarkRun, after_attempt_id: int = 0) -> HandOut | None:
+def remark_item_hand_out(*, run: RemarkRun, after_attempt_id: int = 0, lane: int = 0,
+                         lanes: int = 1) -> HandOut | None:
     """The next attempt to mark (after `after_attempt_id`, so that an attempt the page could not
     mark is not handed out again and again), with the values it is marked from; None when
-    every attempt is marked."""
+    every attempt is marked. The page marks in `lanes` frames at once; each lane gets the
+    attempts whose id modulo `lanes` is `lane`, so no two lanes mark the same attempt."""
     _running(run)
-    item = (RemarkItem.objects.select_for_update(skip_locked=True)
-            .filter(run=run, status=RemarkItemStatus.PENDING, attempt_id__gt=after_attempt_id)
+    if not 1 <= lanes <= MAX_LANES or not 0 <= lane < lanes:
+        raise RemarkRefused(gettext("The lane must be from 0 to %(n)s.") % {"n": MAX_LANES - 1})
+    items = RemarkItem.objects.filter(run=run, status=RemarkItemStatus.PENDING, attempt_id__gt=after_attempt_id)
+    if lanes > 1:
+        items = items.annotate(lane=Mod("attempt_id", lanes)).filter(lane=lane)
+    item = (items.select_for_update(skip_locked=True, of=("self",))
             .select_related("attempt__user").order_by("attempt_id").first())
     if item is None:
         return None

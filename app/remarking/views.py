@@ -21,6 +21,8 @@ from remarking.models import RemarkScope
 # The marking frame's page on the exam-content origin (content/static/content/runtime/).
 MARKING_PATH = "/runtime/remark.html"
 MAX_BODY = 2_000_000
+# How many marking frames the page runs at once (each marks one attempt at a time).
+MARKING_LANES = 2
 
 
 def _run(membership, run_id):
@@ -30,12 +32,21 @@ def _run(membership, run_id):
     return run
 
 
-def _hand_out(run, after: int) -> dict | None:
-    handed = services.remark_item_hand_out(run=run, after_attempt_id=after)
+def _hand_out(run, after: int, lane: tuple[int, int]) -> dict | None:
+    handed = services.remark_item_hand_out(run=run, after_attempt_id=after, lane=lane[0], lanes=lane[1])
     if handed is None:
         return None
+    record = reverse("remarking:record", args=[run.resource_id, run.pk, handed.attempt_id])
     return {"attempt": handed.attempt_id, "exam": handed.exam_path, "state": handed.state,
-            "recordUrl": reverse("remarking:record", args=[run.resource_id, run.pk, handed.attempt_id])}
+            "recordUrl": f"{record}?lane={lane[0]}&lanes={lane[1]}"}
+
+
+def _lane(request) -> tuple[int, int] | None:
+    """?lane=k&lanes=K: which of the page's marking frames asks (default: the only one)."""
+    lane, lanes = request.GET.get("lane", "0"), request.GET.get("lanes", "1")
+    if not (lane.isdigit() and lanes.isdigit() and len(lane) < 3 and len(lanes) < 3):
+        return None
+    return int(lane), int(lanes)
 
 
 def _error(message: str, status: int = 400) -> JsonResponse:
@@ -60,6 +71,7 @@ def _page(request, membership, *, status=200, error=""):
             "markingPath": MARKING_PATH,
             "csrfToken": get_token(request),
             "progress": progress.as_dict(),
+            "lanes": MARKING_LANES,
         }
     return render(request, "remarking/page.html", {
         "resource": resource, "run": run, "progress": progress, "config": config, "error": error,
@@ -90,13 +102,15 @@ def _after(request) -> int | None:
 def next_attempt(request, membership, run_id: int):
     """The next attempt to mark: its values and the exam to mark it with (null when done)."""
     run = _run(membership, run_id)
-    after = _after(request)
+    after, lane = _after(request), _lane(request)
     if after is None:
         return _error(_("'after' must be an attempt number."))
+    if lane is None:
+        return _error(_("'lane' and 'lanes' must be small numbers."))
     try:
-        item = _hand_out(run, after)
+        item = _hand_out(run, after, lane)
     except services.RemarkRefused as refused:
-        return _error(refused.message, 409)
+        return _error(refused.message, 409 if run.status != "running" else 400)
     return JsonResponse({"next": item, "progress": selectors.remark_progress(run=run).as_dict()})
 
 
@@ -106,6 +120,9 @@ def record(request, membership, run_id: int, attempt_id: int):
     """What the exam reported for one attempt ({"values": {key: value}} or {"error": text});
     answers with the progress and the next attempt to mark."""
     run = _run(membership, run_id)
+    lane = _lane(request)
+    if lane is None:
+        return _error(_("'lane' and 'lanes' must be small numbers."))
     try:
         body = request.body
     except RequestDataTooBig:
@@ -122,7 +139,7 @@ def record(request, membership, run_id: int, attempt_id: int):
         values = data["values"] if isinstance(data.get("values"), dict) else None
         error = "" if values is not None else (data["error"].strip() or _("The exam could not mark it."))
         services.remark_item_record(run=run, attempt_id=attempt_id, values=values, error=error)
-        item = _hand_out(run, attempt_id)
+        item = _hand_out(run, attempt_id, lane)
     except services.RemarkRefused as refused:
         return _error(refused.message, 409 if run.status != "running" else 400)
     return JsonResponse({"next": item, "progress": selectors.remark_progress(run=run).as_dict()})

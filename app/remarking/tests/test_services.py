@@ -206,3 +206,19 @@ def test_an_exam_that_cannot_mark_an_attempt_is_recorded_and_the_others_go_on(co
     assert (progress.pending, progress.failed, progress.marked, progress.changed) == (0, 1, 1, 1)
     assert services.remark_run_apply(run=run, by=instructor).applied == 1
     assert not AttemptEvent.objects.filter(attempt=a1).exists()
+
+
+def test_two_lanes_mark_different_attempts(consumer, teacher_of):
+    attempts = [answered(start(student_with_exam(consumer, user_id=f"s{i}")), {"q0p0": 1, "q0p1": 0, "q1p0": 0})
+                for i in range(4)]
+    run = services.remark_run_start(resource_id=attempts[0].resource_id, scope="all",
+                                    by=teacher_of(attempts[0].resource))
+    seen = {lane: [] for lane in (0, 1)}
+    for lane in (0, 1):
+        after = 0
+        while (handed := services.remark_item_hand_out(run=run, after_attempt_id=after, lane=lane, lanes=2)):
+            assert len(seen[lane]) < 4
+            seen[lane].append(handed.attempt_id)
+            after = handed.attempt_id
+    assert sorted(seen[0] + seen[1]) == sorted(a.pk for a in attempts)
+    assert seen[0] and seen[1] and not set(seen[0]) & set(seen[1])

@@ -64,6 +64,9 @@ def test_bad_input_is_refused_with_a_message_and_writes_nothing(world):
     teacher.post(url(resource, "start/"), {"scope": "all"})
     run = RemarkRun.objects.get()
     assert teacher.post(url(resource, f"{run.pk}/next/?after=first")).status_code == 400
+    for lanes in ("lane=2&lanes=2", "lane=0&lanes=9", "lane=x&lanes=2"):
+        refused = teacher.post(url(resource, f"{run.pk}/next/?{lanes}"))
+        assert refused.status_code == 400 and "lane" in refused.json()["error"]["message"]
     record = url(resource, f"{run.pk}/attempts/{attempt.pk}/")
     refused = post_json(teacher, record, {"values": REMARKED})  # not handed out yet
     assert refused.status_code == 400 and "not been handed out" in refused.json()["error"]["message"]
