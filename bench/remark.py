@@ -8,7 +8,8 @@ finished attempts stored as the demo exam stores them (parts, questions, total, 
 with the answers), half of them with a part marked wrongly, so that the exam's marking changes
 them. Timed: an instructor (launched over LTI in Chromium) starts "Re-mark all attempts" and the
 page marks every attempt — each loaded into the exam on the exam-content origin, marked by the
-exam's own code, and sent back one at a time — until the preview shows. Printed: attempts/s, the
+exam's own code, and sent back at once (the page runs two marking frames side by side) — until
+the preview shows. Printed: attempts/s, the
 attempts that would change (checked: exactly the wrongly marked half), and peak RSS of the
 browser's processes (summed, sampled every 0.2 s) and of the server (VmHWM). Bounded by
 --attempts (at most 5,000) and --max-seconds.
@@ -180,7 +181,7 @@ def main() -> int:
         finally:
             server.stop()
     print(f"re-marked {marked} attempts in {elapsed:.1f} s: {marked / elapsed:.1f} attempts/s "
-          f"(through the page, one at a time, each loaded into the exam in a fresh frame)")
+          f"(through the page: its marking frames side by side, each attempt loaded into the exam afresh)")
     print(f"  would change          {changed} (expected {args.attempts // 2}); could not be marked: {failed}")
     print(f"  page says             {summary}")
     print(f"  browser peak RSS      {sampler.peak_kb / 1024:.0f} MB (all Chromium processes, summed)")

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import zipfile
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -164,6 +165,9 @@ def test_remark_all_after_a_corrected_version_changes_marks_as_the_exam_computes
     assert set(rows[alice_attempt]["changes"]) == {"q0", "q0p1"}
     assert teacher.get_by_test_id("progress").get_attribute("value") == "2"
     problems += axe_problems(teacher, "re-mark preview")
+    artefacts = Path(__file__).resolve().parents[1] / "test-artifacts"
+    artefacts.mkdir(exist_ok=True)
+    teacher.screenshot(path=str(artefacts / "remark-all-preview.png"), full_page=True)
     teacher.set_viewport_size({"width": 390, "height": 844})
     assert teacher.get_by_test_id("apply").is_visible()
     problems += axe_problems(teacher, "re-mark preview (phone)")
