@@ -153,6 +153,7 @@ LISTED = lambda w: w.extra["roster_member"].pk  # noqa: E731
 PENDING = lambda w: w.extra["pending_access"].pk  # noqa: E731
 ATTEMPT_DONE = lambda w: w.attempt_done.pk  # noqa: E731
 EXAM_A = lambda w: w.attempt_done.exam_id  # noqa: E731
+REMARK_RUN = lambda w: w.extra["remark_run"].pk  # noqa: E731
 TO_ATTEMPT = lambda w, a: reverse("dashboard:attempt", args=[w.resource_a.pk, w.attempt_done.pk])  # noqa: E731
 
 
@@ -228,6 +229,30 @@ def check_remark(world, actor, response):
     from attempts.models import PartOverride
 
     assert PartOverride.objects.filter(attempt=world.attempt_done, part_id="q1p0", score=1).exists()
+
+
+def check_remark_next(world, actor, response):
+    assert response.json()["next"] is None and response.json()["progress"]["pending"] == 0  # all marked
+
+
+def check_remark_recorded(world, actor, response):
+    from remarking.models import RemarkItem
+
+    item = RemarkItem.objects.get(run=world.extra["remark_run"], attempt=world.attempt_done)
+    assert (item.new_raw, item.changed) == (2, True)
+
+
+def check_remark_applied(world, actor, response):
+    from attempts.models import AttemptEvent
+
+    assert AttemptEvent.objects.filter(attempt=world.attempt_done, kind="remarked", by=world.users[actor]).count() == 1
+    assert _models().Attempt.objects.get(pk=world.attempt_done.pk).score_raw == 4
+
+
+def check_remark_discarded(world, actor, response):
+    from remarking.models import RemarkRun
+
+    assert RemarkRun.objects.get(pk=world.extra["remark_run"].pk).status == "discarded"
 
 
 def check_attempt_deleted(world, actor, response):
@@ -594,6 +619,40 @@ HTTP_TABLE: dict[str, Route] = {
               instructor_of_a(allow(302, to=TO_ATTEMPT)), check=check_attempt_reopened),
         Probe("POST", to_path("dashboard:reopen", resource_id=B, attempt_id=ATTEMPT_DONE),
               {"other_instructor": refuse(404)}, label="via-own-resource"),
+    )),
+    # re-marking every attempt (the world's run of resource A: every attempt marked, not applied)
+    "remarking:page": Route("instructor", "The re-mark page: its progress and preview.", (
+        Probe("GET", to_path("remarking:page", resource_id=A), instructor_of_a(allow(200))),)),
+    "remarking:start": Route("instructor", "Starts a re-mark; refused (400) while the world's run is not finished.", (
+        Probe("POST", to_path("remarking:start", resource_id=A), instructor_of_a(refuse(400)),
+              data=lambda w, a: {"scope": "all"}),)),
+    "remarking:next": Route("instructor", "Hands out the next attempt of a run to mark (with its values).", (
+        Probe("POST", to_path("remarking:next", resource_id=A, run_id=REMARK_RUN), instructor_of_a(allow(200)),
+              check=check_remark_next),
+        Probe("POST", to_path("remarking:next", resource_id=B, run_id=REMARK_RUN), {"other_instructor": refuse(404)},
+              label="via-own-resource"),
+    )),
+    "remarking:record": Route("instructor", "Keeps what the exam reported for one attempt of a run.", (
+        Probe("POST", to_path("remarking:record", resource_id=A, run_id=REMARK_RUN, attempt_id=ATTEMPT_DONE),
+              instructor_of_a(allow(200)), json_body=lambda w, a: {"values": {"cmi.score.raw": "2"}},
+              check=check_remark_recorded),
+        Probe("POST", to_path("remarking:record", resource_id=B, run_id=REMARK_RUN, attempt_id=ATTEMPT_DONE),
+              {"other_instructor": refuse(404)}, json_body=lambda w, a: {"values": {"cmi.score.raw": "2"}},
+              label="via-own-resource"),
+    )),
+    "remarking:apply": Route("instructor", "Applies a run's new marks (audited; grades recomputed).", (
+        Probe("POST", to_path("remarking:apply", resource_id=A, run_id=REMARK_RUN),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("remarking:page", args=[w.resource_a.pk]))),
+              check=check_remark_applied),
+        Probe("POST", to_path("remarking:apply", resource_id=B, run_id=REMARK_RUN), {"other_instructor": refuse(404)},
+              label="via-own-resource"),
+    )),
+    "remarking:discard": Route("instructor", "Discards a run that was not applied.", (
+        Probe("POST", to_path("remarking:discard", resource_id=A, run_id=REMARK_RUN),
+              instructor_of_a(allow(302, to=lambda w, a: reverse("remarking:page", args=[w.resource_a.pk]))),
+              check=check_remark_discarded),
+        Probe("POST", to_path("remarking:discard", resource_id=B, run_id=REMARK_RUN), {"other_instructor": refuse(404)},
+              label="via-own-resource"),
     )),
     "insights:live": Route("instructor", "The live view of the resource (its numbers come over ws/resource/…/live/).", (
         Probe("GET", to_path("insights:live", resource_id=A), instructor_of_a(allow(200))),)),

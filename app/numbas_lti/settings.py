@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "reports",
     "dashboard",
     "insights",
+    "remarking",
     "staff",
     "backups",
     "testlaunch",

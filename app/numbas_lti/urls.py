@@ -14,6 +14,7 @@ urlpatterns = [
     path("resource/", include("reports.urls")),
     path("resource/", include("dashboard.urls")),
     path("resource/", include("insights.urls")),
+    path("resource/", include("remarking.urls")),
     path("staff/", include("staff.urls")),
     path("", include("attempts.urls")),
     path("test-launch/", include("testlaunch.urls")),

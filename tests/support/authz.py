@@ -272,6 +272,16 @@ def build_world() -> World:
         resource=resource_a, kind="email", value="later@example.ac.uk", value_key="later@example.ac.uk",
         extra_attempts=1, changed_by=users["instructor"], changed_at=timezone.now())
 
+    # A re-mark of resource A, every attempt marked (the finished one would change), not applied.
+    from remarking import services as remark_services
+
+    remark_run = remark_services.remark_run_start(resource_id=resource_a.pk, scope="all", by=users["instructor"])
+    remark_services.remark_item_hand_out(run=remark_run)
+    remark_services.remark_item_record(run=remark_run, attempt_id=attempt_done.pk, values={
+        "cmi.interactions.1.result": "1", "cmi.objectives.0.score.raw": "2", "cmi.score.raw": "4"})
+    remark_services.remark_item_hand_out(run=remark_run, after_attempt_id=attempt_done.pk)
+    remark_services.remark_item_record(run=remark_run, attempt_id=attempt_open.pk, values={})
+
     group = Group.objects.create(name="authz-markers")
     # A failed admin login (django-axes records it), so that its admin pages have an object.
     assert Client().post("/admin/login/", {"username": "authz-guesser", "password": "guess"}).status_code == 200
@@ -280,7 +290,7 @@ def build_world() -> World:
         memberships=memberships, attempt_done=attempt_done, attempt_open=attempt_open, grade_report=grade_report,
         report=report, handoff_token=handoff_token, group=group,
         extra={"platform": platform, "roster_member": roster_member, "test_run": test_run,
-               "pending_access": pending_access},
+               "pending_access": pending_access, "remark_run": remark_run},
     )
 
 
@@ -329,7 +339,8 @@ _SNAPSHOT_SKIP = {"sessions", "contenttypes", "admin"}  # sessions: logins and l
 
 
 def snapshot_models():
-    project = {"core", "lms", "lti13", "portal", "exams", "attempts", "grading", "reports", "testlaunch", "auth"}
+    project = {"core", "lms", "lti13", "portal", "exams", "attempts", "grading", "reports", "testlaunch", "auth",
+               "remarking"}
     return [
         model for model in apps.get_models()
         if model._meta.app_label in project and model._meta.app_label not in _SNAPSHOT_SKIP

@@ -86,9 +86,18 @@
   function answer(pi, value) {
     const p = parts[pi];
     state.answers[p.id] = value;
-    const correct = value === p.answer;
     set(`cmi.interactions.${pi}.learner_response`, value || "0");
     set(`cmi.interactions.${pi}.staged_answer`, value);
+    markPart(pi);
+    set("cmi.location", String(p.question));
+    set("cmi.suspend_data", JSON.stringify(state));
+    render();
+  }
+
+  // The part's, its question's and the exam's scores, from this version's marking.
+  function markPart(pi) {
+    const p = parts[pi];
+    const correct = state.answers[p.id] === p.answer;
     set(`cmi.interactions.${pi}.result`, correct ? p.marks : 0);  // like Numbas: the part's score
     const q = QUESTIONS[p.question];
     const qScore = q.parts.reduce((n, qp) => n + (state.answers[qp.id] === qp.answer ? qp.marks : 0), 0);
@@ -102,9 +111,16 @@
     set("cmi.score.raw", score());
     set("cmi.score.scaled", (score() / maxScore).toFixed(4));
     set("cmi.progress_measure", (Object.keys(state.answers).length / parts.length).toFixed(2));
-    set("cmi.location", String(p.question));
-    set("cmi.suspend_data", JSON.stringify(state));
-    render();
+  }
+
+  // Like Numbas, a resumed attempt's answers are submitted again, so they are marked by this
+  // version's marking; scores are written only where they differ from what is stored.
+  if (resume && !review) {
+    parts.forEach((p, pi) => {
+      const stored = get(`cmi.interactions.${pi}.result`);
+      const now = state.answers[p.id] === p.answer ? p.marks : 0;
+      if (state.answers[p.id] !== undefined && String(now) !== stored) markPart(pi);
+    });
   }
 
   function render() {
