@@ -3,6 +3,7 @@ cmi.learner_id / learner_name are the LMS's (Numbas shows them as "Name (id)"), 
 numbas.review_allowed follows "allow review" / "review allowed from"."""
 
 import datetime
+import re
 from unittest import mock
 
 import pytest
@@ -71,3 +72,11 @@ def test_review_allowed_follows_the_activity(course, allow_review, review_from_d
         # an instructor always reviews with the answers revealed
         assert state(course["teacher"], attempt)["numbas"] == {**state(course["teacher"], attempt)["numbas"],
                                                                 "review_allowed": "true", "user_role": "instructor"}
+
+
+def test_the_settings_page_says_what_the_exam_itself_cannot_be_told(course):
+    html = course["teacher"].get(f"/resource/{course['attempt'].resource_id}/instructor/").content.decode()
+    show_score = re.search(r'id="id_show_score_helptext">([^<]+)<', html)[1]
+    assert "The exam itself cannot be told" in show_score and "upload the exam again" in show_score
+    allow_review = re.search(r'id="id_allow_review_helptext">([^<]+)<', html)[1]
+    assert "Enter review mode immediately" in allow_review and "cannot change it" in allow_review
