@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Case, Count, F, FloatField, Max, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import Coalesce, Floor, StrIndex, Substr, TruncDate
+from django.db.models import Case, Count, F, FloatField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, Floor, Greatest, Least, StrIndex, Substr, TruncDate
+from django.db.models.lookups import GreaterThan
 from django.utils.translation import gettext
 
 from attempts.models import Attempt, CompletionStatus, Element, PartOverride
@@ -59,11 +60,10 @@ class Period:
     count: int
 
 
-def _sql_score(known_totals: dict) -> tuple:
-    """The expressions for an attempt's score as grading reads it (cmi.score.scaled, else
-    raw / max; out of its exam version's whole total when it reported a smaller maximum),
-    clamped to 0..1; NULL without one. Used only for attempts grading would score the same
-    way: no instructor's marks, no discounts, a reported raw score (see _ChosenScores)."""
+def _reported_score(known_totals: dict):
+    """An attempt's score as grading reads it from what the exam reported (cmi.score.scaled,
+    else raw / max; out of its exam version's whole total when it reported a smaller maximum),
+    unclamped; NULL without one."""
     reported = Coalesce(
         F("score_scaled"),
         Case(When(score_max__gt=0, then=F("score_raw") / F("score_max")), output_field=FloatField()),
@@ -71,25 +71,55 @@ def _sql_score(known_totals: dict) -> tuple:
     short = [When(Q(exam_id=exam_id) & (Q(score_max__isnull=True) | Q(score_max__lt=total)),
                   then=F("score_raw") / Value(float(total)))
              for exam_id, total in known_totals.items()]
-    unclamped = Case(*short, default=reported, output_field=FloatField()) if short else reported
-    score = Case(
+    return Case(*short, default=reported, output_field=FloatField()) if short else reported
+
+
+def _question_rows_score(discounts: dict[str, str]):
+    """An ended attempt's score from its recorded question scores (grading.AttemptQuestionScore:
+    out of the exam's marks, re-marks applied), with question discounts applied as grading
+    applies them: each question's marks kept within 0..its maximum, a removed question out of
+    the total, a full-marks one at its maximum. NULL when its questions are worth nothing."""
+    removed = [t for t, b in discounts.items() if b == scoring.REMOVE]
+    full = [t for t, b in discounts.items() if b == scoring.FULL_MARKS]
+    within = Least(Greatest(F("raw"), Value(0.0)), F("max"))
+    raw_cases = ([When(question_id__in=removed, then=Value(0.0))] if removed else []) + \
+        ([When(question_id__in=full, then=F("max"))] if full else [])
+    max_cases = [When(question_id__in=removed, then=Value(0.0))] if removed else []
+    raw = Case(*raw_cases, default=within, output_field=FloatField()) if raw_cases else within
+    max_ = Case(*max_cases, default=F("max"), output_field=FloatField()) if max_cases else F("max")
+    rows = AttemptQuestionScore.objects.filter(attempt_id=OuterRef("pk")).order_by().values("attempt_id")
+    total_raw = Subquery(rows.annotate(s=Sum(raw)).values("s")[:1], output_field=FloatField())
+    total_max = Subquery(rows.annotate(s=Sum(max_)).values("s")[:1], output_field=FloatField())
+    return Case(When(GreaterThan(total_max, Value(0.0)), then=total_raw / total_max), default=None,
+                output_field=FloatField())
+
+
+def _discount_hits(discounts: dict[str, str]):
+    """How many of the discounted questions an ended attempt has recorded (NULL for none)."""
+    rows = AttemptQuestionScore.objects.filter(attempt_id=OuterRef("pk"), question_id__in=list(discounts))
+    return Subquery(rows.order_by().values("attempt_id").annotate(n=Count("id")).values("n")[:1])
+
+
+def _clamped():
+    return Case(
         When(unclamped__lt=0, then=Value(0.0)),
         When(unclamped__gt=1, then=Value(1.0)),
         default=F("unclamped"),
         output_field=FloatField(),
     )
-    return unclamped, score
 
 
 @dataclass(frozen=True)
 class _ChosenScores:
     """The chosen attempts' scores, the same as every other page shows them
-    (grading.selectors.attempt_scores): most are computed by the database from the attempts'
-    summary columns (`in_sql`, annotated with `score`); those whose score only grading's own
-    computation can tell are scored by it (`recomputed`: their scaled scores, None for none):
-    attempts with an instructor's marks, every attempt when the activity has discounts, those
-    of an exam version whose total varies per attempt (a random subset) or is unknown, and
-    those with no raw score to put over the exam's total."""
+    (grading.selectors.attempt_scores). The database computes nearly all of them (`in_sql`,
+    annotated with `score`): from the attempts' summary columns, out of the exam's whole total;
+    for ended attempts with an instructor's marks or a discounted question, from their recorded
+    question scores (what grading computed when the attempt ended or was re-marked). Grading
+    computes the rest (`recomputed`: their scaled scores, None for none): attempts not ended
+    yet with an instructor's marks or under discounts, every attempt under a discount of a
+    part, those of an exam version whose total varies per attempt (a random subset) or is
+    unknown, and those with no raw score to put over the exam's total."""
 
     in_sql: QuerySet
     recomputed: tuple
@@ -103,20 +133,29 @@ def _chosen_scores(*, resource_id: int, all_attempts: bool) -> _ChosenScores:
     totals = {pk: scoring.structure_total(structure) for pk, structure in structures.items() if structure}
     known = {pk: total for pk, total in totals.items() if total}
     discounts = grading_selectors.discounts_for(resource_id=resource_id)
-    if discounts:
-        recompute_ids = list(attempts.values_list("pk", flat=True))
-        in_sql = attempts.none()
+    remarked = Q(pk__in=PartOverride.objects.filter(attempt__resource_id=resource_id).values("attempt_id"))
+    unclamped = _reported_score(known)
+    if any("p" in target for target in discounts):  # a part's discount: only grading can tell
+        recompute = Q(pk__isnull=False)
     else:
-        recompute = Q(pk__in=PartOverride.objects.filter(attempt__resource_id=resource_id).values("attempt_id"))
+        recompute = Q(ended_at__isnull=True) & remarked
+        if discounts:
+            recompute |= Q(ended_at__isnull=True)
         if unknown := [pk for pk, total in totals.items() if total is None]:
             recompute |= Q(exam_id__in=unknown)
         if known:
             recompute |= Q(exam_id__in=list(known), score_raw__isnull=True)
-        recompute_ids = list(attempts.filter(recompute).values_list("pk", flat=True))
-        in_sql = attempts.exclude(recompute)
-    unclamped, score = _sql_score(known)
+        from_rows = Q(ended_at__isnull=False) & remarked
+        if discounts:
+            attempts = attempts.annotate(discount_hits=_discount_hits(discounts))
+            from_rows |= Q(ended_at__isnull=False, discount_hits__gt=0)
+        # (the re-marked attempts are one hashed subquery; the recorded rows are read only for them)
+        unclamped = Case(When(from_rows, then=_question_rows_score(discounts)), default=unclamped,
+                         output_field=FloatField())
+    recompute_ids = list(attempts.filter(recompute).values_list("pk", flat=True))
+    in_sql = attempts.exclude(recompute)
     scores = grading_selectors.attempt_scores(attempt_ids=recompute_ids, discounts=discounts) if recompute_ids else {}
-    return _ChosenScores(in_sql.annotate(unclamped=unclamped, score=score),
+    return _ChosenScores(in_sql.annotate(unclamped=unclamped, score=_clamped()),
                          tuple(scores[pk].scaled for pk in recompute_ids if pk in scores))
 
 

@@ -86,15 +86,26 @@ def test_all_attempts_too(course):
     assert histogram == bins
 
 
-def test_discounts_apply(course):
+@pytest.mark.parametrize("discounts, expected", [
+    ({"q1": "remove"}, [1.0, 1.0, 1.0, 0.5]),
+    ({"q0": "full_marks"}, [0.5, 0.5, 1.0, 0.5]),
+    ({"q0": "full_marks", "q1": "remove"}, [1.0, 1.0, 1.0, 1.0]),
+    ({"q1p0": "remove"}, [1.0, 1.0, 1.0, 0.5]),  # a part's discount
+    ({"q5": "remove"}, [0.5, 0.5, 1.0, 0.25]),  # a question none of them has
+])
+def test_discounts_apply(course, discounts, expected):
     resource, (short, marked, full, open_) = course["resource"], course["attempts"][:4]
-    Discount.objects.create(resource=resource, target="q1", behaviour="remove")
-    expected = graded([short, marked, full, open_], discounts={"q1": "remove"})
-    assert expected == [1.0, 1.0, 1.0, 0.5]
+    for target, behaviour in discounts.items():
+        Discount.objects.create(resource=resource, target=target, behaviour=behaviour)
+    assert graded([short, marked, full, open_], discounts=discounts) == expected
     headline = selectors.statistics_headline(resource_id=resource.pk)
     histogram = selectors.score_histogram(resource_id=resource.pk)
     mean, median, bins = figures(expected)
     assert (headline.mean, headline.median, histogram) == (pytest.approx(mean), pytest.approx(median), bins)
+    everything = graded(course["attempts"], discounts=discounts)
+    headline = selectors.statistics_headline(resource_id=resource.pk, all_attempts=True)
+    assert (headline.mean, headline.median) == (pytest.approx(statistics.mean(everything)),
+                                                pytest.approx(statistics.median(everything)))
 
 
 def test_questions_of_attempts_not_ended_count_out_of_their_marks(course):
