@@ -10,9 +10,8 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Case, Count, F, FloatField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models import Case, Count, F, FloatField, Max, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, Floor, Greatest, Least, StrIndex, Substr, TruncDate
-from django.db.models.lookups import GreaterThan
 from django.utils.translation import gettext
 
 from attempts.models import Attempt, CompletionStatus, Element, PartOverride
@@ -74,11 +73,12 @@ def _reported_score(known_totals: dict):
     return Case(*short, default=reported, output_field=FloatField()) if short else reported
 
 
-def _question_rows_score(discounts: dict[str, str]):
-    """An ended attempt's score from its recorded question scores (grading.AttemptQuestionScore:
+def _question_rows_scores(*, attempts: QuerySet, discounts: dict[str, str]) -> list[float | None]:
+    """Ended attempts' scores from their recorded question scores (grading.AttemptQuestionScore:
     out of the exam's marks, re-marks applied), with question discounts applied as grading
     applies them: each question's marks kept within 0..its maximum, a removed question out of
-    the total, a full-marks one at its maximum. NULL when its questions are worth nothing."""
+    the total, a full-marks one at its maximum; None when their questions are worth nothing.
+    One GROUP BY over the recorded rows: a number per attempt comes back."""
     removed = [t for t, b in discounts.items() if b == scoring.REMOVE]
     full = [t for t, b in discounts.items() if b == scoring.FULL_MARKS]
     within = Least(Greatest(F("raw"), Value(0.0)), F("max"))
@@ -87,17 +87,9 @@ def _question_rows_score(discounts: dict[str, str]):
     max_cases = [When(question_id__in=removed, then=Value(0.0))] if removed else []
     raw = Case(*raw_cases, default=within, output_field=FloatField()) if raw_cases else within
     max_ = Case(*max_cases, default=F("max"), output_field=FloatField()) if max_cases else F("max")
-    rows = AttemptQuestionScore.objects.filter(attempt_id=OuterRef("pk")).order_by().values("attempt_id")
-    total_raw = Subquery(rows.annotate(s=Sum(raw)).values("s")[:1], output_field=FloatField())
-    total_max = Subquery(rows.annotate(s=Sum(max_)).values("s")[:1], output_field=FloatField())
-    return Case(When(GreaterThan(total_max, Value(0.0)), then=total_raw / total_max), default=None,
-                output_field=FloatField())
-
-
-def _discount_hits(discounts: dict[str, str]):
-    """How many of the discounted questions an ended attempt has recorded (NULL for none)."""
-    rows = AttemptQuestionScore.objects.filter(attempt_id=OuterRef("pk"), question_id__in=list(discounts))
-    return Subquery(rows.order_by().values("attempt_id").annotate(n=Count("id")).values("n")[:1])
+    rows = (AttemptQuestionScore.objects.filter(attempt_id__in=attempts.values("pk")).order_by()
+            .values("attempt_id").annotate(raw=Sum(raw), max=Sum(max_)).values_list("raw", "max"))
+    return [min(max(r / m, 0.0), 1.0) if m and m > 0 else None for r, m in rows]
 
 
 def _clamped():
@@ -134,7 +126,7 @@ def _chosen_scores(*, resource_id: int, all_attempts: bool) -> _ChosenScores:
     known = {pk: total for pk, total in totals.items() if total}
     discounts = grading_selectors.discounts_for(resource_id=resource_id)
     remarked = Q(pk__in=PartOverride.objects.filter(attempt__resource_id=resource_id).values("attempt_id"))
-    unclamped = _reported_score(known)
+    from_rows = None
     if any("p" in target for target in discounts):  # a part's discount: only grading can tell
         recompute = Q(pk__isnull=False)
     else:
@@ -145,18 +137,21 @@ def _chosen_scores(*, resource_id: int, all_attempts: bool) -> _ChosenScores:
             recompute |= Q(exam_id__in=unknown)
         if known:
             recompute |= Q(exam_id__in=list(known), score_raw__isnull=True)
-        from_rows = Q(ended_at__isnull=False) & remarked
+        # Ended, and re-marked or with a discounted question: from their recorded question scores.
+        from_rows = remarked
         if discounts:
-            attempts = attempts.annotate(discount_hits=_discount_hits(discounts))
-            from_rows |= Q(ended_at__isnull=False, discount_hits__gt=0)
-        # (the re-marked attempts are one hashed subquery; the recorded rows are read only for them)
-        unclamped = Case(When(from_rows, then=_question_rows_score(discounts)), default=unclamped,
-                         output_field=FloatField())
+            from_rows |= Q(pk__in=AttemptQuestionScore.objects.filter(
+                resource_id=resource_id, question_id__in=list(discounts)).values("attempt_id"))
+        from_rows = Q(ended_at__isnull=False) & from_rows & ~recompute
     recompute_ids = list(attempts.filter(recompute).values_list("pk", flat=True))
     in_sql = attempts.exclude(recompute)
+    extra: list[float | None] = []
+    if from_rows is not None:
+        extra = _question_rows_scores(attempts=attempts.filter(from_rows), discounts=discounts)
+        in_sql = in_sql.exclude(from_rows)
     scores = grading_selectors.attempt_scores(attempt_ids=recompute_ids, discounts=discounts) if recompute_ids else {}
-    return _ChosenScores(in_sql.annotate(unclamped=unclamped, score=_clamped()),
-                         tuple(scores[pk].scaled for pk in recompute_ids if pk in scores))
+    return _ChosenScores(in_sql.annotate(unclamped=_reported_score(known), score=_clamped()),
+                         tuple(scores[pk].scaled for pk in recompute_ids if pk in scores) + tuple(extra))
 
 
 def statistics_headline(*, resource_id: int, all_attempts: bool = False, chosen: _ChosenScores | None = None) -> Headline:
