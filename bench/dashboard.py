@@ -1,6 +1,7 @@
 """Instructor pages of one big resource: server time and queries per page — on PostgreSQL.
 
     scripts/bench dashboard [--students 5000] [--attempts 20000] [--questions 6] [--requests 20]
+                            [--remarked N] [--discount]
 
 Setup (not timed): a fresh database, migrated; `populate()` creates one resource whose exam has
 Q questions, S students who launched it and A attempts among them (spread over 60 days, most
@@ -70,7 +71,7 @@ def populate(resource_students: int = 5000, attempts: int = 20000, *, questions:
     context = Context.objects.create(consumer=consumer, context_id=f"course-{tag}", title="Bench course")
     resource = Resource.objects.create(consumer=consumer, resource_link_id=f"res-{tag}", context=context,
                                        title="Bench exam")
-    structure = [{"name": f"Bench question {i + 1}", "parts": [{"type": "numberentry", "marks": 2}]}
+    structure = [{"name": f"Bench question {i + 1}", "marks": 2, "parts": [{"type": "numberentry", "marks": 2}]}
                  for i in range(questions)]
     exam = ExamPackage.objects.create(resource=resource, version=1, title="Bench exam", launch_href="index.html",
                                       structure=structure, directory=uuid.uuid4().hex, file_count=1,
@@ -93,8 +94,10 @@ def populate(resource_students: int = 5000, attempts: int = 20000, *, questions:
         users = [r[0] for r in cursor.fetchall()]
         _copy(cursor, "lms_resourcemembership",
               ["user_id", "resource_id", "role", "lti_roles", "lis_result_sourcedid", "lis_outcome_service_url",
-               "return_url", "first_launched_at", "last_launched_at"],
-              ((uid, resource.pk, "student", "Learner", f"src-{uid}", "", "", stamp, stamp) for uid in users))
+               "return_url", "first_launched_at", "last_launched_at", "lti_version", "ags_lineitem_url",
+               "ags_lineitems_url", "ags_scopes", "custom"],
+              ((uid, resource.pk, "student", "Learner", f"src-{uid}", "", "", stamp, stamp, "1.1", "", "", "", "{}")
+               for uid in users))
 
         # Attempts go round the students: with 20,000 for 5,000 students, four each.
         owners = [users[i % len(users)] for i in range(attempts)] if users else []
@@ -110,10 +113,10 @@ def populate(resource_students: int = 5000, attempts: int = 20000, *, questions:
             scores.append(marks)
             attempt_rows.append((resource.pk, uid, str(exam.pk), numbers[uid], begun.isoformat(), ended,
                                  "completed" if completed else "incomplete", "unknown", sum(marks), 2 * questions,
-                                 scaled, ""))
+                                 scaled, "", "f"))
         _copy(cursor, "attempts_attempt",
               ["resource_id", "user_id", "exam_id", "number", "started_at", "ended_at", "completion_status",
-               "success_status", "score_raw", "score_max", "score_scaled", "writer_token"], attempt_rows)
+               "success_status", "score_raw", "score_max", "score_scaled", "writer_token", "late"], attempt_rows)
         cursor.execute("SELECT id FROM attempts_attempt WHERE resource_id = %s ORDER BY id", [resource.pk])
         attempt_ids = [r[0] for r in cursor.fetchall()]
         suspend = json.dumps({"bench": "x" * 5000})
@@ -162,6 +165,23 @@ def populate(resource_students: int = 5000, attempts: int = 20000, *, questions:
             cursor.execute("VACUUM ANALYZE")
     return {"resource_id": resource.pk, "instructor_id": teacher.pk, "students": len(users),
             "attempts": len(attempt_ids), "elements": element_rows}
+
+
+def remark(resource_id: int, *, attempts: int, discount: bool) -> None:
+    """Instructors' marks for the first part of `attempts` attempts, and with `discount` the
+    last question removed from the total."""
+    from django.utils import timezone
+
+    from attempts.models import Attempt, PartOverride
+    from grading.models import Discount
+
+    ids = Attempt.objects.filter(resource_id=resource_id).order_by("pk").values_list("pk", flat=True)[:attempts]
+    PartOverride.objects.bulk_create(PartOverride(attempt_id=pk, part_id="q0p0", score=1, at=timezone.now())
+                                     for pk in ids)
+    if discount:
+        Discount.objects.create(resource_id=resource_id, target="q0", behaviour="remove")
+    if attempts or discount:
+        print(f"re-marked {len(ids):,} attempts{', one question discounted' if discount else ''}", flush=True)
 
 
 def pages(resource_id: int) -> list[tuple[str, str]]:
@@ -218,6 +238,10 @@ def main():
     parser.add_argument("--attempts", type=int, default=20000)
     parser.add_argument("--questions", type=int, default=6)
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--remarked", type=int, default=0,
+                        help="attempts with an instructor's mark for a part (their scores computed by grading)")
+    parser.add_argument("--discount", action="store_true",
+                        help="discount one question (every attempt's score is then computed by grading)")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("Run it against PostgreSQL: scripts/bench dashboard")
@@ -247,6 +271,7 @@ def main():
             print(f"setup: {made['students']:,} students, {made['attempts']:,} attempts, "
                   f"{made['elements']:,} attempt values in {time.perf_counter() - began:.0f} s", flush=True)
 
+            remark(made["resource_id"], attempts=args.remarked, discount=args.discount)
             client = Client()
             client.force_login(get_user_model().objects.get(pk=made["instructor_id"]))
             missed = []

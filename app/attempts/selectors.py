@@ -238,6 +238,39 @@ def numbas_keys(*, access: StudentAccess) -> dict[str, str]:
             "disable_duration": "true" if access.time_limit_off else "false"}
 
 
+def learner_identity(*, user) -> tuple[str, str]:
+    """The person as the LMS knows them, for cmi.learner_id and cmi.learner_name: the LMS's
+    user id (LTI 1.1 user_id, or the 1.3 `sub` for people only seen in 1.3) and the name it
+    sent. Never our row id: Numbas shows both to the student. Someone without an LMS identity
+    (a local account) is their username."""
+    from lms.models import LtiIdentity
+
+    lms_id, lms_name = LtiIdentity.objects.filter(user_id=user.pk).values_list(
+        "lti_user_id", "full_name").first() or ("", "")
+    return lms_id or user.get_username(), lms_name or user.get_full_name() or user.get_username()
+
+
+def exam_display_values(*, attempt: Attempt, access: str, now=None) -> dict:
+    """What the exam is told about who is taking it and what the activity lets them see, as
+    far as Numbas reads it from the SCORM data (runtime/scripts/scorm-storage.js):
+    cmi.learner_id / learner_name, `numbas.user_role` (an instructor sees answers revealed)
+    and `numbas.review_allowed` (whether reviewing an ended attempt reveals the answers: the
+    activity's "allow review" and "review allowed from"). Numbas has no SCORM key for showing
+    marks or its results page — those are compiled into the exam from the editor's settings,
+    and the settings page says so next to "Show students their marks"."""
+    learner_id, learner_name = learner_identity(user=attempt.user)
+    if access == "instructor":
+        review_allowed = True
+    else:
+        review_allowed = review_open(settings=resource_settings(resource_id=attempt.resource_id), now=now)
+    return {
+        "learner_id": learner_id,
+        "learner_name": learner_name,
+        "numbas": {"user_role": "instructor" if access == "instructor" else "learner",
+                   "review_allowed": "true" if review_allowed else "false"},
+    }
+
+
 def _when(moment) -> dict[str, str]:
     local = timezone.localtime(moment)
     return {"date": f"{local:%-d %B %Y}", "time": f"{local:%H:%M}"}

@@ -146,7 +146,21 @@ def run(request, attempt_id: int):
                            kwargs={"resource_id": attempt.resource_id}),
         "csrfToken": get_token(request),
     }
-    return render(request, "attempts/run.html", {"attempt": attempt, "config": config, "review": review})
+    return render(request, "attempts/run.html", {"attempt": attempt, "config": config, "review": review,
+                                                 **(_mark_changes(attempt, access) if review else {})})
+
+
+def _mark_changes(attempt, access: str) -> dict:
+    """For the review: marks an instructor changed after the exam gave them (the exam's own
+    review shows what it stored), with the numbers when the student may see marks."""
+    from grading import selectors as grading_selectors
+
+    changes = grading_selectors.attempt_mark_changes(attempt=attempt)
+    if changes is None:
+        return {}
+    shown = access == "instructor" or selectors.score_visible(
+        settings=selectors.resource_settings(resource_id=attempt.resource_id), attempt=attempt)
+    return {"mark_changes": changes, "mark_numbers": shown}
 
 
 @require_POST
@@ -178,16 +192,16 @@ def state(request, attempt_id: int):
     review = access != "owner" or attempt.is_ended
     has_suspend = bool(values.get("cmi.suspend_data"))
     entry = "resume" if (values.get("cmi.exit") == "suspend" or has_suspend) and not review else ""
-    user = attempt.user
+    shown = selectors.exam_display_values(attempt=attempt, access=access)
     return JsonResponse(
         {
             "values": values,
             "next_sequence": next_sequence,
             "entry": entry if values else "ab-initio",
             "mode": "review" if review else "normal",
-            "learner_id": str(user.pk),
-            "learner_name": user.get_full_name() or user.get_username(),
-            "numbas": {"user_role": "instructor" if access == "instructor" else "learner", "review_allowed": "true",
+            "learner_id": shown["learner_id"],
+            "learner_name": shown["learner_name"],
+            "numbas": {**shown["numbas"],
                        **selectors.numbas_keys(access=selectors.student_access_of(
                            resource_id=attempt.resource_id, user_id=attempt.user_id))},
         }

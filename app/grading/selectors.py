@@ -3,6 +3,7 @@ instructor and student see about reporting."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -185,3 +186,76 @@ def grade_summary_for_student(*, membership_id: int) -> GradeReport | None:
     return GradeReport.objects.filter(membership_id=membership_id).only(
         "score", "state", "sent_score", "delivered_at", "version", "sent_version", "attempt_number"
     ).first()
+
+
+# --- what an attempt's review says about marks changed after the exam gave them -------------
+
+_ITEM = re.compile(r"^q(\d+)(?:p(\d+)(?:g(\d+))?)?$")
+
+
+def item_label(item_id: str) -> str:
+    """"Question 1", "Question 1, part b" or "Question 1, part b, gap 3" for "q0", "q0p1", "q0p1g2"."""
+    match = _ITEM.match(item_id)
+    if not match:
+        return item_id
+    question, part, gap = match.groups()
+    label = gettext("Question %(number)d") % {"number": int(question) + 1}
+    if part is not None:
+        p = int(part)
+        label = gettext("%(question)s, part %(part)s") % {"question": label, "part": chr(97 + p) if p < 26 else p + 1}
+    if gap is not None:
+        label = gettext("%(part)s, gap %(gap)d") % {"part": label, "gap": int(gap) + 1}
+    return label
+
+
+@dataclass(frozen=True)
+class MarkChange:
+    label: str
+    before: float | None  # None for a discount: the item no longer counts as the exam marked it
+    after: float | None
+    max: float | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MarkChanges:
+    """How an attempt's marks differ from what the exam stored (and shows in its review)."""
+
+    changes: tuple[MarkChange, ...]
+    before: scoring.AttemptScore
+    after: scoring.AttemptScore
+
+
+def attempt_mark_changes(*, attempt: Attempt) -> MarkChanges | None:
+    """Instructors' marks for parts and gaps, and the activity's discounts, as they change this
+    attempt's marks from those the exam gave: each changed item (old → new) and the total
+    before and after. None when nothing has changed."""
+    overrides = overrides_for(attempt_ids=[attempt.pk]).get(attempt.pk, {})
+    discounts = discounts_for(resource_id=attempt.resource_id)
+    if not overrides and not discounts:
+        return None
+    values = scoring_values(attempt_ids=[attempt.pk]).get(attempt.pk, {})
+    for key, value in (("cmi.score.raw", attempt.score_raw), ("cmi.score.max", attempt.score_max),
+                       ("cmi.score.scaled", attempt.score_scaled)):
+        if value is not None:
+            values.setdefault(key, repr(value))
+    structure = exam_structures(exam_ids=[attempt.exam_id]).get(attempt.exam_id)
+    before = scoring.attempt_score(values, None, None, structure=structure)
+    after = scoring.attempt_score(values, discounts, overrides, structure=structure)
+    old_parts = {p.id: p for q in before.questions for p in q.parts}
+    changes = []
+    for question in after.questions:
+        for part in question.parts:
+            old = old_parts.get(part.id)
+            if old is not None and (part.id in overrides or abs(old.raw - part.raw) > 1e-9):
+                changes.append(MarkChange(item_label(part.id), old.raw, part.raw, part.max,
+                                          gettext("re-marked by an instructor") if part.id in overrides else ""))
+    present = {q.id for q in before.questions} | set(old_parts)
+    for target, behaviour in sorted(discounts.items()):
+        if target in present:
+            note = (gettext("removed from the total") if behaviour == scoring.REMOVE
+                    else gettext("full marks for everyone"))
+            changes.append(MarkChange(item_label(target), None, None, None, note))
+    if not changes:
+        return None
+    return MarkChanges(tuple(changes), before, after)

@@ -94,8 +94,7 @@ def questions_summary(questions: list[selectors.QuestionAverage]) -> str:
 
 
 def statistics_page(*, resource_id: int, all_attempts: bool) -> dict:
-    headline = selectors.statistics_headline(resource_id=resource_id, all_attempts=all_attempts)
-    counts = selectors.score_histogram(resource_id=resource_id, all_attempts=all_attempts)
+    headline, counts = selectors.statistics_scores(resource_id=resource_id, all_attempts=all_attempts)
     labels = bin_labels()
     periods = selectors.completions_over_time(resource_id=resource_id)
     # Per question, always over finished attempts: in an unfinished one, the questions not

@@ -10,12 +10,14 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Avg, Case, Count, F, FloatField, Max, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import Coalesce, Floor, StrIndex, Substr, TruncDate
+from django.db.models import Case, Count, F, FloatField, Max, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Coalesce, Floor, Greatest, Least, StrIndex, Substr, TruncDate
 from django.utils.translation import gettext
 
-from attempts.models import Attempt, CompletionStatus, Element
+from attempts.models import Attempt, CompletionStatus, Element, PartOverride
 from exams.models import ExamPackage
+from grading import scoring
+from grading import selectors as grading_selectors
 from grading.models import AttemptQuestionScore
 from lms.models import ResourceMembership, Role
 
@@ -57,60 +59,150 @@ class Period:
     count: int
 
 
-def _scored_attempts(*, resource_id: int, all_attempts: bool) -> QuerySet:
-    """The resource's attempts in the chosen set, each annotated with `score`: scaled 0..1 as
-    grading reads it (cmi.score.scaled, else raw / max), clamped; NULL without one."""
-    attempts = Attempt.objects.filter(resource_id=resource_id)
-    if not all_attempts:
-        attempts = attempts.filter(completion_status=CompletionStatus.COMPLETED)
-    return attempts.annotate(
-        unclamped=Coalesce(
-            F("score_scaled"),
-            Case(When(score_max__gt=0, then=F("score_raw") / F("score_max")), output_field=FloatField()),
-        ),
-        score=Case(
-            When(unclamped__lt=0, then=Value(0.0)),
-            When(unclamped__gt=1, then=Value(1.0)),
-            default=F("unclamped"),
-            output_field=FloatField(),
-        ),
+def _reported_score(known_totals: dict):
+    """An attempt's score as grading reads it from what the exam reported (cmi.score.scaled,
+    else raw / max; out of its exam version's whole total when it reported a smaller maximum),
+    unclamped; NULL without one."""
+    reported = Coalesce(
+        F("score_scaled"),
+        Case(When(score_max__gt=0, then=F("score_raw") / F("score_max")), output_field=FloatField()),
+    )
+    short = [When(Q(exam_id=exam_id) & (Q(score_max__isnull=True) | Q(score_max__lt=total)),
+                  then=F("score_raw") / Value(float(total)))
+             for exam_id, total in known_totals.items()]
+    return Case(*short, default=reported, output_field=FloatField()) if short else reported
+
+
+def _question_rows_scores(*, attempts: QuerySet, discounts: dict[str, str]) -> list[float | None]:
+    """Ended attempts' scores from their recorded question scores (grading.AttemptQuestionScore:
+    out of the exam's marks, re-marks applied), with question discounts applied as grading
+    applies them: each question's marks kept within 0..its maximum, a removed question out of
+    the total, a full-marks one at its maximum; None when their questions are worth nothing.
+    One GROUP BY over the recorded rows: a number per attempt comes back."""
+    removed = [t for t, b in discounts.items() if b == scoring.REMOVE]
+    full = [t for t, b in discounts.items() if b == scoring.FULL_MARKS]
+    within = Least(Greatest(F("raw"), Value(0.0)), F("max"))
+    raw_cases = ([When(question_id__in=removed, then=Value(0.0))] if removed else []) + \
+        ([When(question_id__in=full, then=F("max"))] if full else [])
+    max_cases = [When(question_id__in=removed, then=Value(0.0))] if removed else []
+    raw = Case(*raw_cases, default=within, output_field=FloatField()) if raw_cases else within
+    max_ = Case(*max_cases, default=F("max"), output_field=FloatField()) if max_cases else F("max")
+    rows = (AttemptQuestionScore.objects.filter(attempt_id__in=attempts.values("pk")).order_by()
+            .values("attempt_id").annotate(raw=Sum(raw), max=Sum(max_)).values_list("raw", "max"))
+    return [min(max(r / m, 0.0), 1.0) if m and m > 0 else None for r, m in rows]
+
+
+def _clamped():
+    return Case(
+        When(unclamped__lt=0, then=Value(0.0)),
+        When(unclamped__gt=1, then=Value(1.0)),
+        default=F("unclamped"),
+        output_field=FloatField(),
     )
 
 
-def statistics_headline(*, resource_id: int, all_attempts: bool = False) -> Headline:
+@dataclass(frozen=True)
+class _ChosenScores:
+    """The chosen attempts' scores, the same as every other page shows them
+    (grading.selectors.attempt_scores). The database computes nearly all of them (`in_sql`,
+    annotated with `score`): from the attempts' summary columns, out of the exam's whole total;
+    for ended attempts with an instructor's marks or a discounted question, from their recorded
+    question scores (what grading computed when the attempt ended or was re-marked). Grading
+    computes the rest (`recomputed`: their scaled scores, None for none): attempts not ended
+    yet with an instructor's marks or under discounts, every attempt under a discount of a
+    part, those of an exam version whose total varies per attempt (a random subset) or is
+    unknown, and those with no raw score to put over the exam's total."""
+
+    in_sql: QuerySet
+    recomputed: tuple
+
+
+def _chosen_scores(*, resource_id: int, all_attempts: bool) -> _ChosenScores:
+    attempts = Attempt.objects.filter(resource_id=resource_id)
+    if not all_attempts:
+        attempts = attempts.filter(completion_status=CompletionStatus.COMPLETED)
+    structures = dict(ExamPackage.objects.filter(resource_id=resource_id).values_list("pk", "structure"))
+    totals = {pk: scoring.structure_total(structure) for pk, structure in structures.items() if structure}
+    known = {pk: total for pk, total in totals.items() if total}
+    discounts = grading_selectors.discounts_for(resource_id=resource_id)
+    remarked = Q(pk__in=PartOverride.objects.filter(attempt__resource_id=resource_id).values("attempt_id"))
+    from_rows = None
+    if any("p" in target for target in discounts):  # a part's discount: only grading can tell
+        recompute = Q(pk__isnull=False)
+    else:
+        recompute = Q(ended_at__isnull=True) & remarked
+        if discounts:
+            recompute |= Q(ended_at__isnull=True)
+        if unknown := [pk for pk, total in totals.items() if total is None]:
+            recompute |= Q(exam_id__in=unknown)
+        if known:
+            recompute |= Q(exam_id__in=list(known), score_raw__isnull=True)
+        # Ended, and re-marked or with a discounted question: from their recorded question scores.
+        from_rows = remarked
+        if discounts:
+            from_rows |= Q(pk__in=AttemptQuestionScore.objects.filter(
+                resource_id=resource_id, question_id__in=list(discounts)).values("attempt_id"))
+        from_rows = Q(ended_at__isnull=False) & from_rows & ~recompute
+    recompute_ids = list(attempts.filter(recompute).values_list("pk", flat=True))
+    in_sql = attempts.exclude(recompute)
+    extra: list[float | None] = []
+    if from_rows is not None:
+        extra = _question_rows_scores(attempts=attempts.filter(from_rows), discounts=discounts)
+        in_sql = in_sql.exclude(from_rows)
+    scores = grading_selectors.attempt_scores(attempt_ids=recompute_ids, discounts=discounts) if recompute_ids else {}
+    return _ChosenScores(in_sql.annotate(unclamped=_reported_score(known), score=_clamped()),
+                         tuple(scores[pk].scaled for pk in recompute_ids if pk in scores) + tuple(extra))
+
+
+def statistics_headline(*, resource_id: int, all_attempts: bool = False, chosen: _ChosenScores | None = None) -> Headline:
     students = ResourceMembership.objects.filter(resource_id=resource_id, role=Role.STUDENT).count()
     totals = Attempt.objects.filter(resource_id=resource_id).aggregate(
         attempts=Count("id"), completed=Count("id", filter=Q(completion_status=CompletionStatus.COMPLETED))
     )
-    chosen = _scored_attempts(resource_id=resource_id, all_attempts=all_attempts)
-    scores = chosen.aggregate(
-        scored=Count("score"), unscored=Count("id", filter=Q(score__isnull=True)), mean=Avg("score")
+    chosen = chosen or _chosen_scores(resource_id=resource_id, all_attempts=all_attempts)
+    scores = chosen.in_sql.aggregate(
+        scored=Count("score"), unscored=Count("id", filter=Q(score__isnull=True)), total=Sum("score")
     )
+    extra = [score for score in chosen.recomputed if score is not None]
+    scored = scores["scored"] + len(extra)
+    total = (scores["total"] or 0.0) + sum(extra)
     return Headline(
         students=students,
         attempts=totals["attempts"],
         completed=totals["completed"],
-        scored=scores["scored"],
-        unscored=scores["unscored"],
-        mean=scores["mean"],
-        median=_median(chosen, scores["scored"]),
+        scored=scored,
+        unscored=scores["unscored"] + len(chosen.recomputed) - len(extra),
+        mean=total / scored if scored else None,
+        median=_median(chosen.in_sql, scores["scored"], extra),
     )
 
 
-def _median(chosen: QuerySet, count: int) -> float | None:
-    """The middle score (or the mean of the middle two): one sorted read of at most two values."""
+def _median(in_sql: QuerySet, count: int, extra: list[float]) -> float | None:
+    """The middle score (or the mean of the middle two): one sorted read of at most two values
+    when the database has every score; otherwise its scores (one number per attempt) are
+    merged with the others."""
+    if extra:
+        values = sorted([*in_sql.filter(score__isnull=False).values_list("score", flat=True), *extra])
+        n = len(values)
+        middle = values[(n - 1) // 2: n // 2 + 1]
+        return sum(middle) / len(middle)
     if not count:
         return None
     middle = list(
-        chosen.filter(score__isnull=False).order_by("score").values_list("score", flat=True)[(count - 1) // 2: count // 2 + 1]
+        in_sql.filter(score__isnull=False).order_by("score").values_list("score", flat=True)[(count - 1) // 2: count // 2 + 1]
     )
     return sum(middle) / len(middle) if middle else None
 
 
-def score_histogram(*, resource_id: int, all_attempts: bool = False) -> list[int]:
+def _bin(score: float) -> int:
+    return min(max(math.floor(score * BINS + _BIN_EPSILON), 0), BINS - 1)
+
+
+def score_histogram(*, resource_id: int, all_attempts: bool = False, chosen: _ChosenScores | None = None) -> list[int]:
     """How many attempts scored in each tenth: [0 %, 10 %), [10 %, 20 %), …, [90 %, 100 %]."""
+    chosen = chosen or _chosen_scores(resource_id=resource_id, all_attempts=all_attempts)
     rows = (
-        _scored_attempts(resource_id=resource_id, all_attempts=all_attempts)
+        chosen.in_sql
         .filter(score__isnull=False)
         .annotate(bin=Floor(F("score") * BINS + _BIN_EPSILON))
         .values("bin")
@@ -120,7 +212,17 @@ def score_histogram(*, resource_id: int, all_attempts: bool = False) -> list[int
     counts = [0] * BINS
     for bin_, n in rows:
         counts[min(max(int(bin_), 0), BINS - 1)] += n  # a score of exactly 100 % goes in the top bin
+    for score in chosen.recomputed:
+        if score is not None:
+            counts[_bin(score)] += 1
     return counts
+
+
+def statistics_scores(*, resource_id: int, all_attempts: bool = False) -> tuple[Headline, list[int]]:
+    """The headline and the histogram together (the attempts grading must score computed once)."""
+    chosen = _chosen_scores(resource_id=resource_id, all_attempts=all_attempts)
+    return (statistics_headline(resource_id=resource_id, chosen=chosen),
+            score_histogram(resource_id=resource_id, chosen=chosen))
 
 
 def completions_per_day(*, resource_id: int) -> dict[datetime.date, int]:
@@ -270,6 +372,28 @@ def _totals_by_pairing(attempts: QuerySet) -> dict[str, tuple[int, float, float]
     return result
 
 
+def _unrecorded_totals(*, resource_id: int, unrecorded: QuerySet) -> dict[str, tuple[int, float, float]]:
+    """Per question id: (attempts, raw, max) over attempts without recorded question scores.
+    Those of an exam version with a known structure, or with an instructor's marks, are
+    scored by grading (questions not reported yet count out of their marks, re-marks apply);
+    the others are summed by the database from what the exam reported."""
+    structured = [pk for pk, structure in ExamPackage.objects.filter(resource_id=resource_id).values_list(
+        "pk", "structure") if structure]
+    graded = Q(pk__in=PartOverride.objects.filter(attempt__resource_id=resource_id).values("attempt_id"))
+    if structured:
+        graded |= Q(exam_id__in=structured)
+    plain = unrecorded.exclude(graded)
+    totals = _totals_by_index(plain)
+    if totals is None:
+        totals = _totals_by_pairing(plain)
+    ids = list(unrecorded.filter(graded).values_list("pk", flat=True))
+    for score in grading_selectors.attempt_scores(attempt_ids=ids).values() if ids else ():
+        for question in score.questions:
+            before = totals.get(question.id, (0, 0.0, 0.0))
+            totals[question.id] = (before[0] + 1, before[1] + question.raw, before[2] + question.max)
+    return totals
+
+
 def question_averages(*, resource_id: int, all_attempts: bool = False) -> list[QuestionAverage]:
     """Per question (cmi.objectives.N.id), the percentage of its marks scored over the finished
     attempts (and with all_attempts, those in progress too). Stored values that are not
@@ -277,16 +401,15 @@ def question_averages(*, resource_id: int, all_attempts: bool = False) -> list[Q
     # Finished attempts: every ended one has its per-question scores recorded
     # (grading.AttemptQuestionScore, one scan of the resource's rows); those the exam marked
     # completed without ending yet are read from their run-time data. With all_attempts, the
-    # ones still in progress are read that way too.
+    # ones still in progress are read that way too. Either way a question counts as the
+    # attempt's page shows it: out of its marks in the exam, re-marks included, discounts not.
     recorded = AttemptQuestionScore.objects.filter(resource_id=resource_id)
     totals = {qid: (n, raw or 0.0, max_ or 0.0) for qid, n, raw, max_ in recorded.values("question_id").annotate(
         n=Count("id"), raw=Sum("raw"), max=Sum("max")).values_list("question_id", "n", "raw", "max")}
     unrecorded = Attempt.objects.filter(resource_id=resource_id, ended_at__isnull=True)
     if not all_attempts:
         unrecorded = unrecorded.filter(completion_status=CompletionStatus.COMPLETED)
-    live = _totals_by_index(unrecorded)
-    if live is None:
-        live = _totals_by_pairing(unrecorded)
+    live = _unrecorded_totals(resource_id=resource_id, unrecorded=unrecorded)
     for qid, (n, raw, max_) in live.items():
         before = totals.get(qid, (0, 0.0, 0.0))
         totals[qid] = (before[0] + n, before[1] + raw, before[2] + max_)

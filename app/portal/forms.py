@@ -42,6 +42,20 @@ class ResourceSettingsForm(forms.ModelForm):
             "report_after_due": _("Send grades that change after the due date to the LMS"),
             "allow_student_reopen": _("Students may re-open their own finished attempts while the activity is open"),
         }
+        # What Numbas itself can be told (scorm-storage.js reads numbas.review_allowed, not
+        # score settings): said next to the settings it limits.
+        help_texts = {
+            "show_score": _(
+                "This hides marks on this site's pages (the student's page, receipts, their grade). The exam "
+                "itself cannot be told: Numbas shows scores and its results page as the exam was made in the "
+                "Numbas editor (“Show current score?”, “Show maximum score?” and "
+                "“Show results page”). To hide marks inside the exam too, change those settings in "
+                "the editor and upload the exam again."),
+            "allow_review": _(
+                "Before review is allowed, students cannot open their ended attempts, and the exam is told "
+                "review is not allowed. Whether Numbas shows answers and marks as soon as an attempt ends is "
+                "set in the Numbas editor (“Enter review mode immediately”): this site cannot change it."),
+        }
 
     def clean(self):
         data = super().clean()

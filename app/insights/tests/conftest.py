@@ -53,9 +53,9 @@ def world(consumer):
     attempt  status      score              ended     objectives
     a1       completed   scaled 0.0         1 Mar     q0 0/2, q1 0/3
     a2       completed   raw 7 / max 10     4 Mar     q1 1/3, q0 2/2 (objective order swapped)
-    a3       completed   scaled 1.0         3 Mar     q0 2/2, q1 3/3, q2 "abc"/4 (not a number)
+    a3       completed   scaled 1.0 (9 / 9) 3 Mar     q0 2/2, q1 3/3, q2 "abc"/4 (not a number)
     a4       completed   none               3 Mar     —
-    a5       incomplete  scaled 0.55        —         q0 1/2
+    a5       incomplete  0.55 (1.1 / 2)     —         q0 1/2
     a6       incomplete  scaled 0.35        1 Mar     —
     """
     resource, exam = make_resource(consumer, "stats", [{"name": "Arithmetic", "parts": []}, {"name": "", "parts": []}])
@@ -65,9 +65,9 @@ def world(consumer):
     make_attempt(resource, exam, u1, 1, scaled=0.0, ended=day(1), objectives=[("q0", 0, 2), ("q1", 0, 3)],
                  extra=[("cmi.objectives._count", "2"), ("cmi.interactions.0.id", "q0p0")])
     make_attempt(resource, exam, u2, 1, raw=7, max_=10, ended=day(4), objectives=[("q1", 1, 3), ("q0", 2, 2)])
-    make_attempt(resource, exam, u3, 1, scaled=1.0, ended=day(3), objectives=[("q0", 2, 2), ("q1", 3, 3), ("q2", "abc", 4)])
+    make_attempt(resource, exam, u3, 1, scaled=1.0, raw=9, max_=9, ended=day(3), objectives=[("q0", 2, 2), ("q1", 3, 3), ("q2", "abc", 4)])
     make_attempt(resource, exam, u3, 2, ended=day(3, 23))
-    make_attempt(resource, exam, u4, 1, status="incomplete", scaled=0.55, objectives=[("q0", 1, 2)])
+    make_attempt(resource, exam, u4, 1, status="incomplete", scaled=0.55, raw=1.1, max_=2, objectives=[("q0", 1, 2)])
     make_attempt(resource, exam, u1, 2, status="incomplete", scaled=0.35, ended=day(1, 0))
     outsider = make_user("s9", other)
     make_attempt(other, other_exam, outsider, scaled=0.95, ended=day(2), objectives=[("q0", 2, 2)])

@@ -44,7 +44,8 @@ def _add_scored_students(resource, count, start=0):
     exam = resource.exam_packages.get()
     for i in range(start, start + count):
         user = make_user(f"bulk-{i}", resource)
-        make_attempt(resource, exam, user, scaled=(i % 10) / 10 + 0.05, ended=None,
+        scaled = (i % 10) / 10 + 0.05  # with the raw score out of the demo exam's 4 marks, as Numbas reports it
+        make_attempt(resource, exam, user, scaled=scaled, raw=scaled * 4, max_=4, ended=None,
                      objectives=[("q0", i % 3, 2), ("q1", 1, 2)])
 
 
@@ -92,4 +93,6 @@ def test_queries_do_not_grow_with_the_number_of_students(course):
         response = client.get(url(resource) + "?all=1")
         assert response.status_code == 200
     assert "62 scored attempts" in response.content.decode()
-    assert len(large) == len(small) <= 15, [q["sql"][:120] for q in large.captured_queries]
+    # 22: the page, plus the exam versions' totals, discounts, re-marked attempts' recorded
+    # question scores and those grading computes (statistics agree with every other page)
+    assert len(large) == len(small) <= 22, [q["sql"][:120] for q in large.captured_queries]
