@@ -6,7 +6,9 @@ Format "numbas-lti-activity-export", version 1 — one JSON object:
     activity        the resource (id, title, LMS link id, course) and its settings, field by field
     exam_versions   each uploaded version: number, title, Numbas version, duration, uploader, upload
                     time, file count, unpacked size, sha256 of the uploaded package (not the files)
-    access_changes  per student: extra attempts, own closing time, extra minutes, reason, by, when
+    access_changes  per student: extra attempts, own opening, closing and due times, extra minutes
+                    or percent, time limit off, reason, by, when
+    pending_access_changes  the same for people not launched yet, by the identifier pasted
     discounts       target (q0, q0p1), behaviour, by, when
     grades          per student: the grade (0..1), the attempt it comes from, its state towards the
                     LMS (waiting, pending, delivered, failed, no_outcome), what the LMS was last sent
@@ -65,8 +67,19 @@ def _person(user) -> dict | None:
     }
 
 
+def _terms(change) -> dict:
+    """An access change's terms (attempts.models.AccessTerms), with its reason and author."""
+    return {
+        "extra_attempts": change.extra_attempts, "available_from": _moment(change.available_from),
+        "available_until": _moment(change.available_until), "due_at": _moment(change.due_at),
+        "extra_minutes": change.extra_minutes, "extra_percent": change.extra_percent,
+        "time_limit_off": change.time_limit_off, "reason": change.reason,
+        "changed_by": _person(change.changed_by), "changed_at": _moment(change.changed_at),
+    }
+
+
 def _head(resource_id: int) -> dict:
-    from attempts.models import AccessChange, ResourceSettings, TestRunRemoval
+    from attempts.models import AccessChange, PendingAccessChange, ResourceSettings, TestRunRemoval
     from exams.models import ExamPackage
     from grading.models import Discount
     from lms.models import Resource
@@ -95,11 +108,13 @@ def _head(resource_id: int) -> dict:
         } for e in ExamPackage.objects.filter(resource_id=resource_id).select_related(
             "uploaded_by__lti_identity").order_by("version")],
         "access_changes": [{
-            "student": _person(c.user), "extra_attempts": c.extra_attempts,
-            "available_until": _moment(c.available_until), "extra_minutes": c.extra_minutes, "reason": c.reason,
-            "changed_by": _person(c.changed_by), "changed_at": _moment(c.changed_at),
+            "student": _person(c.user), **_terms(c),
         } for c in AccessChange.objects.filter(resource_id=resource_id).select_related(
             "user__lti_identity", "changed_by__lti_identity").order_by("pk")],
+        "pending_access_changes": [{
+            "identifier_kind": c.kind, "identifier": c.value, **_terms(c),
+        } for c in PendingAccessChange.objects.filter(resource_id=resource_id).select_related(
+            "changed_by__lti_identity").order_by("pk")],
         "discounts": [{
             "target": d.target, "behaviour": d.behaviour, "created_by": _person(d.created_by),
             "created_at": _moment(d.created_at),

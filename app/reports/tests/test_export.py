@@ -42,7 +42,14 @@ def activity(consumer):
                                  reason="half marks")
     grading_services.discount_set(resource_id=resource_id, target="q0", behaviour="full_marks", user=instructor.membership.user)
     attempt_services.access_change_set(resource_id=resource_id, user_id=bob.user_id,
-                                       changed_by=instructor.membership.user, extra_attempts=2, reason="illness")
+                                       changed_by=instructor.membership.user, extra_attempts=2, reason="illness",
+                                       extra_percent=25, time_limit_off=False)
+    from attempts.models import PendingAccessChange
+    from django.utils import timezone
+
+    PendingAccessChange.objects.create(resource_id=resource_id, kind="email", value="Later@example.edu",
+                                       value_key="later@example.edu", time_limit_off=True, reason="pasted",
+                                       changed_by=instructor.membership.user, changed_at=timezone.now())
     return ada, bob, instructor, (first, second, gone, run)
 
 
@@ -67,8 +74,10 @@ def test_the_export_holds_everything_about_the_activity(consumer, django_capture
     exam = first.exam
     assert [(v["version"], v["sha256"]) for v in data["exam_versions"]] == [(1, exam.sha256)]
     assert len(exam.sha256) == 64
-    assert [(c["student"]["lms_user_id"], c["extra_attempts"], c["reason"]) for c in data["access_changes"]] == [
-        ("s2", 2, "illness")]
+    assert [(c["student"]["lms_user_id"], c["extra_attempts"], c["extra_percent"], c["reason"])
+            for c in data["access_changes"]] == [("s2", 2, 25, "illness")]
+    assert [(c["identifier_kind"], c["identifier"], c["time_limit_off"], c["changed_by"]["lms_user_id"])
+            for c in data["pending_access_changes"]] == [("email", "Later@example.edu", True, "i1")]
     assert [(d["target"], d["behaviour"]) for d in data["discounts"]] == [("q0", "full_marks")]
     grades = {g["student"]["lms_user_id"]: g for g in data["grades"]}
     ada_grade = GradeReport.objects.get(membership=ada)
