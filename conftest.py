@@ -1,6 +1,37 @@
+import os
+from urllib.parse import urlsplit
+
 import pytest
 
 from lms.services import consumer_create_or_update
+
+# Under pytest-xdist (scripts/test runs the full suite on TEST_WORKERS workers) each worker has a
+# test database of its own (pytest-django adds _gw0, _gw1, ...) and, from here, a Redis database of
+# its own: the live servers' Huey queues and channel layers would otherwise be shared between workers.
+# Databases 8-15 of scripts/test's Redis, never 0 (a serial run) or 7 (tests/test_passback_sweeper.py).
+FIRST_WORKER_REDIS_DB = 8
+
+
+def pytest_configure(config):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker and os.environ.get("TEST_REDIS_URL"):
+        number = int(worker.removeprefix("gw"))
+        if FIRST_WORKER_REDIS_DB + number > 15:
+            raise pytest.UsageError(f"at most {16 - FIRST_WORKER_REDIS_DB} workers share scripts/test's Redis")
+        parts = urlsplit(os.environ["TEST_REDIS_URL"])
+        os.environ["TEST_REDIS_URL"] = parts._replace(path=f"/{FIRST_WORKER_REDIS_DB + number}").geturl()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `stack` (whole local stacks, processes killed and restarted) go to one xdist
+    worker and run one at a time there (with --dist loadgroup), as in a serial run: two stacks at
+    once on two cores would only make both slower and their timeouts tighter."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("stack"):
+            item.add_marker(pytest.mark.xdist_group("stack"))
 
 
 @pytest.fixture(autouse=True)
