@@ -1,4 +1,7 @@
+import functools
 import os
+import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,16 +25,36 @@ def pytest_configure(config):
         os.environ["TEST_REDIS_URL"] = parts._replace(path=f"/{FIRST_WORKER_REDIS_DB + number}").geturl()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Tests marked `stack` (whole local stacks, processes killed and restarted) go to one xdist
-    worker and run one at a time there (with --dist loadgroup), as in a serial run: two stacks at
-    once on two cores would only make both slower and their timeouts tighter."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if item.get_closest_marker("stack"):
-            item.add_marker(pytest.mark.xdist_group("stack"))
+# --- how pytest-xdist shares the work out (scripts/test: -n 2 --dist loadfile) ---------------
+# A worker takes a whole test file at a time: the file's tests run in their order in one process
+# and its module-scoped fixtures (live servers, browsers) start once, as in a serial run. The files
+# marked `stack` as a whole (pytestmark; whole local stacks, processes killed and restarted) are one
+# unit together, so they run one after another on one worker: two stacks at once on two cores would
+# only make both slower and their timeouts tighter. (pytest-xdist's own --dist loadgroup does not
+# group under pytest 9: it rewrites Node._nodeid, which pytest 9 no longer reads.)
+STACK_MARK = re.compile(r"^pytestmark = .*\bpytest\.mark\.stack\b", re.MULTILINE)
+ROOT = Path(__file__).resolve().parent
+
+
+@functools.cache
+def _file_is_stack(path: str) -> bool:
+    try:
+        return bool(STACK_MARK.search((ROOT / path).read_text(encoding="utf-8")))
+    except OSError:
+        return False
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndStackScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "stack" if _file_is_stack(path) else path
+
+    return FilesAndStackScheduling(config, log)
 
 
 @pytest.fixture(autouse=True)
