@@ -50,9 +50,25 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadFileScheduling
 
     class FilesAndStackScheduling(LoadFileScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             return "stack" if _file_is_stack(path) else path
+
+        def _assign_work_unit(self, node) -> None:
+            # Longest first: xdist orders the units by their number of tests, but the stack unit
+            # (minutes) and the files under tests/ (browsers, live servers) take far longer per
+            # test than app/'s; started last, one of them would be the run's tail. The many
+            # small app/ files then fill in on whichever worker is free.
+            if not self.ordered:
+                self.ordered = True
+                units = list(self.workqueue.items())
+                rank = {"stack": 0}
+                units.sort(key=lambda unit: rank.get(unit[0], 1 if unit[0].startswith("tests/") else 2))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
 
     return FilesAndStackScheduling(config, log)
 
