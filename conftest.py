@@ -57,15 +57,17 @@ def pytest_xdist_make_scheduler(config, log):
             return "stack" if _file_is_stack(path) else path
 
         def _assign_work_unit(self, node) -> None:
-            # Longest first: xdist orders the units by their number of tests, but the stack unit
-            # (minutes) and the files under tests/ (browsers, live servers) take far longer per
-            # test than app/'s; started last, one of them would be the run's tail. The many
-            # small app/ files then fill in on whichever worker is free.
+            # Order of the queue (within each part, xdist's: most tests first): app/'s files, then
+            # the stack unit, then the other files under tests/. As in a serial run, a worker runs
+            # app/'s tests before any browser test: the session's Chromium (Playwright's sync API)
+            # leaves an event loop running in the worker's main thread, and app/ tests that call
+            # asyncio.run or async_to_sync refuse to run under it. The stack unit (minutes long)
+            # starts as soon as app/'s files are handed out, so it is not the run's tail.
             if not self.ordered:
                 self.ordered = True
                 units = list(self.workqueue.items())
-                rank = {"stack": 0}
-                units.sort(key=lambda unit: rank.get(unit[0], 1 if unit[0].startswith("tests/") else 2))
+                rank = {"stack": 1}
+                units.sort(key=lambda unit: rank.get(unit[0], 0 if unit[0].startswith("app/") else 2))
                 self.workqueue.clear()
                 self.workqueue.update(units)
             super()._assign_work_unit(node)

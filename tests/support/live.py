@@ -52,6 +52,13 @@ def _admin_sql(parts, sql: str) -> None:
         conn.close()
 
 
+def _drop_quietly(parts, name: str) -> None:
+    try:
+        _admin_sql(parts, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except Exception:  # the server is gone already (scripts/test stops it): nothing to drop
+        pass
+
+
 _templates: dict[str, str] = {}  # PostgreSQL server (netloc) -> template database, one per test process
 
 
@@ -64,7 +71,7 @@ def _migrated_template(parts, env: dict) -> str:
 
         name = f"live_template_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         _admin_sql(parts, f'CREATE DATABASE "{name}"')
-        atexit.register(_admin_sql, parts, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        atexit.register(_drop_quietly, parts, name)
         result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=APP,
                                 env={**env, "DATABASE_URL": urlunsplit(parts._replace(path=f"/{name}"))},
                                 capture_output=True, text=True, timeout=300)
