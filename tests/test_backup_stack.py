@@ -34,7 +34,7 @@ from tests.support.attempt_page import DEMO_SECRET
 from tests.support.s3 import LocalS3
 from tests.support.stack import REPO, LocalStack, StackBackup
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 FIGURES: dict = {}
 ARTIFACTS = REPO / "test-artifacts"

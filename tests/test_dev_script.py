@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.net import free_port, wait_for_http
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.stack]
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests.support.live import start_live_server
 from tests.support.tcpproxy import TcpProxy
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
 
 def get_health(url):

@@ -11,7 +11,7 @@ from requests.adapters import HTTPAdapter
 
 from tests.support.stack import DOMAIN
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
+pytestmark = [pytest.mark.slow, pytest.mark.stack, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 CLIENT_ADDRESS = "127.0.0.2"  # nginx and daphne listen on 127.0.0.1
 
 

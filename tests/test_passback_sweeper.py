@@ -13,7 +13,7 @@ from tests.support.attempt_page import DEMO_SECRET
 from tests.support.lms_stub import LmsStub
 from tests.support.live import start_live_server, stop_process
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
+pytestmark = [pytest.mark.slow, pytest.mark.stack, pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
                                                    reason="needs Redis (scripts/test starts it)")]
 
 

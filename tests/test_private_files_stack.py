@@ -25,7 +25,7 @@ from tests.support.attempt_client import Student
 from tests.support.attempt_page import DEMO_SECRET
 from tests.support.stack import LocalStack
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
+pytestmark = [pytest.mark.slow, pytest.mark.stack, pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 WORKER_USER = "nobody"

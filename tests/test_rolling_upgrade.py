@@ -35,7 +35,7 @@ from tests.support.lms_stub import LmsStub
 from tests.support.load import complete_attempt, per_session_gap, prepare_sessions, stack_student, store_counts
 from tests.support.stack import LocalStack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 SESSIONS = int(os.environ.get("ROLLING_SESSIONS", "200"))
 INTERVAL, SIZE = 2.5, 10  # a batch of 10 changes every 2.5 s per student

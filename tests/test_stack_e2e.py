@@ -14,7 +14,7 @@ from tests.support.attempt_page import (DEMO_SECRET, answer, launch_instructor, 
 from tests.support.lms_stub import LmsStub
 from tests.support.stack import DOMAIN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 

@@ -28,7 +28,7 @@ from tests.support.attempt_page import DEMO_SECRET
 from tests.support.lms_stub import LmsStub
 from tests.support.load import complete_attempt, per_session_gap, prepare_sessions, stack_student, store_counts
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 SESSIONS = int(os.environ.get("FAULT_SESSIONS", "500"))
 INTERVAL, SIZE = 3.0, 10

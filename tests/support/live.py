@@ -22,29 +22,63 @@ APP = REPO / "app"
 CONTENT_HOST = "exams.localhost"
 
 
-def fresh_database_url(tmp: Path, *, prefix: str = "live") -> tuple[str, callable]:
-    """A new, empty database beside DATABASE_URL's (SQLite under `tmp` without PostgreSQL):
-    its URL and a function that drops it."""
+def fresh_database_url(tmp: Path, *, prefix: str = "live", migrate_env: dict | None = None) -> tuple[str, callable]:
+    """A new database beside DATABASE_URL's (SQLite under `tmp` without PostgreSQL): its URL and a
+    function that drops it. With `migrate_env` (a live server's environment) on PostgreSQL it is a copy
+    (CREATE DATABASE ... TEMPLATE) of a database that `manage.py migrate` ran on once in this test process,
+    rather than an empty one: the caller's own migrate then has nothing left to apply. (The migrations
+    read no setting that differs between live servers.)"""
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith("postgres"):
         return f"sqlite:///{tmp / 'live.sqlite3'}", lambda: None
-    import psycopg2
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     parts = urlsplit(base)
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    template = _migrated_template(parts, migrate_env) if migrate_env is not None else None
+    _admin_sql(parts, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return urlunsplit(parts._replace(path=f"/{name}")), lambda: _admin_sql(
+        parts, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def run(sql):
-        conn = psycopg2.connect(admin_url)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
 
-    run(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}")), lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def _admin_sql(parts, sql: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def _drop_quietly(parts, name: str) -> None:
+    try:
+        _admin_sql(parts, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except Exception:  # the server is gone already (scripts/test stops it): nothing to drop
+        pass
+
+
+_templates: dict[str, str] = {}  # PostgreSQL server (netloc) -> template database, one per test process
+
+
+def _migrated_template(parts, env: dict) -> str:
+    """The migrations take a fresh process several seconds of CPU; the test suite starts some twenty
+    live servers. Nothing connects to the template after its migrate (PostgreSQL copies only an
+    idle template); it is dropped when the test process exits."""
+    if parts.netloc not in _templates:
+        import atexit
+
+        name = f"live_template_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        _admin_sql(parts, f'CREATE DATABASE "{name}"')
+        atexit.register(_drop_quietly, parts, name)
+        result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=APP,
+                                env={**env, "DATABASE_URL": urlunsplit(parts._replace(path=f"/{name}"))},
+                                capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py migrate (template {name}) failed:\n{result.stdout}\n{result.stderr}")
+        _templates[parts.netloc] = name
+    return _templates[parts.netloc]
 
 
 @dataclass
@@ -116,14 +150,9 @@ def start_live_server(
 ) -> LiveServer:
     """Migrate a fresh database and start daphne on it. `database_port` reaches the same
     PostgreSQL server through another port (a TcpProxy)."""
-    database_url, drop = fresh_database_url(tmp)
-    if database_port is not None:
-        parts = urlsplit(database_url)
-        database_url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{database_port}"))
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": database_url,
         "SECRET_KEY": "live-test-" + uuid.uuid4().hex,
         "DEBUG": "0",
         "COOKIES_SECURE": "0",  # plain HTTP on loopback
@@ -141,6 +170,13 @@ def start_live_server(
     env.pop("HUEY_IMMEDIATE", None)
     if os.environ.get("TEST_REDIS_URL") and "REDIS_URL" not in (extra_env or {}):
         env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
+    # A copy of a database already migrated with this same environment; the migrate below still runs
+    # (and finds nothing to apply).
+    database_url, drop = fresh_database_url(tmp, migrate_env=env)
+    if database_port is not None:
+        parts = urlsplit(database_url)
+        database_url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{database_port}"))
+    env["DATABASE_URL"] = database_url
     log_path = tmp / "daphne.log"
     server = LiveServer(url=f"http://{host}:{port}", env=env, log_path=log_path, process=None, _drop=drop)
     server.manage("migrate", "--noinput", "-v", "0")
