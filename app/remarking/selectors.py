@@ -64,14 +64,14 @@ def remark_preview(*, run: RemarkRun, limit: int = PREVIEW_LIMIT) -> list[Remark
 def remark_state(*, attempt: Attempt, values: dict[str, str]) -> dict:
     """What the marking frame loads the exam with: the attempt's stored values, resumed (so the
     exam restores the answers and marks them with its own code), in normal mode."""
-    user = attempt.user
-    change = attempt_selectors.access_change_of(resource_id=attempt.resource_id, user_id=attempt.user_id)
+    learner_id, learner_name = attempt_selectors.learner_identity(user=attempt.user)
+    access = attempt_selectors.student_access_of(resource_id=attempt.resource_id, user_id=attempt.user_id)
     return {
         "values": values,
         "entry": "resume" if values else "ab-initio",
         "mode": "normal",
-        "learner_id": str(user.pk),
-        "learner_name": user.get_full_name() or user.get_username(),
+        "learner_id": learner_id,
+        "learner_name": learner_name,
         "numbas": {"user_role": "instructor", "review_allowed": "true",
-                   **attempt_selectors.numbas_keys(extra_minutes=getattr(change, "extra_minutes", 0))},
+                   **attempt_selectors.numbas_keys(access=access)},
     }
