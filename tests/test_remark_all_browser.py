@@ -78,6 +78,8 @@ def stack(tmp_path):
 
 def upload(teacher, package: str):
     teacher.set_input_files("#exam-package", package)
+    if teacher.locator("#confirm-replace").count():  # students have started the exam: confirm replacing it
+        teacher.check("#confirm-replace")
     with teacher.expect_navigation(timeout=WAIT_MS):
         teacher.get_by_role("button", name="Upload", exact=True).click()
 

@@ -63,7 +63,7 @@ def test_the_file_and_folder_take_the_group_of_private_root(known, django_captur
     group = pwd.getpwnam("nobody").pw_gid
     assert group != os.getgid()
     root = Path(settings.PRIVATE_ROOT)
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)  # the exam upload keeps its original there already
     os.chown(root, -1, group)
     os.chmod(root, 0o2750)  # as cloud-init leaves it
     path = generate(known, django_capture_on_commit_callbacks)
