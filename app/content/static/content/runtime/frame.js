@@ -11,66 +11,17 @@
   const FROM_PAGE = "numbas-lti-attempt";
   const FROM_RUNTIME = "numbas-lti-runtime";
 
-  const appOrigin = (() => {
-    const value = new URLSearchParams(location.hash.slice(1)).get("app") || "";
-    try {
-      const url = new URL(value);
-      return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value ? value : null;
-    } catch (e) {
-      return null;
-    }
-  })();
-
-  function toPage(message) {
-    if (appOrigin && window.parent !== window) {
-      window.parent.postMessage(Object.assign({ source: FROM_RUNTIME }, message), appOrigin);
-    }
-  }
+  const { appOrigin, poster, loadedApi } = window.NumbasLtiFrame;
+  const toPage = poster(FROM_RUNTIME);
 
   // --- the SCORM API ---------------------------------------------------------------------------
-  const WRITE_ONLY = new Set(["cmi.exit", "cmi.session_time"]);
-  // Numbas also reads and writes keys outside the SCORM data model; they are kept and saved too.
-  const EXTRA = /^(numbas\.|cmi\.interactions\.\d+\.staged_answer$)/;
   let extraValues = null; // the live API's numbas.* values, updated by access changes
 
   function buildApi(state, options) {
     const record = Boolean(options && options.record);
-    const save = (key, value) => { if (record) toPage({ type: "set", key, value: String(value) }); };
-    const api = new window.Scorm2004API({ autocommit: false, lmsCommitUrl: false, logLevel: 5 });
-    const flat = {};
-    const extra = {};
-    for (const [key, value] of Object.entries(state.values || {})) {
-      if (EXTRA.test(key)) extra[key] = value;
-      else if (!WRITE_ONLY.has(key)) flat[key] = value;
-    }
-    for (const [key, value] of Object.entries(state.numbas || {})) extra[`numbas.${key}`] = value;
-    if (Object.keys(flat).length) api.loadFromFlattenedJSON(flat, "");
-    api.cmi.learner_id = state.learner_id;
-    api.cmi.learner_name = state.learner_name;
-    api.cmi.entry = state.entry;
-    api.cmi.mode = state.mode;
-    if (state.mode === "review") api.cmi.credit = "no-credit";
-
-    const getValue = api.GetValue.bind(api);
-    const setValue = api.SetValue.bind(api);
-    api.GetValue = function (element) {
-      if (EXTRA.test(String(element)) && api.isInitialized() && !api.isTerminated()) {
-        api.lastErrorCode = "0";
-        return extra[element] !== undefined ? String(extra[element]) : "";
-      }
-      return getValue(element);
-    };
-    api.SetValue = function (element, value) {
-      if (EXTRA.test(String(element)) && api.isInitialized() && !api.isTerminated()) {
-        api.lastErrorCode = "0";
-        extra[element] = String(value);
-        save(element, value);
-        return "true";
-      }
-      const result = setValue(element, value);
-      if (result === "true") save(element, value);
-      return result;
-    };
+    const { api, extra } = loadedApi(state, (key, value) => {
+      if (record) toPage({ type: "set", key, value: String(value) });
+    });
     if (record) {
       api.on("Commit", () => toPage({ type: "commit" }));
       api.on("Terminate", () => toPage({ type: "terminate" }));

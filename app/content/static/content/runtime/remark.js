@@ -24,68 +24,26 @@
   const QUIET_MS = 60;
   const POLL_MS = 25;
   const SCORE_KEY = /^cmi\.(score\.(raw|scaled|min|max)|objectives\.\d+\.(score\.(raw|scaled|min|max)|success_status)|interactions\.\d+\.result)$/;
-  const WRITE_ONLY = new Set(["cmi.exit", "cmi.session_time"]);
-  const EXTRA = /^(numbas\.|cmi\.interactions\.\d+\.staged_answer$)/;
-
-  const appOrigin = (() => {
-    const value = new URLSearchParams(location.hash.slice(1)).get("app") || "";
-    try {
-      const url = new URL(value);
-      return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value ? value : null;
-    } catch (e) {
-      return null;
-    }
-  })();
-
-  function toPage(message) {
-    if (appOrigin && window.parent !== window) {
-      window.parent.postMessage(Object.assign({ source: FROM_FRAME }, message), appOrigin);
-    }
-  }
+  const { appOrigin, poster, loadedApi } = window.NumbasLtiFrame;
+  const toPage = poster(FROM_FRAME);
 
   // A SCORM API serving one attempt's values; what the exam writes is kept in `written` only.
   function buildApi(state, written, activity) {
-    const api = new window.Scorm2004API({ autocommit: false, lmsCommitUrl: false, logLevel: 5 });
-    const flat = {};
-    const extra = {};
-    for (const [key, value] of Object.entries(state.values || {})) {
-      if (EXTRA.test(key)) extra[key] = value;
-      else if (!WRITE_ONLY.has(key)) flat[key] = value;
-    }
-    for (const [key, value] of Object.entries(state.numbas || {})) extra[`numbas.${key}`] = value;
-    if (Object.keys(flat).length) api.loadFromFlattenedJSON(flat, "");
-    api.cmi.learner_id = state.learner_id;
-    api.cmi.learner_name = state.learner_name;
-    api.cmi.entry = state.entry;
-    api.cmi.mode = state.mode;
-
+    const { api } = loadedApi(state, (key, value, extra) => {
+      if (!extra) written[key] = String(value);
+    });
     const initialize = api.Initialize.bind(api);
-    const getValue = api.GetValue.bind(api);
-    const setValue = api.SetValue.bind(api);
+    const setValue = api.SetValue;
     api.Initialize = function (parameter) {
       const result = initialize(parameter);
       activity.initialised = true;
       activity.lastAt = Date.now();
       return result;
     };
-    api.GetValue = function (element) {
-      if (EXTRA.test(String(element)) && api.isInitialized() && !api.isTerminated()) {
-        api.lastErrorCode = "0";
-        return extra[element] !== undefined ? String(extra[element]) : "";
-      }
-      return getValue(element);
-    };
     api.SetValue = function (element, value) {
       if (activity.detached) return "true"; // after marking (e.g. the exam's unload handlers): ignored
       activity.lastAt = Date.now();
-      if (EXTRA.test(String(element)) && api.isInitialized() && !api.isTerminated()) {
-        api.lastErrorCode = "0";
-        extra[element] = String(value);
-        return "true";
-      }
-      const result = setValue(element, value);
-      if (result === "true") written[element] = String(value);
-      return result;
+      return setValue(element, value);
     };
     return api;
   }
