@@ -40,11 +40,14 @@ pg_bindir() {
   for dir in /usr/lib/postgresql/*/bin; do [ -x "$dir/initdb" ] && { echo "$dir"; return; }; done
   return 1
 }
-# start_postgres DIR: a throwaway PostgreSQL cluster in DIR/pg on a free loopback port.
-# Sets PG_PORT. Runs the server as user postgres when we are root (initdb refuses root).
+# start_postgres DIR [durable]: a throwaway PostgreSQL cluster in DIR/pg on a free loopback port.
+# Sets PG_PORT. Runs the server as user postgres when we are root (initdb refuses root). Without
+# "durable" it skips fsync (tests); with it, commits reach the disk as in production (benchmarks).
 start_postgres() {
   PG_DIR="$1/pg"
   PG_BIN="$(pg_bindir)"
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${2:-}" = durable ] && durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
   PG_PORT="$(free_port)"
   AS_PG=()
   [ "$(id -u)" = 0 ] && AS_PG=(runuser -u postgres --)
@@ -54,7 +57,7 @@ start_postgres() {
   log "Starting PostgreSQL on 127.0.0.1:$PG_PORT"
   "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DIR" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
   "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR" -w -l "$PG_DIR/server.log" start -o \
-    "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >/dev/null
+    "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 $durability -c max_connections=300" >/dev/null
 }
 
 # start_redis DIR: a throwaway Redis on a free loopback port. Sets REDIS_PORT, REDIS_PID.
