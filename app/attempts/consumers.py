@@ -32,12 +32,25 @@ _db_threads = ThreadPoolExecutor(max_workers=settings.ATTEMPT_DB_THREADS, thread
 
 
 def _in_worker(function, *args, **kwargs):
+    """Run attempt work on this thread's kept connection; once more on a new one if it had broken.
+
+    Each thread keeps its connection between batches, so after the database restarted or was
+    unreachable every thread holds a dead one. A kept connection that fails is replaced and the
+    work tried once again (batches are idempotent by id); a new connection that fails means the
+    database is still away: the error goes to the page, which sends the batch again.
+    """
+    connection = connections["default"]
+    kept = connection.connection is not None
     try:
         return function(*args, **kwargs)
     except (InterfaceError, OperationalError):
-        # The connection broke (database restarted?): drop it; the next batch reconnects and
-        # the browser re-sends what was not acknowledged.
-        connections["default"].close()
+        connection.close()
+        if not kept:
+            raise
+    try:
+        return function(*args, **kwargs)
+    except (InterfaceError, OperationalError):
+        connection.close()
         raise
 
 
