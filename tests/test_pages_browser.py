@@ -138,7 +138,9 @@ def check_action(page, selector: str) -> str | None:
         return f"{selector}: not visible"
     box = target.bounding_box()
     width, height = page.viewport_size["width"], page.viewport_size["height"]
-    if box is None or box["x"] < 0 or box["y"] < 0 or box["x"] + box["width"] > width + 1 or box["y"] + box["height"] > height + 1:
+    # Wholly inside the window across; down the page, in the window (a tall panel may be taller than it).
+    if box is None or box["x"] < -1 or box["x"] + box["width"] > width + 1 or box["y"] >= height or \
+            box["y"] + box["height"] <= 0 or (box["height"] <= height and (box["y"] < -1 or box["y"] + box["height"] > height + 1)):
         return f"{selector}: outside the window ({box})"
     try:
         target.click(trial=True, timeout=3000)  # visible, stable, enabled and not covered by anything
