@@ -31,6 +31,28 @@ for _type, _extension in (("text/javascript", ".js"), ("text/javascript", ".mjs"
     mimetypes.add_type(_type, _extension)
 
 NOT_HERE = b"Not found. This address serves exam files only.\n"
+FAVICON = Path(__file__).resolve().parents[1] / "core" / "static" / "core" / "favicon.ico"
+
+
+def _error_page(status: int, heading: str, text: str) -> bytes:
+    """A plain branded page for this origin's errors: no script, no cookie, nothing of the
+    application (its session never reaches this host); styles inline (the content policy allows them)."""
+    return (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{heading}</title><link rel=\"icon\" href=\"/favicon.ico\">"
+        "<style>body{margin:0;font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif;color:#1d2433}"
+        "header{padding:.5rem 1rem;background:#f4f6fa;border-bottom:1px solid #dde2ea;font-weight:600}"
+        "main{max-width:36rem;margin:2rem auto;padding:0 1.25rem}.code{color:#5b6478;margin:0}</style></head>"
+        f"<body><header>Numbas LTI</header><main><p class=\"code\">{status}</p><h1>{heading}</h1><p>{text}</p>"
+        "</main></body></html>\n"
+    ).encode()
+
+
+NOT_FOUND_PAGE = _error_page(404, "Page not found", "This address serves exam files only: there is no page here. "
+                             "Open the exam from your course instead.")
+NOT_ALLOWED_PAGE = _error_page(405, "Not possible here", "This address only serves exam files to read; it accepts "
+                               "nothing sent to it.")
 
 
 def request_host(scope) -> str:
@@ -90,9 +112,11 @@ class ContentServer:
         if not self.serve:
             return _not_found()
         if scope["method"] not in ("GET", "HEAD"):
-            return Answer(405, {"Allow": "GET, HEAD", "Content-Type": "text/plain; charset=utf-8"},
-                          b"Only GET and HEAD are answered here.\n")
+            return Answer(405, {"Allow": "GET, HEAD", "Content-Type": "text/html; charset=utf-8",
+                                "Cache-Control": "no-store"}, NOT_ALLOWED_PAGE)
         path = scope["path"]
+        if path == "/favicon.ico":
+            return _file_answer(FAVICON, policy.RUNTIME_CACHE, scope)
         if path.startswith("/mathjax/") and settings.EXAM_MATHJAX == "cdn":
             rest = path.removeprefix("/mathjax/")
             for prefix, cdn in policy.MATHJAX_CDN.items():
@@ -139,7 +163,7 @@ def _file_answer(file: Path, cache: str, scope) -> Answer:
 
 
 def _not_found() -> Answer:
-    return Answer(404, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}, NOT_HERE)
+    return Answer(404, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}, NOT_FOUND_PAGE)
 
 
 def content_application(app):

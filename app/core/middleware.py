@@ -58,3 +58,26 @@ class FrameAncestorsMiddleware:
                                                                    "'self'" if own_site else "'none'")
             response["X-Frame-Options"] = "SAMEORIGIN" if own_site else "DENY"
         return response
+
+
+class BrandedMethodNotAllowedMiddleware:
+    """A 405 from a view that takes only some methods (require_POST and the like: an empty body)
+    becomes the site's 405 page, for a person who opened or reloaded a form's address; the Allow
+    header stays. Answers to scripts (JSON, XMLHttpRequest) are left as they are."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content or request.method == "HEAD":
+            return response
+        if request.headers.get("X-Requested-With") == "XMLHttpRequest" or \
+                "application/json" in request.headers.get("Accept", ""):
+            return response
+        from core.views import method_not_allowed
+
+        branded = method_not_allowed(request)
+        if response.has_header("Allow"):
+            branded["Allow"] = response["Allow"]
+        return branded

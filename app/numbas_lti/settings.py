@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "core.middleware.BrandedMethodNotAllowedMiddleware",  # a form's address opened or reloaded: the 405 page
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 

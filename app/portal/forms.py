@@ -1,4 +1,5 @@
 from django import forms
+from django.forms.boundfield import BoundField
 from django.utils.translation import gettext_lazy as _
 
 from attempts.models import LatePolicy, ResourceSettings
@@ -13,8 +14,34 @@ def _when(label, help_text):
                                widget=forms.DateTimeInput(attrs=_WHEN, format="%Y-%m-%dT%H:%M"))
 
 
+class LinkedBoundField(BoundField):
+    """A field whose errors are tied to its input: aria-invalid="true" and aria-describedby naming
+    the error message (and the help text), so a screen reader reads why when the field has focus."""
+
+    def build_widget_attrs(self, attrs, widget=None):
+        attrs = super().build_widget_attrs(attrs, widget)
+        if self.form.is_bound and self.errors:
+            attrs["aria-invalid"] = "true"
+            described = [f"{self.auto_id}_error"]
+            if self.help_text:
+                described.append(f"{self.auto_id}_helptext")
+            attrs["aria-describedby"] = " ".join(described)
+        return attrs
+
+
 class ResourceSettingsForm(forms.ModelForm):
     """Everything about how students take the activity, checked together."""
+
+    bound_field_class = LinkedBoundField
+
+    # The settings page shows the fields in these groups, each a fieldset with its legend.
+    GROUPS = (
+        (_("Availability"), ("available_from", "available_until", "due_at", "late_policy")),
+        (_("Attempts"), ("max_attempts", "allow_student_reopen", "email_receipt")),
+        (_("Marks and review"), ("show_score", "allow_review", "review_from")),
+        (_("Grades to the LMS"), ("grading_method", "include_incomplete", "report_when", "report_after_due")),
+        (_("Names on your pages"), ("identifier_field",)),
+    )
 
     available_from = _when(_("Opens at"), _("Empty: open as soon as there is an exam."))
     available_until = _when(_("Closes at"), _("Empty: never closes. Attempts cannot be started or resumed after this; attempts still open are ended then, keeping what was saved."))
@@ -26,7 +53,7 @@ class ResourceSettingsForm(forms.ModelForm):
         choices=[("", _("The LMS's choice"))] + list(IdentifierField.choices),
         help_text=_("Shown next to each student's name on the instructor's pages and in CSV files."))
     max_attempts = forms.IntegerField(label=_("Attempts allowed"), min_value=0, max_value=1000,
-                                      help_text=_("0 means unlimited."))
+                                      help_text=_("0 means unlimited. Test runs never count."))
 
     class Meta:
         model = ResourceSettings
@@ -45,6 +72,15 @@ class ResourceSettingsForm(forms.ModelForm):
         # What Numbas itself can be told (scorm-storage.js reads numbas.review_allowed, not
         # score settings): said next to the settings it limits.
         help_texts = {
+            "allow_student_reopen": _("A re-opened attempt carries on from where it ended, with the exam's own time "
+                                      "limit; its grade is computed again when it ends."),
+            "email_receipt": _("The receipt has a code the student can quote; you can check it on the "
+                               "“Check a receipt” page."),
+            "include_incomplete": _("Otherwise an attempt counts once the student ends it or it is ended at the "
+                                    "closing time."),
+            "report_after_due": _("Otherwise you send them yourself from the Grades tab."),
+            "grading_method": _("When a student has several attempts."),
+            "report_when": _("Only when the LMS gave this activity a gradebook column."),
             "show_score": _(
                 "This hides marks on this site's pages (the student's page, receipts, their grade). The exam "
                 "itself cannot be told: Numbas shows scores and its results page as the exam was made in the "
@@ -56,6 +92,10 @@ class ResourceSettingsForm(forms.ModelForm):
                 "review is not allowed. Whether Numbas shows answers and marks as soon as an attempt ends is "
                 "set in the Numbas editor (“Enter review mode immediately”): this site cannot change it."),
         }
+
+    def groups(self):
+        """(legend, [bound fields]) in the order the page shows them; every field is in one group."""
+        return [(legend, [self[name] for name in names if name in self.fields]) for legend, names in self.GROUPS]
 
     def clean(self):
         data = super().clean()

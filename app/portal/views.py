@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.urls import reverse
 
 from attempts import selectors as attempt_selectors
 from exams import selectors as exam_selectors
@@ -88,16 +88,28 @@ instructor_page = _instructor_page  # for the exam's views, which answer with th
 
 @resource_view(instructor=True)
 def instructor(request, membership):
+    """The overview: the exam, the test run and the settings. The settings form posts here, so
+    that after a refused save the address bar holds this page's address, which a reload or a
+    bookmark opens again (rather than a POST-only address that answers 405)."""
+    if request.method == "POST":
+        return _settings_save(request, membership)
     return _instructor_page(request, membership)
 
 
-@require_POST
 @resource_view(instructor=True)
 def settings_update(request, membership):
+    """The settings' former address: a POST saves as the overview does; anything else (a reload,
+    a bookmark) goes to the settings on the overview."""
+    if request.method != "POST":
+        return redirect(reverse("portal:instructor", kwargs={"resource_id": membership.resource_id}) + "#settings")
+    return _settings_save(request, membership)
+
+
+def _settings_save(request, membership):
     current = attempt_selectors.resource_settings(resource_id=membership.resource_id)
     form = ResourceSettingsForm(request.POST, instance=current)
     if not form.is_valid():
         return _instructor_page(request, membership, form=form, status=400)
     grading_services.resource_settings_save(form=form)
     messages.success(request, _("Settings saved. They apply to students from now on."))
-    return redirect("portal:instructor", resource_id=membership.resource_id)
+    return redirect(reverse("portal:instructor", kwargs={"resource_id": membership.resource_id}) + "#settings")

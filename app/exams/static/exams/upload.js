@@ -1,4 +1,6 @@
 // Upload an exam package with a progress bar; the server answers JSON.
+// The outcome stays on the page: a failure until the next upload, a success across the reload that
+// shows the new version (kept in sessionStorage for that one reload), until the next action.
 document.addEventListener("DOMContentLoaded", () => {
   // Translations come from Django's JavaScript catalogue (/jsi18n/); without it, English.
   const gettext = window.gettext || ((text) => text);
@@ -9,6 +11,23 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!form) return;
   const progress = document.getElementById("exam-upload-progress");
   const status = document.getElementById("exam-upload-status");
+  const KEPT = "numbas-lti-upload-message";
+
+  function show(text, state) {
+    status.textContent = text;
+    status.dataset.state = state;
+    status.className = "notice" + (state === "ok" ? " ok" : state === "error" ? " error" : "");
+    status.setAttribute("role", state === "error" ? "alert" : "status");
+  }
+
+  try {
+    const kept = window.sessionStorage.getItem(KEPT);
+    if (kept) {
+      window.sessionStorage.removeItem(KEPT);
+      show(kept, "ok");
+    }
+  } catch (e) { /* storage refused (a sandboxed frame): the page shows the new version anyway */ }
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const request = new XMLHttpRequest();
@@ -21,26 +40,38 @@ document.addEventListener("DOMContentLoaded", () => {
       let body = {};
       try { body = JSON.parse(request.responseText); } catch (e) { /* not JSON */ }
       if (request.status === 201) {
-        status.textContent = interpolate(
-          gettext("Uploaded “%(title)s” as version %(version)s (%(questions)s questions)."), body, true);
-        status.dataset.state = "ok";
-        setTimeout(() => window.location.reload(), 800);
+        const questions = Number(body.questions) || 0;
+        const text = interpolate(
+          ngettext("Uploaded “%(title)s” as version %(version)s (%(questions)s question).",
+                   "Uploaded “%(title)s” as version %(version)s (%(questions)s questions).", questions),
+          { title: body.title, version: body.version, questions: questions }, true);
+        show(text, "ok");
+        progress.hidden = true;
+        let kept = false;
+        try { window.sessionStorage.setItem(KEPT, text); kept = true; } catch (e) { /* see above */ }
+        // The page reloads to show the new version; the message comes back with it. Without
+        // storage it stays here instead, with a link to the updated page.
+        if (kept) {
+          window.location.reload();
+        } else {
+          const link = document.createElement("a");
+          link.href = window.location.pathname;
+          link.textContent = gettext("Show the new version");
+          status.append(" ", link);
+        }
       } else {
-        status.textContent = body.error || interpolate(gettext("The upload failed (HTTP %(status)s)."),
-                                                      { status: request.status }, true);
-        status.dataset.state = "error";
+        show(body.error || interpolate(gettext("The upload failed (HTTP %(status)s)."),
+                                       { status: request.status }, true), "error");
         progress.hidden = true;
       }
     });
     request.addEventListener("error", () => {
-      status.textContent = gettext("The upload was interrupted. Check your connection and try again.");
-      status.dataset.state = "error";
+      show(gettext("The upload was interrupted. Check your connection and try again."), "error");
       progress.hidden = true;
     });
     progress.hidden = false;
     progress.value = 0;
-    status.textContent = gettext("Uploading…");
-    status.dataset.state = "busy";
+    show(gettext("Uploading…"), "busy");
     request.send(new FormData(form));
   });
 });
