@@ -286,7 +286,7 @@ def attempt_status(*, attempt, events) -> str:
         return gettext("Deleted")
     if attempt.ended_at is None:
         if any(e.kind == AttemptEventKind.REOPENED for e in events):
-            return gettext("Reopened: in progress")
+            return gettext("In progress (reopened)")
         return gettext("In progress")
     endings = [e.kind for e in events if e.kind in (AttemptEventKind.ENDED_AT_DEADLINE, AttemptEventKind.REOPENED)]
     if endings and endings[-1] == AttemptEventKind.ENDED_AT_DEADLINE:

@@ -192,7 +192,7 @@ def test_other_events_read_as_sentences(answered):
     teacher.post(base + "reopen/", {"reason": "power cut"})
     story = [line.text for line in teacher.get(base).context["story"].object_list]
     assert story[-1].endswith("reopened the attempt (power cut)")
-    assert "Reopened: in progress" in read(teacher.get(base))
+    assert "In progress (reopened)" in read(teacher.get(base))
 
 
 def test_the_attempt_as_it_was_shows_questions_and_answers(answered):
