@@ -18,3 +18,17 @@ def review_whose(attempt):
         "identifier_label": lms_selectors.identifier_label(
             lms_selectors.identifier_field_for(resource_id=attempt.resource_id)),
     }
+
+
+@register.filter
+def attempt_status(attempt) -> str:
+    """An attempt's state in a list, in plain words (its page says more)."""
+    from django.utils.translation import gettext
+
+    if attempt.deleted_at:
+        return gettext("Deleted")
+    if attempt.ended_at is None:
+        return gettext("In progress")
+    if attempt.completion_status == "completed":
+        return gettext("Finished")
+    return gettext("Ended by the closing time or time limit")

@@ -252,3 +252,10 @@ def test_the_review_says_whose_attempt_it_is(answered):
     review = read(teacher.get(f"/attempt/{attempt.pk}/"))
     assert "Reviewing attempt 1 by Rhea Marked (E-mail address: rhea@example.edu)" in review
     assert "Reviewing attempt" not in read(student.get(f"/attempt/{attempt.pk}/"))
+
+
+def test_the_students_own_page_lists_attempts_with_human_statuses(answered):
+    teacher, student, attempt, base = answered
+    person = f"/resource/{attempt.resource_id}/instructor/students/{student.membership.pk}/"
+    text = read(teacher.get(person))
+    assert "Finished" in text and "completed" not in text
