@@ -604,7 +604,8 @@ HTTP_TABLE: dict[str, Route] = {
     )),
     "dashboard:delete": Route("instructor", "Soft-deletes an attempt (audited).", (
         Probe("POST", to_path("dashboard:delete", resource_id=A, attempt_id=ATTEMPT_DONE),
-              instructor_of_a(allow(302, to=TO_ATTEMPT)), check=check_attempt_deleted),
+              instructor_of_a(allow(302, to=TO_ATTEMPT)), data=lambda w, a: {"confirmed": "on"},
+              check=check_attempt_deleted),
         Probe("POST", to_path("dashboard:delete", resource_id=B, attempt_id=ATTEMPT_DONE),
               {"other_instructor": refuse(404)}, label="via-own-resource"),
     )),
@@ -650,7 +651,7 @@ HTTP_TABLE: dict[str, Route] = {
     "remarking:discard": Route("instructor", "Discards a run that was not applied.", (
         Probe("POST", to_path("remarking:discard", resource_id=A, run_id=REMARK_RUN),
               instructor_of_a(allow(302, to=lambda w, a: reverse("remarking:page", args=[w.resource_a.pk]))),
-              check=check_remark_discarded),
+              data=lambda w, a: {"confirmed": "on"}, check=check_remark_discarded),
         Probe("POST", to_path("remarking:discard", resource_id=B, run_id=REMARK_RUN), {"other_instructor": refuse(404)},
               label="via-own-resource"),
     )),

@@ -75,36 +75,40 @@ def test_instructor_remarks_a_part_and_reads_the_timeline(demo_server, chromium,
         teacher.get_by_role("button", name="Search").click()
         teacher.get_by_role("link", name="Rhea Marked").click()
         teacher.get_by_test_id("attempt-link-1").click()
-        assert "50%" in teacher.get_by_test_id("attempt-score").inner_text()
+        assert "50\u00a0%" in teacher.get_by_test_id("attempt-score").inner_text()
 
-        teacher.get_by_label("New mark for q1p0").fill("2")
-        teacher.get_by_label("Reason for re-marking q1p0").fill("accepted 12 as a typo")
+        teacher.get_by_test_id("part-q1p0").locator("summary").click()
+        mark = teacher.get_by_label("New mark for Question 2: Primes, part a (out of 2)")
+        assert mark.input_value() == "0"  # the current mark, ready to change
+        mark.fill("2")
+        teacher.get_by_test_id("part-q1p0").get_by_label("Why this mark changes").fill("accepted 12 as a typo")
         teacher.get_by_test_id("remark-q1p0").click()
         assert "recomputed" in teacher.get_by_test_id("message").inner_text()
-        assert "100%" in teacher.get_by_test_id("attempt-score").inner_text()
-        assert "accepted 12 as a typo" in teacher.get_by_test_id("events").inner_text()
+        assert "100\u00a0%" in teacher.get_by_test_id("attempt-score").inner_text()
+        assert "accepted 12 as a typo" in teacher.get_by_test_id("story").inner_text()
         assert "re-marked" in teacher.get_by_test_id("part-q1p0").inner_text()
 
-        # The timeline lists the answers; "state here" shows the attempt as it was then.
-        timeline = teacher.get_by_test_id("timeline")
-        row = timeline.locator("tr", has_text="cmi.interactions.0.learner_response").first
-        row.get_by_role("link", name="state here").click()
+        # The timeline lists the answers; "the attempt at this moment" shows it as it was then.
+        story = teacher.get_by_test_id("story")
+        line = story.locator("li", has_text="Question 1: Arithmetic, part b: answered 42").first
+        line.get_by_role("link", name="the attempt at this moment").click()
         state = teacher.get_by_test_id("as-at").inner_text()
-        assert "cmi.interactions.0.learner_response" in state and "cmi.completion_status\tcompleted" not in state
+        assert "42" in state and "Question 2: Primes" in state and "cmi." not in state
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         teacher.screenshot(path=str(SCREENSHOTS / "attempt.png"), full_page=True)
 
-        # Delete it: it stops counting; restore it.
-        teacher.get_by_label("Reason").first.fill("test attempt")
+        # Delete it (asked first): it stops counting; restore it.
+        teacher.get_by_label("Why it is deleted (note for instructors)").fill("test attempt")
         teacher.get_by_test_id("delete").click()
+        teacher.get_by_test_id("confirm-button").click()
         assert "Deleted" in teacher.get_by_test_id("attempt-state").inner_text()
         teacher.get_by_test_id("restore").click()
-        assert "Ended" in teacher.get_by_test_id("attempt-state").inner_text()
+        assert "Finished" in teacher.get_by_test_id("attempt-state").inner_text()
         # Reopen it: the student can carry on where they were.
-        teacher.get_by_label("Reason").nth(1).fill("power cut")
+        teacher.get_by_label("Why it is reopened (note for instructors)").fill("power cut")
         teacher.get_by_test_id("reopen").click()
         assert "In progress" in teacher.get_by_test_id("attempt-state").inner_text()
-        assert "power cut" in teacher.get_by_test_id("events").inner_text()
+        assert "power cut" in teacher.get_by_test_id("story").inner_text()
         page.goto(student_page)
         page.get_by_test_id("resume").click()
         exam_frame(page).locator("#answer-q0p0").wait_for(timeout=15000)

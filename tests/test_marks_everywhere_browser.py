@@ -112,7 +112,7 @@ def assert_marks_everywhere(student, teacher, server, resource_id, name: str, ra
         assert f"{raw} / {max_}" in teacher.get_by_test_id("attempt-1").inner_text()
         assert teacher.get_by_test_id("person-grade").inner_text().startswith(f"{percent}%")
         teacher.get_by_test_id("attempt-link-1").click()
-        assert teacher.get_by_test_id("attempt-score").inner_text().startswith(f"{percent}% ({raw} / {max_})")
+        assert teacher.get_by_test_id("attempt-score").inner_text().startswith(f"{percent}\u00a0% ({raw} / {max_})")
         _shot(teacher, f"{shot}-attempt")
 
         teacher.goto(f"{base}/instructor/")
@@ -156,6 +156,7 @@ def test_the_demo_exam_unfinished_and_re_marked(server, chromium, tmp_path):
         teacher.goto(f"{server.url}/resource/{resource_id}/instructor/students/")
         teacher.get_by_role("link", name="Alice Marks").click()
         teacher.get_by_test_id("attempt-link-1").click()
+        teacher.get_by_test_id("part-q1p0").locator("summary").click()
         teacher.locator("#mark-q1p0").fill("1")
         teacher.locator("#reason-q1p0").fill("method marks")
         with teacher.expect_navigation(timeout=WAIT_MS):

@@ -97,11 +97,16 @@ class AccessChangeListForm(AccessChangeForm):
 
 class RemarkForm(forms.Form):
     part = forms.RegexField(regex=r"^q[0-9]{1,4}p[0-9]{1,4}(g[0-9]{1,4})?$", max_length=20,
-                            error_messages={"invalid": _("Choose a part or gap of this exam (like q0p1 or q0p1g0).")})
+                            error_messages={"invalid": _("Choose a part or gap of this exam.")})
     score = forms.FloatField(label=_("New mark"), required=False, min_value=0,
-                             help_text=_("Empty: go back to the exam's own mark."))
-    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+                             help_text=_("Empty: go back to the exam's own mark."),
+                             error_messages={"invalid": _("Give the new mark as a number, like 1 or 0.5.")})
+    reason = forms.CharField(label=_("Why this mark changes (kept in the attempt's history)"), max_length=500,
+                             required=False)
+    confirmed = forms.BooleanField(required=False)
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(label=_("Reason"), max_length=500, required=False)
+    reason = forms.CharField(label=_("Note for instructors (kept in the attempt's history)"), max_length=500,
+                             required=False)
+    confirmed = forms.BooleanField(required=False)

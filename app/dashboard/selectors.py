@@ -5,6 +5,7 @@ of the course."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.core.paginator import Paginator
@@ -15,7 +16,9 @@ from django.db.models import (
 from django.db import connection
 from django.db.models.functions import Coalesce, Concat, Greatest, Left, Length, Lower, NullIf, Trim
 
-from attempts.models import AccessChange, Attempt, AttemptEvent, ElementChange
+from django.utils.translation import gettext, ngettext
+
+from attempts.models import AccessChange, Attempt, AttemptEvent, AttemptEventKind, Element, ElementChange
 from lms import selectors as lms_selectors
 from lms.models import IdentifierField, ResourceMembership, Role
 from lti13.models import RosterMember, RosterStatus
@@ -263,3 +266,282 @@ def attempts_of_student(*, resource_id: int, user_id: int) -> list[Attempt]:
     return list(Attempt.all_objects.filter(resource_id=resource_id, user_id=user_id, is_test_run=False)
                 .select_related("exam")
                 .order_by("number"))
+
+
+# --- one attempt in plain words ------------------------------------------------------------------
+
+def attempt_names(*, attempt):
+    """Names for the attempt's questions, parts and gaps: what the exam stored for it (right for
+    shuffled or picked questions), else its exam version's structure."""
+    from dashboard.names import ItemNames
+
+    values = dict(Element.objects.filter(attempt_id=attempt.pk, key__startswith="cmi.objectives.")
+                  .filter(Q(key__endswith=".id") | Q(key__endswith=".description")).values_list("key", "value"))
+    return ItemNames(attempt.exam.structure, values)
+
+
+def attempt_status(*, attempt, events) -> str:
+    """The attempt's state in plain words."""
+    if attempt.deleted_at:
+        return gettext("Deleted")
+    if attempt.ended_at is None:
+        if any(e.kind == AttemptEventKind.REOPENED for e in events):
+            return gettext("In progress (reopened)")
+        return gettext("In progress")
+    endings = [e.kind for e in events if e.kind in (AttemptEventKind.ENDED_AT_DEADLINE, AttemptEventKind.REOPENED)]
+    if endings and endings[-1] == AttemptEventKind.ENDED_AT_DEADLINE:
+        return gettext("Ended by the closing time or time limit")
+    return gettext("Finished")
+
+
+_STORY_KEYS = r"^cmi\.(completion_status|score\.(raw|max)|interactions\.[0-9]+\.(id|learner_response|result|weighting))$"
+_INTERACTION_KEY = re.compile(r"^cmi\.interactions\.(\d+)\.(id|learner_response|result|weighting)$")
+ANSWER_PREVIEW = 200
+
+
+@dataclass
+class StoryLine:
+    at: object
+    text: str
+    kind: str  # "exam", "answer", "ended", "instructor", "access"
+    sequence: int | None = None  # the last change it covers, for "the attempt as it was then"
+    item: str = ""
+
+
+def _mark_text(raw, max_) -> str:
+    from core.templatetags.marks import marks
+
+    if max_ is None:
+        return ngettext("%(raw)s mark", "%(raw)s marks", 1 if raw == 1 else 2) % {"raw": marks(raw)}
+    return ngettext("%(raw)s/%(max)s mark", "%(raw)s/%(max)s marks", 1 if max_ == 1 else 2) % {
+        "raw": marks(raw), "max": marks(max_)}
+
+
+def _answer_text(value: str) -> str:
+    value = " ".join(value.split())
+    return value if len(value) <= ANSWER_PREVIEW else value[:ANSWER_PREVIEW] + "…"
+
+
+def _number_or_none(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _exam_story(*, attempt, names) -> list[StoryLine]:
+    """What the student did, from the changes the exam saved: answers with their marks, the
+    exam ending — one line each, in order."""
+    rows = (ElementChange.objects.filter(attempt_id=attempt.pk, key__regex=_STORY_KEYS)
+            .order_by("sequence", "id")
+            .values_list("batch_id", "batch__received_at", "sequence", "key", Left("value", 2000)))
+    lines: list[StoryLine] = []
+    ids: dict[int, str] = {}
+    weights: dict[int, float | None] = {}
+    results: dict[int, float | None] = {}
+    responses: dict[int, str] = {}
+    last_line: dict[int, StoryLine] = {}
+    completion = ""
+    score: dict[str, float | None] = {}
+    batch = None
+    touched: dict[int, bool] = {}  # interaction -> its answer changed in this batch
+    at = seq = None
+
+    def flush():
+        for index, answered in touched.items():
+            pid = ids.get(index)
+            if not pid:
+                continue
+            label = names.label(pid)
+            result = results.get(index)
+            if answered:
+                if not responses.get(index, "").strip():
+                    text = gettext("%(item)s: answer cleared") % {"item": label}
+                else:
+                    text = gettext("%(item)s: answered %(answer)s — %(marks)s") % {
+                        "item": label, "answer": _answer_text(responses[index]),
+                        "marks": _mark_text(result or 0, weights.get(index))}
+                line = StoryLine(at, text, "answer", seq, pid)
+                lines.append(line)
+                last_line[index] = line
+            elif responses.get(index, "").strip():
+                text = gettext("%(item)s: marked again — %(marks)s") % {
+                    "item": label, "marks": _mark_text(result or 0, weights.get(index))}
+                previous = last_line.get(index)
+                if previous is not None and lines and lines[-1] is previous:
+                    # the marks of the answer just given, saved a moment later
+                    previous.text = gettext("%(item)s: answered %(answer)s — %(marks)s") % {
+                        "item": label, "answer": _answer_text(responses[index]),
+                        "marks": _mark_text(result or 0, weights.get(index))}
+                    previous.sequence = seq
+                else:
+                    line = StoryLine(at, text, "answer", seq, pid)
+                    lines.append(line)
+                    last_line[index] = line
+        touched.clear()
+
+    for batch_id, received_at, sequence, key, value in rows.iterator(chunk_size=2000):
+        if batch_id != batch:
+            flush()
+            batch = batch_id
+        at, seq = received_at, sequence
+        match = _INTERACTION_KEY.match(key)
+        if match:
+            index, field = int(match[1]), match[2]
+            if field == "id":
+                ids[index] = value
+            elif field == "weighting":
+                weights[index] = _number_or_none(value)
+            elif field == "learner_response":
+                if value != responses.get(index, ""):
+                    responses[index] = value
+                    touched[index] = True
+            elif field == "result":
+                number = _number_or_none(value)
+                if number != results.get(index):
+                    results[index] = number
+                    touched.setdefault(index, False)
+        elif key == "cmi.completion_status":
+            if value == "completed" and completion != "completed":
+                flush()
+                if score.get("raw") is not None:
+                    text = gettext("Exam ended — %(marks)s") % {"marks": _mark_text(score["raw"], score.get("max"))}
+                else:
+                    text = gettext("Exam ended")
+                lines.append(StoryLine(received_at, text, "ended", sequence))
+            completion = value
+        elif key in ("cmi.score.raw", "cmi.score.max"):
+            score[key.rsplit(".", 1)[1]] = _number_or_none(value)
+    flush()
+    return lines
+
+
+def _terms_text(change) -> str:
+    from django.utils import formats, timezone
+
+    def when(moment):
+        return formats.date_format(timezone.localtime(moment), "j M Y H:i")
+
+    pieces = []
+    if change.extra_attempts:
+        pieces.append(ngettext("%(n)d extra attempt", "%(n)d extra attempts", change.extra_attempts)
+                      % {"n": change.extra_attempts})
+    if change.available_from:
+        pieces.append(gettext("opens %(when)s") % {"when": when(change.available_from)})
+    if change.available_until:
+        pieces.append(gettext("closes %(when)s") % {"when": when(change.available_until)})
+    if change.due_at:
+        pieces.append(gettext("due %(when)s") % {"when": when(change.due_at)})
+    if change.extra_minutes:
+        pieces.append(ngettext("%(n)d extra minute", "%(n)d extra minutes", change.extra_minutes)
+                      % {"n": change.extra_minutes})
+    if change.extra_percent:
+        pieces.append(gettext("%(n)d %% more exam time") % {"n": change.extra_percent})
+    if change.time_limit_off:
+        pieces.append(gettext("no time limit"))
+    return ", ".join(pieces) or gettext("nothing different")
+
+
+def _who(user) -> str:
+    if user is None:
+        return gettext("Someone")
+    return user.get_full_name() or user.get_username()
+
+
+def _event_text(event, names) -> str:
+    from core.templatetags.marks import marks
+
+    detail = event.detail or {}
+    who = _who(event.by)
+    if event.kind == AttemptEventKind.REMARKED and detail.get("part"):
+        before = detail.get("before")
+        before = detail.get("exam_mark") if before is None else before
+        after = detail.get("after")
+        return gettext("%(who)s re-marked %(item)s: %(before)s → %(after)s") % {
+            "who": who, "item": names.label(detail["part"]), "before": marks(before),
+            "after": marks(after) if after is not None else gettext("the exam's own mark")}
+    if event.kind == AttemptEventKind.REMARKED and detail.get("remark_run"):
+        before, after = detail.get("before") or {}, detail.get("after") or {}
+        return gettext("%(who)s re-marked all attempts with version %(version)s of the exam: total "
+                       "%(before)s → %(after)s") % {
+            "who": who, "version": detail.get("exam_version", "?"),
+            "before": marks(before.get("raw")), "after": marks(after.get("raw"))}
+    if event.kind == AttemptEventKind.DELETED:
+        return gettext("%(who)s deleted the attempt") % {"who": who}
+    if event.kind == AttemptEventKind.RESTORED:
+        return gettext("%(who)s restored the attempt") % {"who": who}
+    if event.kind == AttemptEventKind.REOPENED:
+        return gettext("%(who)s reopened the attempt") % {"who": who}
+    if event.kind == AttemptEventKind.ENDED_AT_DEADLINE:
+        return gettext("Exam ended by the closing time or time limit")
+    if event.kind == AttemptEventKind.MOVED:
+        return gettext("%(who)s moved the attempt to version %(to)s of the exam (from version %(from)s)") % {
+            "who": who, "to": detail.get("to_version", "?"), "from": detail.get("from_version", "?")}
+    return str(event.get_kind_display())
+
+
+def attempt_story(*, attempt, names, events) -> list[StoryLine]:
+    """The attempt's timeline in plain words: it starting, each answer with its marks, it
+    ending, and what instructors did (re-marks, deletion, reopening, moves, access changes),
+    in order of time."""
+    lines = [StoryLine(attempt.started_at, gettext("Exam started"), "exam", 0)]
+    lines += _exam_story(attempt=attempt, names=names)
+    for event in events:
+        text = _event_text(event, names)
+        if event.reason:
+            text = gettext("%(text)s (%(reason)s)") % {"text": text, "reason": event.reason}
+        lines.append(StoryLine(event.at, text, "ended" if event.kind == AttemptEventKind.ENDED_AT_DEADLINE
+                               else "instructor"))
+    if attempt.ended_at and not any(line.kind == "ended" for line in lines):
+        lines.append(StoryLine(attempt.ended_at, gettext("Exam ended"), "ended"))
+    change = AccessChange.objects.filter(resource_id=attempt.resource_id, user_id=attempt.user_id).select_related(
+        "changed_by").first()
+    if change is not None and change.changed_at:
+        text = gettext("%(who)s changed this student's access: %(terms)s") % {
+            "who": _who(change.changed_by), "terms": _terms_text(change)}
+        if change.reason:
+            text = gettext("%(text)s (%(reason)s)") % {"text": text, "reason": change.reason}
+        lines.append(StoryLine(change.changed_at, text, "access"))
+    lines.sort(key=lambda line: line.at)
+    return lines
+
+
+@dataclass
+class PartAnswer:
+    id: str
+    label: str
+    answer: str
+    raw: float
+    max: float
+
+
+@dataclass
+class QuestionAnswers:
+    id: str
+    label: str
+    raw: float
+    max: float
+    parts: list
+
+
+def answers_at(*, state: dict[str, str], names, structure=None) -> list[QuestionAnswers]:
+    """The attempt at one moment as the exam's questions: each part's answer and marks."""
+    from grading import scoring
+
+    questions = scoring.questions_from(state)
+    if structure and questions:
+        questions = scoring.with_structure(questions, structure)
+    responses: dict[str, str] = {}
+    found: dict[int, dict[str, str]] = {}
+    for key, value in state.items():
+        match = _INTERACTION_KEY.match(key)
+        if match and match[2] in ("id", "learner_response"):
+            found.setdefault(int(match[1]), {})[match[2]] = value
+    for item in found.values():
+        if item.get("id"):
+            responses[item["id"]] = item.get("learner_response", "")
+    return [QuestionAnswers(q.id, names.question(q.id), q.raw, q.max,
+                            [PartAnswer(p.id, names.part(p.id), _answer_text(responses.get(p.id, "")), p.raw, p.max)
+                             for p in q.parts])
+            for q in questions]

@@ -11,7 +11,9 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.http import Http404
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -239,13 +241,20 @@ def _attempt_page(request, membership, attempt, *, error="", status=200):
     discounts = grading_selectors.discounts_for(resource_id=attempt.resource_id)
     score = grading_selectors.attempt_scores(attempt_ids=[attempt.pk], discounts=discounts)[attempt.pk]
     exam_marks = {p.id: p.raw for q in scoring.questions_from(values) for p in q.parts}
-    try:
-        page_number = int(request.GET.get("page", "1"))
-    except ValueError:
-        page_number = 1
+    names = selectors.attempt_names(attempt=attempt)
+    events = selectors.attempt_events(attempt_id=attempt.pk)
+    questions = [{"id": q.id, "label": names.question(q.id), "raw": q.raw, "max": q.max,
+                  "parts": [{"id": p.id, "label": names.part(p.id), "full_label": names.label(p.id), "raw": p.raw,
+                             "max": p.max, "exam_mark": exam_marks.get(p.id), "remarked": p.id in overrides}
+                            for p in q.parts]}
+                 for q in score.questions]
+    page_number = _page_number(request.GET.get("page"))
+    story = Paginator(selectors.attempt_story(attempt=attempt, names=names, events=events),
+                      STORY_PER_PAGE).get_page(page_number)
     key_contains = request.GET.get("key", "").strip()[:100]
-    timeline = selectors.attempt_timeline(attempt_id=attempt.pk, page=page_number, key_contains=key_contains)
-    as_at, as_at_sequence, as_at_error = None, None, ""
+    timeline = selectors.attempt_timeline(attempt_id=attempt.pk, page=_page_number(request.GET.get("raw_page")),
+                                          key_contains=key_contains)
+    as_at, as_at_sequence, as_at_error, as_at_answers = None, None, "", None
     if "seq" in request.GET or "at" in request.GET:
         try:
             if request.GET.get("at"):
@@ -254,18 +263,47 @@ def _attempt_page(request, membership, attempt, *, error="", status=200):
             else:
                 as_at_sequence = max(0, min(int(request.GET["seq"]), 2**62))
             as_at = selectors.attempt_state_at(attempt_id=attempt.pk, sequence=as_at_sequence)
+            as_at_answers = selectors.answers_at(state=as_at, names=names, structure=attempt.exam.structure)
         except (ValueError, OverflowError):
-            as_at_error = _("Give a time like 2026-11-25T14:30, or a change number.")
+            as_at_error = _("Give a date and time, like 2026-11-25 14:30.")
             status = 400
     return render(request, "dashboard/attempt.html", {
         "membership": membership, "resource": membership.resource, "attempt": attempt, "score": score,
-        "exam_marks": exam_marks, "overrides": overrides, "discounts": discounts, "timeline": timeline,
+        "questions": questions, "overrides": overrides, "discounts": discounts, "timeline": timeline,
+        "story": story, "status_text": selectors.attempt_status(attempt=attempt, events=events),
         "key_contains": key_contains, "as_at": as_at, "as_at_sequence": as_at_sequence, "as_at_error": as_at_error,
-        "events": selectors.attempt_events(attempt_id=attempt.pk), "error": error,
+        "as_at_answers": as_at_answers, "raw_open": bool(key_contains or "raw_page" in request.GET),
+        "error": error,
         "person": selectors.student_of_resource(
             resource_id=membership.resource_id,
             membership_id=selectors.membership_id_of(resource_id=attempt.resource_id, user_id=attempt.user_id)),
     }, status=status)
+
+
+STORY_PER_PAGE = 200
+
+
+def _page_number(text) -> int:
+    try:
+        return max(1, min(int(text or "1"), 10**6))
+    except ValueError:
+        return 1
+
+
+def confirm_page(request, *, resource, title, question, action, fields, button, cancel_url, back_label,
+                 danger=True):
+    """Ask before something that cannot simply be taken back (no script needed): the same POST
+    again, with `confirmed`, or back where they came from."""
+    return render(request, "dashboard/confirm.html", {
+        "resource": resource, "title": title, "question": question, "action": action, "fields": fields,
+        "button": button, "danger": danger, "cancel_url": cancel_url, "back_label": back_label,
+    })
+
+
+def _confirm_page(request, membership, attempt, **asked):
+    return confirm_page(request, resource=membership.resource,
+                        cancel_url=reverse("dashboard:attempt", args=[membership.resource_id, attempt.pk]),
+                        back_label=_("Attempt %(number)d") % {"number": attempt.number}, **asked)
 
 
 @resource_view(instructor=True)
@@ -281,9 +319,22 @@ def remark(request, membership, attempt_id: int):
     if not form.is_valid():
         message = " ".join(e for errors in form.errors.values() for e in errors)
         return _attempt_page(request, membership, attempt_, error=message, status=400)
+    part_id, score = form.cleaned_data["part"], form.cleaned_data["score"]
+    overrides = grading_selectors.overrides_for(attempt_ids=[attempt_.pk]).get(attempt_.pk, {})
+    if score is None and part_id in overrides and not form.cleaned_data["confirmed"]:
+        label = selectors.attempt_names(attempt=attempt_).label(part_id)
+        return _confirm_page(
+            request, membership, attempt_, title=_("Remove your mark?"),
+            question=_("Remove the mark given by an instructor for %(item)s? The exam's own mark counts again.")
+            % {"item": label},
+            action=reverse("dashboard:remark", args=[membership.resource_id, attempt_.pk]),
+            fields={"part": part_id, "score": "", "reason": form.cleaned_data["reason"]},
+            button=_("Remove the mark"))
+    if score is None and part_id not in overrides:
+        messages.info(request, _("Nothing changed: that part already has the exam's own mark."))
+        return redirect("dashboard:attempt", membership.resource_id, attempt_.pk)
     try:
-        grading_services.part_remark(attempt=attempt_, part_id=form.cleaned_data["part"],
-                                     score=form.cleaned_data["score"], by=request.user,
+        grading_services.part_remark(attempt=attempt_, part_id=part_id, score=score, by=request.user,
                                      reason=form.cleaned_data["reason"])
     except grading_services.RemarkRefused as refused:
         return _attempt_page(request, membership, attempt_, error=refused.message, status=400)
@@ -291,7 +342,7 @@ def remark(request, membership, attempt_id: int):
     return redirect("dashboard:attempt", membership.resource_id, attempt_.pk)
 
 
-def _action(action, done_message):
+def _action(action, done_message, confirm=None):
     @require_POST
     @resource_view(instructor=True)
     def view(request, membership, attempt_id: int):
@@ -299,6 +350,10 @@ def _action(action, done_message):
         form = ReasonForm(request.POST)
         if not form.is_valid():
             return _attempt_page(request, membership, attempt_, error=" ".join(form.errors["reason"]), status=400)
+        asked = confirm(attempt_) if confirm is not None and not form.cleaned_data["confirmed"] else None
+        if asked is not None:
+            return _confirm_page(request, membership, attempt_, action=request.path,
+                                 fields={"reason": form.cleaned_data["reason"]}, **asked)
         try:
             action(attempt=attempt_, by=request.user, reason=form.cleaned_data["reason"])
         except attempt_services.AttemptActionRefused as refused:
@@ -311,7 +366,12 @@ def _action(action, done_message):
 
 
 delete = _action(attempt_services.attempt_delete,
-                 lambda: _("Attempt deleted. It no longer counts; you can restore it."))
+                 lambda: _("Attempt deleted. It no longer counts; you can restore it."),
+                 confirm=lambda attempt_: None if attempt_.deleted_at else {
+                     "title": _("Delete this attempt?"),
+                     "question": _("Attempt %(number)d will no longer count towards the student's grade, and the "
+                                   "grade is sent again. You can restore it later.") % {"number": attempt_.number},
+                     "button": _("Delete the attempt")})
 restore = _action(attempt_services.attempt_restore, lambda: _("Attempt restored."))
 reopen = _action(attempt_services.attempt_reopen,
                  lambda: _("Attempt reopened: the student can carry on where they were."))

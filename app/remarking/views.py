@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.names import ItemNames
 from exams.selectors import exam_current
 from portal.access import resource_view
 from remarking import selectors, services
@@ -73,9 +74,15 @@ def _page(request, membership, *, status=200, error=""):
             "progress": progress.as_dict(),
             "lanes": MARKING_LANES,
         }
+    preview = selectors.remark_preview(run=run) if run and progress.pending == 0 else []
+    if preview:
+        names = ItemNames(run.exam.structure)
+        for item in preview:  # "Question 2: Primes, part a" rather than "q1p0"
+            item.named_differences = [{**d, "label": names.label(str(d.get("id", "")))}
+                                      for d in (item.differences or []) if isinstance(d, dict)]
     return render(request, "remarking/page.html", {
         "resource": resource, "run": run, "progress": progress, "config": config, "error": error,
-        "preview": selectors.remark_preview(run=run) if run and progress.pending == 0 else [],
+        "preview": preview,
         "exam": exam_current(resource_id=resource.pk), "scopes": RemarkScope.choices,
         "preview_limit": selectors.PREVIEW_LIMIT,
     }, status=status)
@@ -163,6 +170,15 @@ def apply(request, membership, run_id: int):
 @resource_view(instructor=True)
 def discard(request, membership, run_id: int):
     run = _run(membership, run_id)
+    if not request.POST.get("confirmed") and run.status == "running":
+        from dashboard.views import confirm_page
+
+        return confirm_page(
+            request, resource=membership.resource, title=_("Discard this re-mark?"),
+            question=_("The new marks found so far are thrown away; no attempt is changed. You can start a new "
+                       "re-mark afterwards."),
+            action=request.path, fields={}, button=_("Discard the re-mark"),
+            cancel_url=reverse("remarking:page", args=[membership.resource_id]), back_label=_("Re-mark all attempts"))
     try:
         services.remark_run_discard(run=run, by=request.user)
     except services.RemarkRefused as refused:

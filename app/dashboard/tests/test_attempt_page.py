@@ -56,7 +56,7 @@ def test_the_page_shows_marks_timeline_and_review_link(done):
     response = teacher.get(base)
     assert response.status_code == 200
     text = response.content.decode()
-    assert "50%" in text and f"/attempt/{attempt.pk}/" in text
+    assert "50\u00a0%" in text and f"/attempt/{attempt.pk}/" in text
     assert response.context["timeline"].paginator.count == len(STRUCTURE) + len(ANSWERS) + len(END)
     parts = {p.id: p.raw for q in response.context["score"].questions for p in q.parts}
     assert parts == {"q0p0": 1.0, "q0p1": 1.0, "q1p0": 0.0}
@@ -72,9 +72,9 @@ def test_remarking_a_part_changes_the_grade_and_is_audited(done):
     assert (event.kind, event.reason, event.detail["part"], event.detail["after"], event.by) == (
         "remarked", "method marks", "q1p0", 1.5, teacher.membership.user)
     page = teacher.get(base).content.decode()
-    assert "re-marked" in page and "88%" in page
-    # An empty mark goes back to the exam's.
-    teacher.post(base + "remark/", {"part": "q1p0", "score": ""})
+    assert "re-marked" in page and "87.5\u00a0%" in page
+    # An empty mark goes back to the exam's, once confirmed.
+    teacher.post(base + "remark/", {"part": "q1p0", "score": "", "confirmed": "on"})
     assert grade(attempt) == 0.5 and not PartOverride.objects.exists()
     assert AttemptEvent.objects.filter(attempt=attempt).count() == 2
 
@@ -83,7 +83,7 @@ def test_remarking_a_part_changes_the_grade_and_is_audited(done):
     ({"part": "q9p9", "score": "1"}, "no part or gap q9p9"),
     ({"part": "q1p0", "score": "3"}, "between 0 and 2"),
     ({"part": "q1p0", "score": "-1"}, "greater than or equal to 0"),
-    ({"part": "q1p0", "score": "lots"}, "Enter a number"),
+    ({"part": "q1p0", "score": "lots"}, "Give the new mark as a number"),
     ({"part": "'; DROP TABLE x", "score": "1"}, "Choose a part"),
     ({"part": "q1p0", "score": "1", "reason": "x" * 501}, "at most 500"),
 ])
@@ -100,7 +100,7 @@ def test_deleting_an_attempt_stops_it_counting_and_restoring_brings_it_back(done
     teacher, student, attempt, base = done
     assert not attempt_selectors.attempt_options(membership=student.membership).can_start  # 1 of 1 used
 
-    assert teacher.post(base + "delete/", {"reason": "started by mistake"}).status_code == 302
+    assert teacher.post(base + "delete/", {"reason": "started by mistake", "confirmed": "on"}).status_code == 302
     attempt.refresh_from_db()
     assert attempt.deleted_at is not None and attempt.writer_token == ""
     assert not Attempt.objects.filter(pk=attempt.pk).exists()  # the default manager hides it
@@ -117,7 +117,7 @@ def test_deleting_an_attempt_stops_it_counting_and_restoring_brings_it_back(done
 
 def test_a_new_attempt_after_a_deletion_gets_the_next_number(done):
     teacher, student, attempt, base = done
-    teacher.post(base + "delete/")
+    teacher.post(base + "delete/", {"confirmed": "on"})
     again = attempt_services.attempt_start(membership=student.membership)
     assert again.number == 2
 
@@ -146,7 +146,7 @@ def test_the_state_as_at_a_change_or_a_time(done):
     assert teacher.get(base, {"at": "2000-01-01T00:00"}).context["as_at"] == {}
     assert teacher.get(base, {"at": "2999-01-01T00:00"}).context["as_at"]["cmi.completion_status"] == "completed"
     bad = teacher.get(base, {"at": "yesterday"})
-    assert bad.status_code == 400 and "Give a time like" in bad.content.decode()
+    assert bad.status_code == 400 and "Give a date and time" in bad.content.decode()
     assert teacher.get(base, {"seq": "9" * 40}).status_code == 200
     assert teacher.get(base, {"page": "x", "key": "cmi.score."}).context["timeline"].paginator.count == 4
 

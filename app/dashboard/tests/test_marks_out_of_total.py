@@ -86,7 +86,7 @@ def test_an_unfinished_demo_attempt_is_marked_out_of_4_everywhere(consumer, djan
     page = teacher.get(base)
     score = page.context["score"]
     assert (score.raw, score.max, score.scaled) == (2, 4, 0.5)
-    assert "50% (2 / 4)" in page.content.decode()
+    assert "50\u00a0% (2 / 4)" in page.content.decode()
     assert {q.id: q.max for q in score.questions} == {"q0": 2, "q1": 2}
     assert {p.id: p.max for q in score.questions for p in q.parts} == {"q0p0": 1, "q0p1": 1, "q1p0": 2}
     assert _grade(attempt) == 0.5

@@ -50,7 +50,7 @@ def test_start_mark_preview_apply_through_the_pages(world):
                                                           "failed": 0, "applied": 0, "stale": 0, "changed": 1}}
     page = teacher.get(url(resource)).content.decode()
     assert 'data-testid="preview"' in page and 'data-old="1.0" data-new="2.0"' in page
-    assert 'data-id="q0p1">q0p1: 0 → 1' in page and "1 / 4 → 2 / 4" in page
+    assert 'data-id="q0p1">Question 1: Arithmetic, part b: 0 → 1' in page and "1 / 4 → 2 / 4" in page
     applied = teacher.post(url(resource, f"{run.pk}/apply/"), follow=True)
     assert "1 attempts changed" in applied.content.decode()
     assert AttemptEvent.objects.filter(attempt=attempt).count() == 1
