@@ -292,7 +292,8 @@
     if (blocked && document.activeElement === frame) frame.blur();
     frame.inert = blocked;
     frame.toggleAttribute("inert", blocked);
-    frame.tabIndex = blocked ? -1 : 0;
+    if (blocked) frame.tabIndex = -1;
+    else frame.removeAttribute("tabindex");
     frame.style.visibility = blocked ? "hidden" : "";
   }
 

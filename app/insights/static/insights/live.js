@@ -61,8 +61,10 @@
       cell(tr, gettext("Attempt"), "number").textContent = String(t.number);
       cell(tr, gettext("Started"), "started").append(timeElement(t.started_at));
 
-      const progress = cell(tr, gettext("Progress"), "progress");
+      const progressCell = cell(tr, gettext("Progress"), "progress");
+      const progress = document.createElement("span"); // one item beside its label on a phone
       progress.setAttribute("data-testid", "progress");
+      progressCell.append(progress);
       if (t.questions) {
         const bar = document.createElement("span");
         bar.className = "progress-bar";
