@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from attempts import selectors, services
 from attempts.protocol import ProtocolError, parse_batch
 from core.consumers import CLOSE_NOT_AUTHENTICATED
+from insights import presence
 
 CLOSE_FORBIDDEN = 4403
 UNAVAILABLE = gettext_lazy("The database is unavailable for a moment; this batch is kept and will be sent again.")
@@ -97,11 +98,16 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
         self.attempt_id, self.user_id, self.token = attempt.pk, user.pk, token
         self.group = services.attempt_group(attempt.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        self.resource_id = attempt.resource_id
+        await presence.attempt_connected(attempt_id=attempt.pk, resource_id=attempt.resource_id,
+                                         channel=self.channel_name)  # for the live view
         await self.send_json({"type": "ready"})
 
     async def disconnect(self, code):
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await presence.attempt_disconnected(attempt_id=self.attempt_id, resource_id=self.resource_id,
+                                                channel=self.channel_name)
 
     async def receive_json(self, content, **kwargs):
         if getattr(self, "token", None) is None:

@@ -6,6 +6,7 @@ from django.shortcuts import render
 from insights.forms import StatisticsFilterForm
 from insights.live import live_summary
 from insights.presenters import statistics_page
+from lms import selectors as lms_selectors
 from portal.access import resource_view
 
 
@@ -30,4 +31,6 @@ def live(request, membership):
     return render(request, "insights/live.html", {
         "membership": membership, "resource": membership.resource,
         "summary": live_summary(resource_id=membership.resource_id),
+        "identifier_label": lms_selectors.identifier_label(
+            lms_selectors.identifier_field_for(resource_id=membership.resource_id)),
     })

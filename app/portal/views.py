@@ -11,6 +11,7 @@ from attempts import selectors as attempt_selectors
 from exams import selectors as exam_selectors
 from grading import selectors as grading_selectors
 from grading import services as grading_services
+from portal import selectors as portal_selectors
 from portal.forms import ResourceSettingsForm
 
 from portal.access import resource_view
@@ -31,6 +32,9 @@ def student(request, membership):
             attempt.closed_message = attempt_selectors.attempt_closed_message(attempt=attempt)
             time_left = attempt_selectors.attempt_time_left(attempt=attempt)
             attempt.minutes_left = None if time_left is None else math.ceil(time_left.total_seconds() / 60)
+    options = attempt_selectors.attempt_options(membership=membership)
+    rules = portal_selectors.activity_rules(settings=settings_, user_id=membership.user_id, exam=options.exam,
+                                            attempts=attempts)
     return render(
         request,
         "portal/student.html",
@@ -38,7 +42,8 @@ def student(request, membership):
             "membership": membership,
             "resource": membership.resource,
             "attempts": attempts,
-            "options": attempt_selectors.attempt_options(membership=membership),
+            "options": options,
+            "rules": rules,
             "settings": settings_,
             "own_access": attempt_selectors.student_access_of(resource_id=membership.resource_id,
                                                               user_id=membership.user_id),

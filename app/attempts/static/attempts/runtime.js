@@ -15,7 +15,10 @@
 //   site (or typed, or reloaded); opened from anywhere else, the page asks the student first.
 // - On load, batches left over from before a reload are sent first, then the state is read.
 // - Opening the attempt in another window takes over: this one is told, stops writing, and
-//   offers to continue here.
+//   offers to continue here: until then the exam is covered and inert, so nothing typed there
+//   can look saved.
+// - An exam whose scripts fail never calls Initialize: if it has not within a few seconds of its
+//   page loading, the page says the exam did not start (and never that everything is saved).
 (function () {
   "use strict";
   // Translations come from Django's JavaScript catalogue (/jsi18n/); without it, English.
@@ -27,6 +30,15 @@
   const statusEl = document.getElementById("save-status");
   const frame = document.getElementById("exam-frame");
   const takeoverPanel = document.getElementById("take-over");
+  const takeoverCover = document.getElementById("take-over-cover"); // over the exam
+  const notStartedPanel = document.getElementById("exam-not-started");
+  // How long an exam may take to call Initialize once its page has loaded; tests shorten it
+  // with ?exam_start_seconds=N.
+  const START_SECONDS = (() => {
+    const asked = Number(new URLSearchParams(location.search).get("exam_start_seconds"));
+    const given = Number(frame.dataset.startSeconds) || 20;
+    return asked >= 1 && asked <= 600 ? asked : given;
+  })();
   // Each window keeps its own unacknowledged batches; a window that takes over adopts all.
   // Batches are kept per exam version: those an exam wrote before the attempt was moved to
   // another version are never sent into it (see movedByServer).
@@ -47,6 +59,9 @@
   let lastError = "";
   let ended = false;
   let closedText = ""; // why the server ended this attempt (its closing time or time limit passed)
+  let examStarted = false; // the exam has called Initialize since the runtime last started it
+  let examFailed = false;  // ... and it did not within START_SECONDS of its page loading
+  let startTimer = null;
   const inFlight = new Map(); // batch id -> time sent
 
   // --- pending batches, shared with reloads through localStorage -------------------------
@@ -87,8 +102,10 @@
     let text, state;
     const waiting = pending.reduce((n, b) => n + b.changes.length, 0) + buffer.length;
     if (closedText) { text = closedText; state = "closed"; }
+    else if (examFailed) { text = gettext("Not saving: the exam did not start"); state = "error"; }
     else if (!token) { text = gettext("Not saving: this window does not hold the attempt"); state = "error"; }
     else if (stopped && !ended) { text = gettext("Not saving: this attempt is open in another window"); state = "error"; }
+    else if (waiting === 0 && !examStarted && !ended) { text = gettext("Starting the exam…"); state = "starting"; }
     else if (waiting === 0) { text = ended ? gettext("Finished — everything is saved") : gettext("All changes saved"); state = "saved"; }
     else if (lastError) { text = interpolate(ngettext("Not saved yet (%(n)s change waiting) — retrying",
                                                    "Not saved yet (%(n)s changes waiting) — retrying", waiting),
@@ -261,11 +278,23 @@
   function showTakeOver(reason) {
     takeoverPanel.dataset.reason = reason;
     for (const part of takeoverPanel.querySelectorAll("[data-reason]")) part.hidden = part.dataset.reason !== reason;
-    takeoverPanel.hidden = false;
-    // Nothing typed in a window that does not save may look saved. Invisible, not display:none:
-    // Chromium does not lay out frames loaded inside a frame that was not displayed.
-    frame.style.visibility = "hidden";
+    takeoverPanel.setAttribute("aria-labelledby", reason === "elsewhere" ? "take-over-elsewhere-title" : "take-over-title");
+    takeoverCover.hidden = false;
+    // Nothing typed in a window that does not save may look saved: the exam is covered, inert
+    // (no focus, no typing, no clicks) and invisible — not display:none: Chromium does not lay out
+    // frames loaded inside a frame that was not displayed.
+    blockExam(true);
+    takeoverPanel.querySelector("button").focus();
     showStatus();
+  }
+
+  function blockExam(blocked) {
+    if (blocked && document.activeElement === frame) frame.blur();
+    frame.inert = blocked;
+    frame.toggleAttribute("inert", blocked);
+    if (blocked) frame.tabIndex = -1;
+    else frame.removeAttribute("tabindex");
+    frame.style.visibility = blocked ? "hidden" : "";
   }
 
   function closedByServer(message) {
@@ -312,8 +341,8 @@
     const held = await takeOver();
     button.disabled = false;
     if (!held) return;
-    takeoverPanel.hidden = true;
-    frame.style.visibility = "";
+    takeoverCover.hidden = true;
+    blockExam(false);
     ended = false;
     lastError = "";
     await openAttempt({ reloadRuntime: true });
@@ -328,6 +357,7 @@
 
   function loadRuntime() {
     runtimeReady = runtimeStarted = false;
+    examWaiting(false);
     runtimeLoads += 1;
     // The runtime learns this page's origin from its address and talks to nothing else.
     frame.src = `${config.examOrigin}${config.runtimePath}?load=${runtimeLoads}#app=${encodeURIComponent(location.origin)}`;
@@ -340,8 +370,37 @@
   function startRuntime() {
     if (!runtimeReady || runtimeStarted || !state) return;
     runtimeStarted = true;
+    examWaiting(false);
     toRuntime({ type: "start", state, exam: config.examPath, record: !review });
+    // Should the runtime never say the exam's page loaded, it is given three times as long.
+    armStartTimer(3 * START_SECONDS);
   }
+
+  // --- did the exam start? ---------------------------------------------------------------------
+  function examWaiting(failed) {
+    clearTimeout(startTimer);
+    startTimer = null;
+    examStarted = false;
+    examFailed = failed;
+    notStartedPanel.hidden = !failed;
+    showStatus();
+  }
+
+  function armStartTimer(seconds) {
+    if (examStarted) return;
+    clearTimeout(startTimer);
+    startTimer = setTimeout(() => { if (!examStarted) examWaiting(true); }, seconds * 1000);
+  }
+
+  function examInitialized() {
+    clearTimeout(startTimer);
+    startTimer = null;
+    examStarted = true;
+    examFailed = false;
+    notStartedPanel.hidden = true;
+    showStatus();
+  }
+  notStartedPanel.querySelector("button").addEventListener("click", () => window.location.reload());
 
   window.addEventListener("message", (event) => {
     // Only the runtime this page framed, at the exam-content origin, is listened to.
@@ -354,6 +413,10 @@
       else startRuntime();
     } else if (data.type === "set") {
       if (typeof data.key === "string" && typeof data.value === "string") record(data.key, data.value);
+    } else if (data.type === "initialized") {
+      examInitialized();
+    } else if (data.type === "exam-loaded") {
+      armStartTimer(START_SECONDS);
     } else if (data.type === "commit") {
       flush(false);
     } else if (data.type === "terminate") {
@@ -412,7 +475,7 @@
   window.numbasLtiAttempt = {
     flush,
     recorded,
-    status: () => ({ pending: pending.length, buffer: buffer.length, stopped, ended }),
+    status: () => ({ pending: pending.length, buffer: buffer.length, stopped, ended, examStarted, examFailed }),
   };
 
   async function begin() {

@@ -22,6 +22,8 @@
     const { api, extra } = loadedApi(state, (key, value) => {
       if (record) toPage({ type: "set", key, value: String(value) });
     });
+    // The page notices an exam that never starts (its scripts failed): it waits for this.
+    api.on("Initialize", () => toPage({ type: "initialized" }));
     if (record) {
       api.on("Commit", () => toPage({ type: "commit" }));
       api.on("Terminate", () => toPage({ type: "terminate" }));
@@ -50,6 +52,7 @@
     const built = buildApi(message.state, { record: message.record === true });
     extraValues = built.extra;
     window.API_1484_11 = built.api;
+    examFrame().addEventListener("load", () => toPage({ type: "exam-loaded" }), { once: true });
     examFrame().src = address;
   }
 
