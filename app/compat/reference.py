@@ -74,6 +74,13 @@ DEEP_LINKING = Gone(
       "your course in the learning platform: adding an activity there opens the choice here."),
 )
 
+ACCESS_CHANGES = Gone(
+    "access_changes",
+    _("Access changes have moved"),
+    _("Extra time, extra attempts and later deadlines for particular students are on each activity's "
+      "Students page here. Open the activity from your course, then go to its students."),
+)
+
 
 # --- where a REDIRECT goes --------------------------------------------------------------------
 
@@ -85,14 +92,14 @@ def to(name: str) -> Target:
     return lambda ref: reverse(name)
 
 
-def in_activity(name: str, kind: str = links.RESOURCE) -> Target:
-    """A page of the activity that the reference's `kind` row (a resource, or something in one)
-    became here."""
+def in_activity(name: str, kind: str = links.RESOURCE, fragment: str = "") -> Target:
+    """A page (and part of it) of the activity that the reference's `kind` row (a resource, or
+    something in one) became here."""
     def target(ref):
         found = links.find(kind, ref)
         if found is None or found.resource_id is None:
             return None
-        return reverse(name, kwargs={"resource_id": found.resource_id})
+        return reverse(name, kwargs={"resource_id": found.resource_id}) + (f"#{fragment}" if fragment else "")
     return target
 
 
@@ -200,27 +207,30 @@ ADDRESSES: list[OldAddress] = [
     _a("resource/<int:pk>", REDIRECT, "activity dashboard → the activity's instructor page",
        "resource_dashboard", target=in_activity("portal:instructor")),
     _a("resource/<int:pk>/settings", REDIRECT, "activity settings → the instructor page (settings are there)",
-       "resource_settings", target=in_activity("portal:instructor")),
-    _a("resource/<int:pk>/create_exam", REDIRECT, "upload the exam → the activity's exam page",
-       "create_exam", target=in_activity("exams:upload")),
-    _a("resource/<int:pk>/replace", REDIRECT, "replace the exam → the activity's exam page", "replace_exam",
-       target=in_activity("exams:upload")),
-    _a("resource/<int:pk>/restore_exam", REDIRECT, "restore an old exam version → the activity's exam page",
-       "restore_exam", target=in_activity("exams:upload")),
+       "resource_settings", target=in_activity("portal:instructor", fragment="settings")),
+    _a("resource/<int:pk>/create_exam", REDIRECT, "upload the exam → the instructor page's exam section",
+       "create_exam", target=in_activity("portal:instructor", fragment="exam-upload")),
+    _a("resource/<int:pk>/replace", REDIRECT, "replace the exam → the instructor page's exam section",
+       "replace_exam", target=in_activity("portal:instructor", fragment="exam-upload")),
+    _a("resource/<int:pk>/restore_exam", REDIRECT,
+       "restore an old exam version → the instructor page's exam section", "restore_exam",
+       target=in_activity("portal:instructor", fragment="exam-upload")),
     _a("resource/<int:pk>/use_current_version", REDIRECT, "move attempts to the current version → the "
-       "activity's exam page", "use_current_version", target=in_activity("exams:upload")),
+       "instructor page's exam section", "use_current_version",
+       target=in_activity("portal:instructor", fragment="exam-upload")),
     _a("resource/<int:pk>/student_progress", REDIRECT, "student progress → the activity's students",
        "student_progress", target=in_activity("dashboard:students")),
     _a("resource/<int:pk>/attempts", REDIRECT, "all attempts → the activity's students", "manage_attempts",
        target=in_activity("dashboard:students")),
-    _a("resource/<int:pk>/access_changes", REDIRECT, "access changes → the activity's access list",
-       "resource_access_changes", target=in_activity("dashboard:access_list")),
-    _a("resource/<int:pk>/access_change/create", REDIRECT, "new access change → the activity's access list",
-       "create_access_change", target=in_activity("dashboard:access_list")),
-    _a("access_change/<int:pk>", REDIRECT, "an access change → its activity's access list",
-       "update_access_change", target=in_activity("dashboard:access_list", links.ACCESS_CHANGE)),
-    _a("access_change/<int:pk>/delete", REDIRECT, "delete an access change → its activity's access list",
-       "delete_access_change", target=in_activity("dashboard:access_list", links.ACCESS_CHANGE)),
+    _a("resource/<int:pk>/access_changes", REDIRECT,
+       "access changes → the activity's students (access changes are there)",
+       "resource_access_changes", target=in_activity("dashboard:students")),
+    _a("resource/<int:pk>/access_change/create", REDIRECT, "new access change → the activity's students",
+       "create_access_change", target=in_activity("dashboard:students")),
+    _a("access_change/<int:pk>", GONE, "an access change → 410: access changes are on the activity's "
+       "students page", "update_access_change", gone=ACCESS_CHANGES),
+    _a("access_change/<int:pk>/delete", GONE, "delete an access change → 410 (as above)",
+       "delete_access_change", gone=ACCESS_CHANGES, methods=("GET", "POST")),
     _a("resource/<int:pk>/discount_parts", REDIRECT, "discounted parts → the activity's grades (discounts)",
        "discount_parts", target=in_activity("grading:grades")),
     _a("resource/<int:pk>/report_scores", REDIRECT, "report scores to the LMS → the activity's grades",
@@ -257,8 +267,8 @@ ADDRESSES: list[OldAddress] = [
        "grant_access_token", gone=RETIRED, methods=("POST",)),
     _a("resource/<int:pk>/remove_access_token/<int:user_id>", GONE, "remove a lockdown access token → 410",
        "remove_access_token", gone=RETIRED, methods=("POST",)),
-    _a("exam/<int:pk>/run", REDIRECT, "try the exam → the activity's exam page", "run_exam",
-       target=in_activity("exams:upload", links.EXAM)),
+    _a("exam/<int:pk>/run", REDIRECT, "try the exam → the activity's test runs", "run_exam",
+       target=in_activity("attempts:test_runs", links.EXAM)),
     _a("report-process/<int:pk>/dismiss", GONE, "dismiss a finished score report → 410",
        "dismiss_report_process", gone=RETIRED, methods=("POST",)),
     # --- an attempt's pages (instructors) ------------------------------------------------------
