@@ -828,6 +828,63 @@ HTTP_TABLE: dict[str, Route] = {
 }
 
 
+# --- numbas-lti-provider's addresses (compat.reference) ---------------------------------------------
+
+
+def signed_reference_launch(world, actor):
+    """Signed as an LMS configured for the reference signs it: for its launch path."""
+    params = test_lms.launch_params(user_id="authz-newcomer", resource_link_id="res-A", context_id="course-1")
+    return test_lms.sign(params, key=world.consumer.key, secret=world.consumer.secret,
+                         url="http://testserver/lti_entry")
+
+
+def reference_routes() -> dict[str, Route]:
+    """The reference's launch URL is our launch and its configuration documents are ours; every other
+    address is a redirect (the page it leads to checks who may see it) or a 410, the same for everyone.
+    The world has no imported rows: an address naming a reference id is a 404 for everyone."""
+    import re
+
+    from compat import reference
+
+    def sample(address):
+        path = re.sub(r"<int:[a-z_]+>", "1", address.route)
+        return "/" + re.sub(r"<uuid:[a-z_]+>", "00000000-0000-4000-8000-000000000001", path)
+
+    routes: dict[str, Route] = {
+        "compat:lti_entry": Route("public", "The reference's LTI 1.1 launch URL: our launch (OAuth1 signature).", (
+            Probe("POST", lambda w, a: "/lti_entry", everyone(allow(302, to=_launch_to_a)), label="signed",
+                  data=signed_reference_launch, check=check_launch),
+            Probe("POST", lambda w, a: "/lti_entry", everyone(refuse(400)), label="unsigned", data=unsigned_launch),
+            Probe("POST", lambda w, a: "/lti_entry", everyone(refuse(403)), label="bad-signature",
+                  data=forged_launch),
+        )),
+        "compat:config_xml": Route("public", "The reference's address of our LTI configuration cartridge.", (
+            Probe("GET", lambda w, a: "/config.xml", everyone(allow(200))),)),
+        "compat:canvas_config_json": Route("public", "The reference's address of our Canvas JSON configuration.", (
+            Probe("GET", lambda w, a: "/lti13/register/canvas_config.json", everyone(allow(200))),)),
+    }
+    for address in reference.routed():
+        key = f"compat:{address.name}"
+        if key in routes:
+            continue
+        path = sample(address)
+        method = address.methods[0]
+        if address.kind == reference.GONE:
+            routes[key] = Route("public", "A reference address that is gone: 410 and what to do instead.", (
+                Probe(method, lambda w, a, path=path: path, everyone(refuse(410))),))
+        elif "<int:" in address.route:
+            routes[key] = Route("public", "A reference bookmark naming a reference id: a redirect to our page for "
+                                "what the import made of it; nothing imported here, so 404.", (
+                Probe(method, lambda w, a, path=path: path, everyone(refuse(404))),))
+        else:
+            target = address.target(None)
+            routes[key] = Route("public", "A reference bookmark: a redirect to our page, which checks who may see it.", (
+                Probe(method, lambda w, a, path=path: path, everyone(allow(302, to=target))),))
+    return routes
+
+
+HTTP_TABLE.update(reference_routes())
+
 def _first_pk(model):
     def pk(world, actor):
         obj = model._default_manager.order_by("pk").first()

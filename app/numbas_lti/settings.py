@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "staff",
     "backups",
     "testlaunch",
+    "compat",  # the addresses of numbas-lti-provider (after moving from it)
 ]
 
 MIDDLEWARE = [

@@ -21,5 +21,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The translations of our JavaScript's strings (gettext/ngettext/interpolate in the browser).
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    # numbas-lti-provider's addresses, for LMSs and bookmarks after moving from it (compat.reference).
+    # Last: our own routes always win.
+    path("", include("compat.urls")),
 ]
 
