@@ -5,13 +5,15 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
 
 from backups import selectors as backup_selectors
 from backups.models import BackupRun
 from staff import services
+
+cache = caches["shared"]  # where the heartbeat lives (staff.services.HEARTBEAT_CACHE)
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -14,6 +14,8 @@ from django.utils import timezone
 from grading.models import ReportState, SendOutcome
 from staff import services
 from staff.tests import world
+
+cache = caches["shared"]  # where the heartbeat lives (staff.services.HEARTBEAT_CACHE)
 
 pytestmark = pytest.mark.django_db
 
