@@ -5,15 +5,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
 
 from backups import selectors as backup_selectors
 from backups.models import BackupRun
 from staff import services
-
-cache = caches["shared"]  # where the heartbeat lives (staff.services.HEARTBEAT_CACHE)
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def _worker_alive():
     services.heartbeat_record(now=timezone.now() - timedelta(seconds=5))
     yield
-    cache.delete(services.HEARTBEAT_KEY)
+    services.heartbeat_cache().delete(services.HEARTBEAT_KEY)
 
 
 @pytest.fixture

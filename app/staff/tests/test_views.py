@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import caches
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -15,8 +14,6 @@ from grading.models import ReportState, SendOutcome
 from staff import services
 from staff.tests import world
 
-cache = caches["shared"]  # where the heartbeat lives (staff.services.HEARTBEAT_CACHE)
-
 pytestmark = pytest.mark.django_db
 
 URLS = ["/staff/", "/staff/health.json"]
@@ -24,9 +21,9 @@ URLS = ["/staff/", "/staff/health.json"]
 
 @pytest.fixture(autouse=True)
 def _no_heartbeat():
-    cache.delete(services.HEARTBEAT_KEY)
+    services.heartbeat_cache().delete(services.HEARTBEAT_KEY)
     yield
-    cache.delete(services.HEARTBEAT_KEY)
+    services.heartbeat_cache().delete(services.HEARTBEAT_KEY)
 
 
 @pytest.fixture
