@@ -742,6 +742,18 @@ HTTP_TABLE: dict[str, Route] = {
                                  "full_name": "Demo"}, check=check_contains("oauth_signature"),
               settings={"TEST_LAUNCH_ENABLED": True}),
     )),
+    "testlaunch:gradebook": Route("staff", "The demo LMS's gradebook (grades the tool sent it): under the "
+                                           "test-launch page's rule, staff only outside DEBUG.", (
+        Probe("GET", to_path("testlaunch:gradebook"), everyone(refuse(404)), label="off"),
+        Probe("GET", to_path("testlaunch:gradebook"), {**everyone(refuse(404)), "staff": allow(200)},
+              label="enabled", settings={"TEST_LAUNCH_ENABLED": True}),
+    )),
+    "testlaunch:outcomes": Route("capability", "The demo LMS's LTI 1.1 outcome service: a request signed with a "
+                                               "consumer's secret, for that consumer's results only.", (
+        Probe("POST", to_path("testlaunch:outcomes"), everyone(refuse(404)), label="off"),
+        Probe("POST", to_path("testlaunch:outcomes"), everyone(refuse(401)), label="unsigned",
+              settings={"TEST_LAUNCH_ENABLED": True}),
+    )),
     # testlaunch: the demo LMS as an LTI 1.3 platform (testlaunch.platform), only when the page is on.
     # Its authorization endpoint answers browsers under the page's own rule; the other endpoints answer
     # the tool's server: the public keys and a description, the token endpoint (the tool's signed

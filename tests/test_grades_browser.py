@@ -54,13 +54,13 @@ def test_grade_reaches_the_lms_and_a_discount_resends_it(stack, page, chromium):
     assert stub.wait_for_grade(sourcedid, 0.5, timeout=20), stub.requests
     page.goto(student_page)
     reload_until(page, "lms-grade", "It is in your course's gradebook")
-    assert "50%" in page.get_by_test_id("lms-grade").inner_text()
+    assert "50\u00a0%" in page.get_by_test_id("lms-grade").inner_text()
 
     instructor = chromium.new_context().new_page()
     launch_instructor(instructor, server.url, "grader-teacher")
     instructor.get_by_test_id("grades-link").click()
     row = instructor.locator("tr[data-testid^='grade-']").first
-    assert "50%" in row.get_by_test_id("grade-score").inner_text()
+    assert "50\u00a0%" in row.get_by_test_id("grade-score").inner_text()
     assert "In the gradebook" in row.get_by_test_id("grade-state").inner_text()
     row.locator("summary").click()
     assert "Accepted by the LMS" in row.get_by_test_id("send").first.inner_text()
@@ -71,7 +71,7 @@ def test_grade_reaches_the_lms_and_a_discount_resends_it(stack, page, chromium):
     discount.get_by_role("button", name="Apply").click()
     assert "Discount saved" in instructor.get_by_test_id("message").inner_text()
     assert stub.wait_for_grade(sourcedid, 1.0, timeout=20), stub.requests
-    reload_until(instructor, "grade-state", "100% on")
+    reload_until(instructor, "grade-state", "100\u00a0% on")
     assert stub.accepted_for(sourcedid) == [0.5, 1.0]
 
     # Bad input is refused with a message and changes nothing.

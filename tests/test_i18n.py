@@ -25,6 +25,7 @@ ALLOWED = {
     "lms/templates/lms/config.xml": "the LTI configuration cartridge: XML for an LMS, not text for people",
     "testlaunch/templates/testlaunch/form.html": "the test-launch page is a developer's stand-in for an LMS",
     "testlaunch/templates/testlaunch/post.html": "the test-launch page is a developer's stand-in for an LMS",
+    "testlaunch/templates/testlaunch/gradebook.html": "the test-launch page's demo LMS (its gradebook)",
     "testlaunch/templates/testlaunch/platform_form_post.html": "the test-launch page's demo LMS (LTI 1.3 platform)",
     "testlaunch/templates/testlaunch/platform_refused.html": "the test-launch page's demo LMS (LTI 1.3 platform)",
 }

@@ -11,8 +11,9 @@ from django.db.models import Prefetch, Q
 from django.utils.translation import gettext, ngettext
 
 from attempts.models import Attempt, CompletionStatus, Element, PartOverride
-from grading import scoring
-from grading.models import Discount, GradeReport, GradeSend
+from grading import ags, scoring
+from grading.models import Discount, GradeReport, GradeSend, ReportState
+from lms.models import LtiVersion, ResourceMembership, Role
 
 
 def discounts_for(*, resource_id: int) -> dict[str, str]:
@@ -134,6 +135,52 @@ def graded_attempts(*, keys: list[tuple[int, int, int | None]]) -> dict[tuple[in
         return total if total and (reported or 0) < total else reported
 
     return {(r, u, n): GradedAttempt(out_of(m, e), c == CompletionStatus.COMPLETED) for r, u, n, m, c, e in found}
+
+
+def membership_can_report(membership: ResourceMembership) -> bool:
+    """Whether the student's latest launch gave us somewhere to send their grade: LTI 1.1's
+    sourcedid and outcome service, or LTI 1.3's AGS (the score scope, and a line item or a
+    container we may add ours to)."""
+    if membership.lti_version == LtiVersion.LTI_1P3:
+        scopes = set(membership.ags_scopes.split())
+        may_find = ags.SCOPE_LINEITEM in scopes or ags.SCOPE_LINEITEM_READONLY in scopes
+        return bool(membership.platform_id and ags.SCOPE_SCORE in scopes
+                    and (membership.ags_lineitem_url or (membership.ags_lineitems_url and may_find)))
+    return bool(membership.lis_result_sourcedid and membership.lis_outcome_service_url)
+
+
+_REPORT_FIELDS = ("lti_version", "ags_scopes", "platform_id", "ags_lineitem_url", "ags_lineitems_url",
+                  "lis_result_sourcedid", "lis_outcome_service_url")
+
+
+@dataclass(frozen=True)
+class GradebookLink:
+    """Whether an activity's students' launches offered a gradebook column to report grades to."""
+
+    students: int  # students who have launched it
+    reporting: int  # of whom the LMS offered somewhere to send the grade
+
+    @property
+    def none(self) -> bool:
+        """The LMS offered no gradebook column for anyone: the activity sends no grades."""
+        return self.students > 0 and self.reporting == 0
+
+    @property
+    def some_missing(self) -> bool:
+        return 0 < self.reporting < self.students
+
+    @property
+    def missing(self) -> int:
+        return self.students - self.reporting
+
+
+def gradebook_link(*, resource_id: int) -> GradebookLink:
+    rows = ResourceMembership.objects.filter(resource_id=resource_id, role=Role.STUDENT).only("id", *_REPORT_FIELDS)
+    students = reporting = 0
+    for membership in rows.iterator(chunk_size=2000):
+        students += 1
+        reporting += membership_can_report(membership)
+    return GradebookLink(students, reporting)
 
 
 def grade_report_for(*, membership_id: int) -> GradeReport | None:

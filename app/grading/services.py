@@ -76,15 +76,7 @@ def passback_kick() -> None:
 
 
 def _can_report(membership: ResourceMembership) -> bool:
-    """Whether the student's latest launch gave us somewhere to send their grade: LTI 1.1's
-    sourcedid and outcome service, or LTI 1.3's AGS (the score scope, and a line item or a
-    container we may add ours to)."""
-    if membership.lti_version == LtiVersion.LTI_1P3:
-        scopes = set(membership.ags_scopes.split())
-        may_find = ags.SCOPE_LINEITEM in scopes or ags.SCOPE_LINEITEM_READONLY in scopes
-        return bool(membership.platform_id and ags.SCOPE_SCORE in scopes
-                    and (membership.ags_lineitem_url or (membership.ags_lineitems_url and may_find)))
-    return bool(membership.lis_result_sourcedid and membership.lis_outcome_service_url)
+    return selectors.membership_can_report(membership)
 
 
 def _no_outcome_message(membership: ResourceMembership) -> str:
@@ -167,10 +159,20 @@ def grades_refresh_resource(*, resource_id: int, trigger: str) -> int:
     return changed
 
 
-def grades_report_all(*, resource_id: int) -> int:
+@dataclass(frozen=True)
+class ReportAllCounts:
+    """What "report all scores" did, so the instructor is told why nothing was queued."""
+
+    queued: int = 0  # sent to the LMS now
+    already: int = 0  # the LMS has it already, or it is on its way
+    no_gradebook: int = 0  # the LMS offered no gradebook column for the student
+    no_grade: int = 0  # the student has attempts but no score yet
+
+
+def grades_report_all_counted(*, resource_id: int) -> ReportAllCounts:
     """The instructor's "report all scores": queue every student's current grade that the
-    LMS does not have yet (or that failed). Returns how many were queued."""
-    queued = 0
+    LMS does not have yet (or that failed), and count what was not queued, and why."""
+    counts = {"queued": 0, "already": 0, "no_gradebook": 0, "no_grade": 0}
     user_ids = Attempt.objects.filter(resource_id=resource_id).values_list("user_id", flat=True).distinct()
     for user_id in user_ids:
         with transaction.atomic():
@@ -180,10 +182,21 @@ def grades_report_all(*, resource_id: int) -> int:
                 or (existing.state == ReportState.DELIVERED and existing.sent_version == existing.version)
             )
             if already_owed_or_in_lms:
+                counts["already"] += 1
                 continue
             report = grade_refresh(resource_id=resource_id, user_id=user_id, trigger=Trigger.MANUAL)
-            queued += report is not None and report.state == ReportState.PENDING
-    return queued
+            if report is None or report.score is None:
+                counts["no_grade"] += 1
+            elif report.state == ReportState.PENDING:
+                counts["queued"] += 1
+            elif report.state == ReportState.NO_OUTCOME:
+                counts["no_gradebook"] += 1
+    return ReportAllCounts(**counts)
+
+
+def grades_report_all(*, resource_id: int) -> int:
+    """As grades_report_all_counted; returns how many were queued."""
+    return grades_report_all_counted(resource_id=resource_id).queued
 
 
 def grade_resend(*, report: GradeReport) -> None:

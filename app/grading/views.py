@@ -32,6 +32,7 @@ def _page(request, membership, *, settings_form=None, discount_error="", status=
             ),
             "discount_error": discount_error,
             "reports": reports,
+            "gradebook": selectors.gradebook_link(resource_id=resource_id),
         },
         status=status,
     )
@@ -70,10 +71,35 @@ def discount_update(request, membership):
 @require_POST
 @resource_view(instructor=True)
 def report_all(request, membership):
-    queued = services.grades_report_all(resource_id=membership.resource_id)
-    messages.success(request, ngettext("%(count)d grade queued for the LMS.", "%(count)d grades queued for the LMS.",
-                                       queued) % {"count": queued})
+    counts = services.grades_report_all_counted(resource_id=membership.resource_id)
+    messages.success(request, report_all_message(counts))
     return redirect("grading:grades", resource_id=membership.resource_id)
+
+
+def report_all_message(counts: services.ReportAllCounts) -> str:
+    """What "report all scores" did, in words: how many were queued and, for the others, why
+    not (never a bare "0 grades queued")."""
+    parts = []
+    if counts.queued:
+        parts.append(ngettext("%(count)d grade queued for the LMS.", "%(count)d grades queued for the LMS.",
+                              counts.queued) % {"count": counts.queued})
+    if counts.already:
+        parts.append(ngettext("%(count)d grade is already in the LMS or on its way.",
+                              "%(count)d grades are already in the LMS or on their way.",
+                              counts.already) % {"count": counts.already})
+    if counts.no_gradebook:
+        parts.append(ngettext(
+            "%(count)d grade was not queued: the LMS offered no gradebook column for that student.",
+            "%(count)d grades were not queued: the LMS offered no gradebook column for those students.",
+            counts.no_gradebook) % {"count": counts.no_gradebook})
+    if counts.no_grade:
+        parts.append(ngettext("%(count)d student has no grade yet.", "%(count)d students have no grade yet.",
+                              counts.no_grade) % {"count": counts.no_grade})
+    if not parts:
+        return _("Nothing was queued: no student has attempted this activity yet.")
+    if not counts.queued:
+        parts.insert(0, _("Nothing was queued."))
+    return " ".join(parts)
 
 
 @require_POST

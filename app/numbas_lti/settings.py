@@ -144,6 +144,8 @@ if REDIS_URL:
             "KEY_PREFIX": "nlti",
         }
     }
+    # What every process must see (the worker's heartbeat, staff.services): Redis is shared already.
+    CACHES["shared"] = dict(CACHES["default"])
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "core.channel_layers.ResilientRedisChannelLayer",
@@ -158,7 +160,13 @@ if REDIS_URL:
         "consumer": {"workers": env.int("HUEY_WORKERS", default=2), "worker_type": "thread"},
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # What every process must see (the worker's heartbeat, staff.services): daphne and the
+        # Huey worker of scripts/dev are two processes, so a file cache under VAR_DIR.
+        "shared": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                   "LOCATION": str(VAR_DIR / "shared-cache")},
+    }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     HUEY = {
         "huey_class": "huey.SqliteHuey",

@@ -13,3 +13,9 @@ os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
 from numbas_lti.settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# In-process tests (several pytest workers share VAR_DIR) keep the "shared" cache to themselves;
+# live servers and scripts/dev read numbas_lti.settings, where it is shared between processes.
+if not REDIS_URL:  # noqa: F405
+    CACHES["shared"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",  # noqa: F405
+                        "LOCATION": "shared"}

@@ -15,18 +15,17 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Count, IntegerField, Max, Min, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, ngettext
 
 from attempts.models import Attempt
 from backups import selectors as backup_selectors
 from core import health as core_health
 from grading.models import GradeReport, GradeSend, ReportState, SendOutcome
 from lms.models import Consumer, LaunchLog, Resource
-from staff.services import HEARTBEAT_KEY
+from staff.services import HEARTBEAT_KEY, heartbeat_cache
 
 logger = logging.getLogger(__name__)
 ACTIVE_WINDOW = timedelta(hours=24)
@@ -210,7 +209,8 @@ def redis_health() -> HealthItem:
     if not settings.REDIS_URL:
         return HealthItem(
             "redis", _("Redis"), NOT_CONFIGURED,
-            _("Not configured: the cache and the task queue are local to this process (development set-up)."),
+            _("Not configured: the task queue and the worker's heartbeat are files on this server, and live exam "
+              "updates stay within one process (development set-up)."),
             _("In production set REDIS_URL so that the web servers and the worker share the cache and queue."),
         )
     ok, ms = _timed(core_health._redis_ok)
@@ -227,7 +227,7 @@ def redis_health() -> HealthItem:
 def worker_heartbeat() -> dict | None:
     """The last heartbeat a worker recorded ({"at": epoch seconds, "hostname", "pid"}), or None.
     Raises if the cache cannot be reached."""
-    beat = cache.get(HEARTBEAT_KEY)
+    beat = heartbeat_cache().get(HEARTBEAT_KEY)
     if not isinstance(beat, dict) or not isinstance(beat.get("at"), (int, float)):
         return None
     return beat
@@ -251,7 +251,8 @@ def worker_health(*, now: datetime | None = None) -> HealthItem:
         )
     age = max(0.0, now.timestamp() - beat["at"])
     where = {"seconds": int(age), "host": str(beat.get("hostname", "?")), "pid": str(beat.get("pid", "?"))}
-    detail = _("Last seen %(seconds)s s ago on %(host)s (process %(pid)s).") % where
+    detail = ngettext("Last seen %(seconds)s second ago on %(host)s (process %(pid)s).",
+                      "Last seen %(seconds)s seconds ago on %(host)s (process %(pid)s).", int(age)) % where
     if age > WORKER_STALE_AFTER.total_seconds():
         return HealthItem(
             "worker", label, PROBLEM, detail,

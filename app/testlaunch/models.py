@@ -71,3 +71,27 @@ class DemoScore(models.Model):
 
     def __str__(self):
         return f"{self.user_id}: {self.score_given}/{self.score_maximum}"
+
+
+class DemoOutcomeResult(models.Model):
+    """The demo LMS's gradebook cell for one person in one activity, for LTI 1.1: the sourcedid
+    its launches carry (lis_result_sourcedid) and the score its outcome service last received."""
+
+    resource = models.ForeignKey("lms.Resource", on_delete=models.CASCADE, related_name="+")
+    user_id = models.CharField(max_length=255, help_text="The person's id in the demo LMS.")
+    full_name = models.CharField(max_length=200, blank=True)
+    sourcedid = models.CharField(max_length=64, unique=True)
+    score = models.FloatField(null=True, blank=True, help_text="0..1; none until the tool sends one (or deletes it).")
+    received_at = models.DateTimeField(null=True, blank=True, help_text="When the tool last changed the score.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "user_id"], name="demooutcomeresult_one_per_person"),
+            models.CheckConstraint(condition=Q(score__isnull=True) | Q(score__gte=0, score__lte=1),
+                                   name="demooutcomeresult_score_range"),
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} in {self.resource_id}: {self.score}"

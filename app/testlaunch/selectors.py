@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
 
 from lms.models import Context, LtiIdentity, ResourceMembership, Role
 from testlaunch import platform as demo_platform
-from testlaunch.models import DemoLineItem, DemoScore
+from testlaunch.models import DemoLineItem, DemoOutcomeResult, DemoScore
 
 #: The demo course list the demo LMS gives (NRPS) besides whoever launched: (user id, name, role).
 DEMO_MEMBERS = (
@@ -83,3 +83,38 @@ def scores_received(*, limit: int = 20) -> list[ReceivedScore]:
     return [ReceivedScore(s.received_at, s.lineitem.label, str(s.lineitem.context), s.user_id,
                           names.get(s.user_id, ""), s.score_given, s.score_maximum, s.activity_progress,
                           s.grading_progress) for s in scores]
+
+
+@dataclass(frozen=True)
+class GradebookRow:
+    """A cell of the demo LMS's gradebook: a person's score in an activity, and how it came."""
+
+    name: str
+    user_id: str
+    activity: str
+    course: str
+    score_given: float | None
+    score_maximum: float | None
+    received_at: datetime | None
+    via: str  # "LTI 1.1 outcomes" or "LTI 1.3 AGS"
+
+
+def gradebook(*, limit: int = 200) -> list[GradebookRow]:
+    """The demo LMS's gradebook: everyone launched with LTI 1.1 as a student (with the score its
+    outcome service last received, if any) and the latest LTI 1.3 score of each person in each
+    gradebook column; the most recently graded first."""
+    rows = [
+        GradebookRow(r.full_name, r.user_id, r.resource.title or r.resource.resource_link_id,
+                     str(r.resource.context or ""), r.score, None if r.score is None else 1.0, r.received_at,
+                     "LTI 1.1 outcomes")
+        for r in DemoOutcomeResult.objects.select_related("resource__context")[:limit]
+    ]
+    latest: dict[tuple[int, str], ReceivedScore] = {}
+    for score in DemoScore.objects.select_related("lineitem__context")[:limit]:
+        latest.setdefault((score.lineitem_id, score.user_id), score)
+    names = dict(LtiIdentity.objects.filter(consumer__key=settings.DEMO_CONSUMER_KEY,
+                                            sub__in={s.user_id for s in latest.values()}).values_list("sub", "full_name"))
+    rows += [GradebookRow(names.get(s.user_id, ""), s.user_id, s.lineitem.label, str(s.lineitem.context),
+                          s.score_given, s.score_maximum, s.received_at, "LTI 1.3 AGS") for s in latest.values()]
+    never = datetime.min.replace(tzinfo=dt_timezone.utc)
+    return sorted(rows, key=lambda r: r.received_at or never, reverse=True)

@@ -5,8 +5,10 @@ import io
 import secrets
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from attempts.models import ResourceSettings
 from exams.demo import demo_exam_zip
@@ -15,8 +17,9 @@ from exams.services import exam_package_upload
 from lms.models import Consumer, Context, Resource
 from lti13.models import Platform
 from lti13.services import PlatformValues, platform_create_or_update
+from testlaunch import outcomes
 from testlaunch import platform as demo_platform
-from testlaunch.models import DemoLineItem, DemoPlatformKey, DemoScore
+from testlaunch.models import DemoLineItem, DemoOutcomeResult, DemoPlatformKey, DemoScore
 
 DEMO_CONTEXT_ID = "demo-course"
 DEMO_RESOURCE_LINK_ID = "demo-exam"
@@ -121,3 +124,60 @@ def score_record(*, lineitem: DemoLineItem, values: demo_platform.ScoreValues) -
         lineitem=lineitem, user_id=values.user_id, score_given=values.score_given, score_maximum=values.score_maximum,
         activity_progress=values.activity_progress, grading_progress=values.grading_progress, comment=values.comment,
         timestamp=values.timestamp)
+
+
+# --- LTI 1.1: the demo LMS's gradebook and its outcome service ---------------------------------
+
+
+def outcome_result_ensure(*, resource: Resource, user_id: str, full_name: str) -> DemoOutcomeResult:
+    """The gradebook cell of a person in an activity, made at their first 1.1 launch as a student:
+    its sourcedid goes in every launch (lis_result_sourcedid)."""
+    result, created = DemoOutcomeResult.objects.get_or_create(
+        resource=resource, user_id=user_id,
+        defaults={"full_name": full_name, "sourcedid": secrets.token_urlsafe(24)})
+    if not created and full_name and result.full_name != full_name:
+        result.full_name = full_name
+        result.save(update_fields=["full_name"])
+    return result
+
+
+def outcome_nonce_is_new(key: str, nonce: str) -> bool:
+    """Record an OAuth nonce of the outcome service; False when it was used already (a replay)."""
+    return cache.add(f"testlaunch:outcome-nonce:{key}:{nonce}", 1, timeout=2 * outcomes.TIMESTAMP_WINDOW)
+
+
+def outcome_request_answer(*, url: str, authorization: str, body: bytes) -> tuple[int, bytes]:
+    """Answer one request to the outcome service as an LMS does: verify its signature with the
+    consumer's secret, then replace, read or delete the score of the sourcedid's gradebook cell.
+    Returns the HTTP status and the imsx_POXEnvelopeResponse."""
+    def secret_for(key: str) -> str | None:
+        return Consumer.objects.filter(key=key, active=True).values_list("secret", flat=True).first()
+
+    request = None
+    try:
+        key = outcomes.verify_signature(method="POST", url=url, authorization=authorization, body=body,
+                                        secret_for=secret_for, nonce_is_new=outcome_nonce_is_new)
+        request = outcomes.parse_request(body)
+        with transaction.atomic():
+            result = (DemoOutcomeResult.objects.select_for_update().select_related("resource__consumer")
+                      .filter(sourcedid=request.sourcedid).first())
+            if result is None or result.resource.consumer.key != key:
+                raise outcomes.Refused(f"Unknown sourcedid: {request.sourcedid}", "unknownobject")
+            if request.operation == "readResult":
+                return 200, outcomes.response_xml(
+                    major="success", description=f"Score for {request.sourcedid} read.",
+                    message_ref=request.message_id, operation="readResult",
+                    body=outcomes.read_result_body(result.score))
+            result.score = request.score  # None for deleteResult
+            result.received_at = timezone.now()
+            result.save(update_fields=["score", "received_at"])
+        described = ("deleted" if request.score is None else f"now {request.score:g}")
+        return 200, outcomes.response_xml(
+            major="success", description=f"Score for {request.sourcedid} is {described}.",
+            message_ref=request.message_id, operation=request.operation,
+            body=f"<{request.operation}Response/>")
+    except outcomes.Refused as refused:
+        major = "unsupported" if refused.code_minor == "unsupported" else "failure"
+        return refused.status, outcomes.response_xml(
+            major=major, description=str(refused), message_ref=request.message_id if request else "",
+            operation=request.operation if request else "", minor=refused.code_minor)

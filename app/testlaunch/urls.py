@@ -6,6 +6,9 @@ app_name = "testlaunch"
 
 urlpatterns = [
     path("", views.test_launch, name="launch"),
+    # The demo LMS's gradebook, and its LTI 1.1 outcome service (Basic Outcomes).
+    path("gradebook", views.gradebook, name="gradebook"),
+    path("outcomes", views.outcome_service, name="outcomes"),
     # The demo LMS as an LTI 1.3 platform (testlaunch.platform); its issuer is the first path.
     path("platform", platform_views.platform_home, name="platform"),
     path("platform/jwks", platform_views.platform_jwks, name="platform_jwks"),

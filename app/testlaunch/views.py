@@ -6,10 +6,12 @@ choice, and then for staff only)."""
 
 from django import forms
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 
 from lms.models import Resource
 from testlaunch import platform as demo_platform
@@ -73,6 +75,11 @@ def _lti11_launch(request, data):
     resource = data["resource"]
     url = request.build_absolute_uri(reverse("lti:launch"))
     params = launch_params(resource=resource, role=data["role"], user_id=data["user_id"], full_name=data["full_name"])
+    if data["role"] == "student":  # a gradebook column: the demo LMS's outcome service and this person's cell
+        result = services.outcome_result_ensure(resource=resource, user_id=data["user_id"],
+                                                full_name=data["full_name"])
+        params.update(lis_outcome_service_url=request.build_absolute_uri(reverse("testlaunch:outcomes")),
+                      lis_result_sourcedid=result.sourcedid)
     signed = sign_launch(consumer=resource.consumer, url=url, params=params)
     return render(request, "testlaunch/post.html",
                   {"url": url, "params": signed, "in_frame": data["in_frame"], "resource": resource})
@@ -94,3 +101,23 @@ def _lti13_login(request, data):
     return render(request, "testlaunch/post.html", {
         "url": urls["tool_login"], "params": params, "in_frame": data["in_frame"], "resource": data["resource"],
         "lti13": True, "storage": {"toolOrigin": _origin(request)} if data["in_frame"] else None})
+
+
+@never_cache
+def gradebook(request):
+    """The demo LMS's gradebook: the grades the tool sent it (LTI 1.1 outcomes and 1.3 AGS)."""
+    if not _allowed(request):
+        raise Http404
+    return render(request, "testlaunch/gradebook.html", {"rows": selectors.gradebook()})
+
+
+@csrf_exempt  # called by the tool's worker, authenticated by its OAuth signature instead
+@require_POST
+def outcome_service(request):
+    """The demo LMS's LTI 1.1 Basic Outcomes endpoint (its launches' lis_outcome_service_url).
+    It exists where the test-launch page does; the consumer's secret authenticates each call."""
+    if not settings.TEST_LAUNCH_ENABLED:
+        raise Http404
+    status, xml = services.outcome_request_answer(url=request.build_absolute_uri(), body=request.body,
+                                                  authorization=request.headers.get("Authorization", ""))
+    return HttpResponse(xml, status=status, content_type="application/xml; charset=utf-8")

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def _worker_alive():
     services.heartbeat_record(now=timezone.now() - timedelta(seconds=5))
     yield
-    cache.delete(services.HEARTBEAT_KEY)
+    services.heartbeat_cache().delete(services.HEARTBEAT_KEY)
 
 
 @pytest.fixture

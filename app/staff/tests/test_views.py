@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -22,9 +21,9 @@ URLS = ["/staff/", "/staff/health.json"]
 
 @pytest.fixture(autouse=True)
 def _no_heartbeat():
-    cache.delete(services.HEARTBEAT_KEY)
+    services.heartbeat_cache().delete(services.HEARTBEAT_KEY)
     yield
-    cache.delete(services.HEARTBEAT_KEY)
+    services.heartbeat_cache().delete(services.HEARTBEAT_KEY)
 
 
 @pytest.fixture
