@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core import languages
 from lms.launch import LaunchRejected
 from lms.models import Consumer
 from lti13 import deep_linking, keys, launch as lti13_launch, registration, selectors, services
@@ -101,6 +102,7 @@ def launch(request):
         return _rejected(request, error)
     membership = log.membership
     login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    languages.launch_language_remember(request, data.locale)
     return HttpResponseRedirect(resource_page_url(membership, handoff_token=token))
 
 
