@@ -97,3 +97,17 @@ def test_the_language_switch_works_from_the_keyboard_inside_the_page(demo_server
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the switch widens the page"
     page.reload()
     assert page.evaluate("document.documentElement.lang") == "es"
+
+
+def test_the_exam_frame_on_the_content_origin_follows_the_attempts_language(demo_server, page):
+    """The runtime frame (exam-content origin, no cookies of ours) takes the attempt page's language
+    and names the exam's frame in it, for screen readers."""
+    from tests.support.attempt_page import runtime_frame
+
+    launch_student(page, demo_server.url, "de-browser-frame", launch_presentation_locale="de-DE")
+    start_attempt(page)
+    frame = runtime_frame(page)
+    assert frame.evaluate("document.documentElement.lang") == "de"
+    name = page.evaluate("gettext('Exam')")
+    assert frame.evaluate("document.title") == name
+    assert frame.evaluate("document.getElementById('exam').title") == name

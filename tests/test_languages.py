@@ -166,3 +166,20 @@ def test_the_lti_13_launch_presentation_locale_chooses_the_language(client, lms)
 def test_the_lti_13_top_level_locale_claim_counts_without_a_launch_presentation_locale(client, lms):
     page = lti13_page(client, lms, locale="es-MX", launch_presentation={"document_target": "iframe"})
     assert html_lang(page) == "es"
+
+
+def test_a_refused_launch_is_explained_in_the_launch_locale(consumer):
+    signed = test_lms.sign(test_lms.launch_params(launch_presentation_locale="de-DE"), key=consumer.key,
+                           secret="not-the-secret")
+    refused = Client().post("/lti/launch/", signed, HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code in (401, 403) and html_lang(refused) == "de"
+
+
+def test_the_lti_13_deep_linking_picker_is_in_the_launch_locale(client, lms):
+    from tests.support.lti13_platform import MSG_DEEP_LINKING, ROLE_INSTRUCTOR
+
+    register(lms)
+    picker = lti13_launch(client, lms, message_type=MSG_DEEP_LINKING, sub="lang-dl", roles=[ROLE_INSTRUCTOR],
+                          context={"id": "course-7", "title": "Algebra 1", "label": "ALG1"}, locale="de-DE")
+    assert picker.status_code == 200, picker.content[:500]
+    assert html_lang(picker) == "de"

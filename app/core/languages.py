@@ -72,6 +72,17 @@ def launch_language_remember(request, locale: str | None) -> None:
         request.LANGUAGE_CODE = code
 
 
+def launch_language_activate(request, locale: str | None) -> None:
+    """For the answer to a launch itself (a refused launch's page, the deep linking picker): the
+    LMS's locale, unless the person chose a language in this session. Nothing is stored."""
+    code = supported(locale)
+    session = getattr(request, "session", None)
+    if code is None or (session is not None and session.get(CHOSEN_KEY)):
+        return
+    translation.activate(code)
+    request.LANGUAGE_CODE = code
+
+
 def launch_locale_of(user) -> str:
     """The locale the LMS last sent for a person (kept on their LTI identity), or ""."""
     identity = getattr(user, "lti_identity", None)

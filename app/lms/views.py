@@ -47,6 +47,7 @@ def launch(request):
             detail=_("The request carried more data or more fields than a launch can have, so it was not read."),
             admin_checks=[_("Check what the LMS adds to the launch (custom parameters).")],
         ))
+    languages.launch_language_activate(request, params.get("launch_presentation_locale"))
     try:
         consumer, data = launch_authenticate(
             method=request.method,

@@ -87,6 +87,7 @@ def launch(request):
     unbound = _state_unbound(request, checked, login_state)
     if unbound is not None:
         return unbound
+    languages.launch_language_activate(request, lti13_launch.claimed_locale(checked.claims))
     if ask is not None:
         return _deep_linking_start(request, checked=checked, login_state=login_state, ask=ask, legacy=legacy)
     data = checked.data
