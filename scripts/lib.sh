@@ -109,3 +109,21 @@ load_stack_backup_env() {
   # shellcheck disable=SC1091
   source "$STACK_DIR/backup.env"
 }
+
+# Compile the translation catalogues whose .po is newer than its .mo (a translator's edit), when
+# GNU gettext is there. The .mo files are committed (scripts/messages; README.md, "Languages").
+compile_changed_messages() {
+  local po mo
+  for po in "$REPO_DIR"/app/locale/*/LC_MESSAGES/*.po; do
+    [ -f "$po" ] || continue
+    mo="${po%.po}.mo"
+    if [ ! -f "$mo" ] || [ "$po" -nt "$mo" ]; then
+      if command -v msgfmt >/dev/null 2>&1; then
+        log "Compiling ${po#"$REPO_DIR"/}"
+        msgfmt --check -o "$mo" "$po"
+      else
+        log "${po#"$REPO_DIR"/} changed but msgfmt is missing (apt-get install gettext): pages use the old ${mo##*/}"
+      fi
+    fi
+  done
+}

@@ -455,6 +455,12 @@ HTTP_TABLE: dict[str, Route] = {
     "lti13:platform_setup": Route("staff", "The URLs an LMS administrator gives their LMS, per registration.", (
         Probe("GET", lambda w, a: reverse("lti13:platform_setup", args=[w.extra["platform"].pk]),
               staff_only(allow(200))),)),
+    "lti:language": Route("public", "The language switch: it changes only the caller's own session and cookie.", (
+        Probe("POST", to_path("lti:language"), everyone(allow(302, to="/")), label="chosen",
+              data=lambda w, a: {"language": "de", "next": "/"}),
+        Probe("POST", to_path("lti:language"), everyone(refuse(400)), label="unknown",
+              data=lambda w, a: {"language": "xx", "next": "/"}),
+    )),
     "lti:config_xml": Route("public", "The LTI configuration cartridge an LMS administrator imports.", (
         Probe("GET", to_path("lti:config_xml"), everyone(allow(200))),)),
     # lti13: registering the tool with a platform

@@ -5,15 +5,18 @@ import logging
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 
 from django.contrib.auth import login
-from django.http import HttpResponseRedirect
+from django.conf import settings
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 
+from core import languages
 from lms import selectors, services
 from lms.launch import LaunchRejected, launch_authenticate
 from portal.navigation import resource_page_url
@@ -44,6 +47,7 @@ def launch(request):
             detail=_("The request carried more data or more fields than a launch can have, so it was not read."),
             admin_checks=[_("Check what the LMS adds to the launch (custom parameters).")],
         ))
+    languages.launch_language_activate(request, params.get("launch_presentation_locale"))
     try:
         consumer, data = launch_authenticate(
             method=request.method,
@@ -58,6 +62,7 @@ def launch(request):
         return _rejected(request, error)
     membership = log.membership
     login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    languages.launch_language_remember(request, data.locale)
     return HttpResponseRedirect(resource_page_url(membership, handoff_token=token))
 
 
@@ -70,7 +75,27 @@ def handoff(request, token: str):
         return render(request, "lms/handoff_invalid.html", status=410)
     membership = launch.membership
     login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    languages.launch_language_remember(request, languages.launch_locale_of(membership.user))
     return HttpResponseRedirect(resource_page_url(membership))
+
+
+@require_POST
+def language_set(request):
+    """The language switch (core/_language_switch.html): keep the person's choice, go back."""
+    code = languages.language_choose(request, request.POST.get("language", ""))
+    if code is None:
+        return HttpResponseBadRequest(_("That language is not one this site offers."),
+                                      content_type="text/plain; charset=utf-8")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        back = "/"
+    response = HttpResponseRedirect(back)
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, code, max_age=settings.LANGUAGE_COOKIE_AGE,
+                        path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                        secure=settings.LANGUAGE_COOKIE_SECURE, httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                        samesite=settings.LANGUAGE_COOKIE_SAMESITE)
+    return response
 
 
 @require_GET

@@ -485,6 +485,12 @@ def _username(claims: Mapping, custom: Mapping) -> str:
     return ""
 
 
+def claimed_locale(claims: Mapping) -> str:
+    """The person's locale: the launch_presentation claim's, else the top-level locale claim, or ""."""
+    presentation = claims.get(LAUNCH_PRESENTATION) if isinstance(claims.get(LAUNCH_PRESENTATION), dict) else {}
+    return valid_locale(_text(presentation.get("locale"), 35) or _text(claims.get("locale"), 35))
+
+
 def _launch_data(platform: Platform, claims: Mapping) -> LaunchData:
     resource_link = claims.get(RESOURCE_LINK) or {}
     context = claims.get(CONTEXT) or {}
@@ -522,7 +528,7 @@ def _launch_data(platform: Platform, claims: Mapping) -> LaunchData:
         return_url=_valid_url_or_blank(_text(presentation.get("return_url"), 1000), "return_url"),
         lti_version=LtiVersion.LTI_1P3,
         custom=custom_parameters(custom),
-        locale=valid_locale(_text(presentation.get("locale"), 35) or _text(claims.get("locale"), 35)),
+        locale=claimed_locale(claims),
         username=_username(claims, custom), sourcedid=_text(lis.get("person_sourcedid"), 255),
         platform_id=platform.pk,
         ags_lineitem_url=_valid_url_or_blank(_text(ags.get("lineitem"), 1000), "lineitem"),

@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core import languages
 from lms.launch import LaunchRejected
 from lms.models import Consumer
 from lti13 import deep_linking, keys, launch as lti13_launch, registration, selectors, services
@@ -86,6 +87,7 @@ def launch(request):
     unbound = _state_unbound(request, checked, login_state)
     if unbound is not None:
         return unbound
+    languages.launch_language_activate(request, lti13_launch.claimed_locale(checked.claims))
     if ask is not None:
         return _deep_linking_start(request, checked=checked, login_state=login_state, ask=ask, legacy=legacy)
     data = checked.data
@@ -101,6 +103,7 @@ def launch(request):
         return _rejected(request, error)
     membership = log.membership
     login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    languages.launch_language_remember(request, data.locale)
     return HttpResponseRedirect(resource_page_url(membership, handoff_token=token))
 
 

@@ -69,6 +69,9 @@ MIDDLEWARE = [
     "core.middleware.FrameAncestorsMiddleware",  # first: it sees every response (see its docstring)
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the cookie, Accept-Language; then the session's choice or launch (core.languages).
+    "django.middleware.locale.LocaleMiddleware",
+    "core.languages.SessionLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -89,6 +92,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",  # LANGUAGE_CODE (<html lang>), LANGUAGES
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "core.context_processors.site",
@@ -193,6 +197,13 @@ SESSION_COOKIE_NAME = "__Host-sessionid" if COOKIES_SECURE else "sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken" if COOKIES_SECURE else "csrftoken"
 SESSION_ENGINE = "core.sessions"
 SESSION_COOKIE_HTTPONLY = True
+# The language a person chose with the switch, for the rest of the browser session (core.languages);
+# inside an LMS's iframe the session carries it too, where a browser drops this cookie.
+LANGUAGE_COOKIE_NAME = "__Host-language" if COOKIES_SECURE else "language"
+LANGUAGE_COOKIE_SECURE = COOKIES_SECURE
+LANGUAGE_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_AGE = None
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
 
 # Behind nginx (or any TLS-terminating proxy) that sets X-Forwarded-Proto. Only enable
@@ -323,6 +334,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+# Each language named in itself (the language switch). How a page's language is chosen: core.languages;
+# adding one: README.md, "Languages".
+LANGUAGES = [("en-gb", "English"), ("de", "Deutsch"), ("es", "Español")]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 LOCALE_PATHS = [APP_DIR / "locale"]  # makemessages writes here; compilemessages builds the .mo files

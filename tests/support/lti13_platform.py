@@ -547,6 +547,10 @@ class _FormParser(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attributes = {k: (v if v is not None else "") for k, v in attrs}
         if tag == "form":
+            if "language-switch" in attributes.get("class", "").split():
+                # The tool's language switch in its page header, not the page's own form.
+                self.forms.append({"skip": True, "fields": {}})
+                return
             self.forms.append({"action": attributes.get("action", ""),
                                "method": attributes.get("method", "get").upper(), "fields": {}})
         elif tag in ("input", "textarea", "button") and self.forms and attributes.get("name"):
@@ -559,6 +563,7 @@ def parse_form(page: str | bytes, index: int = 0) -> tuple[str, str, dict[str, s
     """(action, method, fields) of the `index`-th form of an HTML page (entities decoded)."""
     parser = _FormParser()
     parser.feed(page.decode("utf-8") if isinstance(page, bytes) else page)
+    parser.forms = [form for form in parser.forms if not form.get("skip")]
     if len(parser.forms) <= index:
         raise ValueError("no such form in the page")
     form = parser.forms[index]

@@ -359,8 +359,10 @@
     runtimeReady = runtimeStarted = false;
     examWaiting(false);
     runtimeLoads += 1;
-    // The runtime learns this page's origin from its address and talks to nothing else.
-    frame.src = `${config.examOrigin}${config.runtimePath}?load=${runtimeLoads}#app=${encodeURIComponent(location.origin)}`;
+    // The runtime learns this page's origin from its address and talks to nothing else; the page's
+    // language and the exam frame's name come along for its own page (frame-common.js).
+    const shown = new URLSearchParams({ app: location.origin, lang: document.documentElement.lang, title: gettext("Exam") });
+    frame.src = `${config.examOrigin}${config.runtimePath}?load=${runtimeLoads}#${shown}`;
   }
 
   function toRuntime(message) {

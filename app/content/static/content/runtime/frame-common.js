@@ -19,6 +19,21 @@ window.NumbasLtiFrame = (function () {
     }
   })();
 
+  // The attempt page's language and the exam frame's name in it (#lang=de&title=Prüfung), for
+  // screen readers: this page has no other text. Plain text only; anything else is ignored.
+  (function followPageLanguage() {
+    const hash = new URLSearchParams(location.hash.slice(1));
+    const lang = hash.get("lang") || "";
+    const title = (hash.get("title") || "").slice(0, 100);
+    if (/^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/.test(lang)) document.documentElement.lang = lang;
+    if (title) {
+      document.title = title;
+      const name = () => document.querySelectorAll("iframe[title]").forEach((el) => { el.title = title; });
+      if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", name);
+      else name();
+    }
+  })();
+
   // A function posting messages tagged `source` to the parent window at appOrigin only.
   function poster(source) {
     return function toPage(message) {
