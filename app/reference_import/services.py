@@ -49,7 +49,7 @@ from reference_import.reference import Reference
 
 User = get_user_model()
 
-ATTEMPTS_PER_UNIT = 50
+ATTEMPTS_PER_UNIT = int(os.environ.get("IMPORT_REFERENCE_ATTEMPTS_PER_UNIT", "") or 50)
 USERS_PER_UNIT = 200
 # Test hook: stop the process abruptly (no cleanup, like a kill) after this many committed units.
 STOP_AFTER_UNITS_ENV = "IMPORT_REFERENCE_STOP_AFTER_UNITS"
