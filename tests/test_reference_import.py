@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,7 +99,8 @@ def reference(tmp_path_factory):
 
 def _env(tmp: Path) -> dict:
     env = {**os.environ, "SECRET_KEY": "import-test-" + uuid.uuid4().hex, "DEBUG": "0", "VAR_DIR": str(tmp / "var"),
-           "ALLOWED_HOSTS": "localhost,127.0.0.1", "PYTHONUNBUFFERED": "1"}
+           "ALLOWED_HOSTS": "localhost,127.0.0.1", "PYTHONUNBUFFERED": "1", "EXAM_ORIGIN": "http://exams.localhost",
+           "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env.pop("HUEY_IMMEDIATE", None)
     if os.environ.get("TEST_REDIS_URL"):
@@ -384,3 +386,74 @@ def test_interrupted_run_completes_and_differences_fail_loudly(reference, tmp_pa
         assert "stored values" in broken.stderr
     finally:
         target.drop()
+
+
+def test_a_grade_change_reaches_the_lms_under_the_imported_sourcedid(imported, reference):
+    """Alice (Moodle user 3101) on the "Week 5 quiz": an instructor lowers a part of her best attempt; her
+    new grade goes to the LMS under the lis_result_sourcedid the reference had, signed with the imported
+    consumer's key and secret. (The LMS's outcome URL is pointed at the stub: the fixture's receiver is gone.)"""
+    from tests.support.lms_stub import LmsStub
+
+    sourcedid = _query(reference[0], "SELECT d.lis_result_sourcedid FROM numbas_lti_ltiuserdata u JOIN "
+                                     "numbas_lti_lti_11_userdata d ON d.user_data_id = u.id WHERE u.user_id = 4 AND "
+                                     "u.resource_id = 1")[0][0]
+    secret = _query(reference[0], "SELECT secret FROM numbas_lti_lti_11_consumer WHERE key = 'moodle-maths'")[0][0]
+    attempt = _links(imported, "attempt")[3]  # Alice's second attempt, 9/9 with the discount
+    with LmsStub(consumers={"moodle-maths": secret}) as stub:
+        imported.execute(f"UPDATE lms_resourcemembership SET lis_outcome_service_url = '{stub.url}'")
+        stats = imported.python(
+            "import json; from attempts.models import Attempt; from grading import services\n"
+            f"services.part_remark(attempt=Attempt.objects.get(pk={attempt}), part_id='q0p0g0', score=0, by=None)\n"
+            "stats = services.passback_deliver_due(budget_seconds=15)\n"
+            "print(json.dumps(stats.delivered))")
+        assert stats == 1
+        assert stub.wait_for_grade(sourcedid, timeout=10)
+        assert stub.accepted_for(sourcedid) == [pytest.approx(8 / 9, abs=1e-4)]  # the LMS gets 4 decimals
+        assert [r.sourcedid for r in stub.requests] == [sourcedid]  # no one else's grade was sent again
+
+
+def test_a_launch_as_the_lms_signed_it_finds_the_same_person_and_their_attempts(reference, tmp_path):
+    """After the import, Alice's LMS launches the "Week 5 quiz" as it did for the reference (same consumer
+    key and secret, user_id, resource_link_id): she is the imported person, on the imported activity,
+    and sees her two attempts — no new account, no new activity."""
+    import requests
+
+    from tests.support.lms import launch_params, sign
+    from tests.support.live import start_live_server
+
+    server = start_live_server(tmp_path)
+    try:
+        server.manage("import_reference", "--database", reference[0], "--media", str(reference[1]))
+        secret = _query(reference[0], "SELECT secret FROM numbas_lti_lti_11_consumer WHERE key = 'moodle-maths'")[0][0]
+        sourcedid = _query(reference[0], "SELECT d.lis_result_sourcedid FROM numbas_lti_ltiuserdata u JOIN "
+                                         "numbas_lti_lti_11_userdata d ON d.user_data_id = u.id WHERE u.user_id = 4 "
+                                         "AND u.resource_id = 1")[0][0]
+        people_before = server.query("SELECT count(*) FROM auth_user")[0][0]
+        url = f"{server.url}/lti/launch/"
+        params = launch_params(user_id="3101", resource_link_id="41", context_id="2187", roles="Learner",
+                               context_title="MATH2011 Number Theory (2026/27)", context_label="MATH2011",
+                               lis_person_name_full="Alice Archer", lis_person_name_given="Alice",
+                               lis_person_name_family="Archer", lis_person_sourcedid="aarcher",
+                               lis_person_contact_email_primary="alice.archer@students.example.ac.uk",
+                               lis_result_sourcedid=sourcedid,
+                               resource_link_title="Week 5 quiz: Bezout and modular inverses",
+                               tool_consumer_instance_guid="moodle.example.ac.uk")
+        response = requests.Session().post(url, data=sign(params, key="moodle-maths", secret=secret, url=url),
+                                           timeout=30)
+        assert response.status_code == 200, response.text[:500]
+        assert "Week 5 quiz: Bezout and modular inverses" in response.text
+        assert server.query("SELECT count(*) FROM auth_user")[0][0] == people_before
+        assert server.query("SELECT count(*) FROM lms_resource")[0][0] == 3
+        alice = int(server.query("SELECT local_pk FROM reference_import_importlink WHERE kind = 'user' AND "
+                                 "reference_pk = 4")[0][0])
+        launched = server.query(
+            "SELECT m.user_id, r.resource_link_id, m.lis_result_sourcedid FROM lms_launchlog l JOIN "
+            "lms_resourcemembership m ON m.id = l.membership_id JOIN lms_resource r ON r.id = m.resource_id")
+        assert launched == [(alice, "41", sourcedid)]
+        assert server.query("SELECT count(*) FROM attempts_attempt a JOIN lms_resource r ON r.id = a.resource_id "
+                            "WHERE a.user_id = %s AND r.resource_link_id = '41'", [alice])[0][0] == 2
+        page = " ".join(re.sub(r"<[^>]+>", " ", response.text).split())
+        assert "4 / 9" in page and "9 / 9" in page  # her two attempts, scored as the reference scored them
+        assert "It is in your course's gradebook" in page
+    finally:
+        server.stop()

@@ -41,7 +41,7 @@ from exams.models import ExamPackage
 from exams.services import exam_package_upload, exam_version_make_current
 from grading import scoring
 from grading import selectors as grading_selectors
-from grading.models import Discount, GradeReport, ReportState
+from grading.models import AttemptQuestionScore, Discount, GradeReport, ReportState
 from lms.models import Consumer, Context, IdentifierField, LtiIdentity, Resource, ResourceMembership, Role
 from lms.services import _identity_create
 from reference_import.models import ImportLink, Kind
@@ -463,16 +463,20 @@ class Importer:
                                            reason="Deleted in numbas-lti-provider before it was imported"))
         PartOverride.objects.bulk_create([o for _, o in overrides])
         AttemptEvent.objects.bulk_create(events)
-        from grading.services import question_scores_record
-
-        for row, attempt in zip(chunk, made):
-            if attempt.ended_at is not None and not row["deleted"]:
-                question_scores_record(attempt_id=attempt.pk)
+        self._question_scores([a for row, a in zip(chunk, made) if a.ended_at is not None and not row["deleted"]])
         ImportLink.objects.bulk_create(
             [ImportLink(kind=Kind.ATTEMPT, reference_pk=row["id"], local_pk=str(a.pk)) for row, a in zip(chunk, made)]
             + [ImportLink(kind=Kind.REMARK, reference_pk=pk, local_pk=str(o.pk)) for pk, o in overrides])
         self.progress.created[Kind.ATTEMPT] += len(made)
         self.progress.created[Kind.REMARK] += len(overrides)
+
+    def _question_scores(self, attempts: list[Attempt]) -> None:
+        """Ended attempts' per-question scores, as grading.services.question_scores_record keeps
+        them (re-marks included, discounts not), for a batch of attempts at once."""
+        scores = grading_selectors.attempt_scores(attempt_ids=[a.pk for a in attempts])
+        AttemptQuestionScore.objects.bulk_create(
+            AttemptQuestionScore(attempt_id=a.pk, resource_id=a.resource_id, question_id=q.id[:50], raw=q.raw, max=q.max)
+            for a in attempts for q in scores[a.pk].questions)
 
     # --- access changes ---------------------------------------------------------------------
 
