@@ -457,3 +457,49 @@ def test_a_launch_as_the_lms_signed_it_finds_the_same_person_and_their_attempts(
         assert "It is in your course's gradebook" in page
     finally:
         server.stop()
+
+
+@pytest.mark.browser
+def test_an_imported_attempt_in_progress_resumes_in_chromium_with_its_answers(reference, tmp_path, page):
+    """Chloé left attempt 4 of the "Week 5 quiz" on question 3 after answering questions 1 and 2 in
+    the reference. After the import her LMS launches her here as it did there; she resumes the attempt
+    in Chromium: the real Numbas exam opens where she was, with her answers and score."""
+    from tests.support import lms as test_lms
+    from tests.support.lms_page import iframe_launch_html, serve_html
+    from tests.support.live import start_live_server
+    from tests.test_real_exams_browser import EXAM_JS, LocalOnly, numbas_frame, wait_for_numbas
+
+    typed = {a["attempt_pk"]: a for a in json.loads((FIXTURE / "browser_attempts.json").read_text())["attempts"]}[4]
+    server = start_live_server(tmp_path)
+    try:
+        server.manage("import_reference", "--database", reference[0], "--media", str(reference[1]))
+        # Her 60-minute limit ran out long ago (the fixture is from 2026-12-01): her instructor lifts it here.
+        chloe = int(server.query("SELECT local_pk FROM reference_import_importlink WHERE kind = 'user' AND "
+                                 "reference_pk = 6")[0][0])
+        server.manage("shell", "-c", "from attempts.services import access_change_set; from lms.models import Resource\n"
+                      "access_change_set(resource_id=Resource.objects.get(resource_link_id='41').pk, "
+                      f"user_id={chloe}, changed_by=None, time_limit_off=True, reason='test')")
+        secret = _query(reference[0], "SELECT secret FROM numbas_lti_lti_11_consumer WHERE key = 'moodle-maths'")[0][0]
+        local = LocalOnly(page.context, server.exam_origin)
+        url = f"{server.url}/lti/launch/"
+        signed = test_lms.sign(test_lms.launch_params(
+            user_id="3103", resource_link_id="41", context_id="2187", roles="Learner",
+            lis_person_name_full="Chloé Dawson", lis_person_contact_email_primary="chloe.dawson@students.example.ac.uk",
+            resource_link_title="Week 5 quiz: Bezout and modular inverses"), key="moodle-maths", secret=secret, url=url)
+        with serve_html(iframe_launch_html(url, signed).replace('target="tool"', "")) as lms_url:
+            page.goto(lms_url)
+            page.get_by_test_id("student-page").wait_for(timeout=30000)
+        page.get_by_test_id("resume").click()
+        frame = numbas_frame(page)
+        wait_for_numbas(frame, f"{EXAM_JS}.currentQuestion && {EXAM_JS}.currentQuestion.number === 2")
+        state = frame.evaluate(f"""() => {{
+            const exam = {EXAM_JS};
+            const gaps = (q) => exam.questionList[q].parts[0].gaps.map((g) => String(g.studentAnswer));
+            return {{score: exam.score, q1: gaps(0), q2: gaps(1)}};
+        }}""")
+        assert state["score"] == typed["exam_score"][0]
+        assert state["q1"] == typed["answers"][0]["typed"]
+        assert state["q2"] == typed["answers"][1]["typed"]
+        local.assert_stayed_local()
+    finally:
+        server.stop()
