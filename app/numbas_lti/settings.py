@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "staff",
     "backups",
     "testlaunch",
+    "reference_import",
     "compat",  # the addresses of numbas-lti-provider (after moving from it)
 ]
 
