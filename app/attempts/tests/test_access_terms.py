@@ -5,6 +5,7 @@ The clock is moved (django.utils.timezone.now), never slept on."""
 
 import asyncio
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 from attempts import selectors, services
 from attempts.models import AccessChange, Attempt, Element, LatePolicy
 from attempts.tests.factories import batch_message, launch, with_exam
+from core.when import when_text
 from exams.models import ExamPackage
 
 START = timezone.now().replace(microsecond=0) + timedelta(days=1)
@@ -364,7 +366,11 @@ def test_the_student_page_shows_their_own_due_date(people):
     student, classmate, teacher = people
     activity(student.membership.resource, due_at=START + timedelta(hours=2))
     change(student, teacher, due_at=START + timedelta(days=3))
-    own = timezone.localtime(START + timedelta(days=3)).strftime("%-d %B %Y, %H:%M")
-    activitys = timezone.localtime(START + timedelta(hours=2)).strftime("%-d %B %Y, %H:%M")
-    assert f"Due {own}." in student.get(f"/resource/{student.membership.resource_id}/").content.decode()
-    assert f"Due {activitys}." in classmate.get(f"/resource/{classmate.membership.resource_id}/").content.decode()
+    own = when_text(START + timedelta(days=3))  # "3 Dec 2026, 14:00 UTC": the viewer's zone, named
+    activitys = when_text(START + timedelta(hours=2))
+
+    def text(client):
+        return re.sub(r"<[^>]+>", "", client.get(f"/resource/{client.membership.resource_id}/").content.decode())
+
+    assert f"Due {own}." in text(student) and own.endswith(" UTC")
+    assert f"Due {activitys}." in text(classmate)

@@ -159,3 +159,38 @@ def test_the_same_attempt_time_in_each_viewers_zone_named(course, consumer):
     assert "3 Dec 2026, 08:00 EST" in new_york and "14:00 CET" not in new_york
     student.post("/resource/preferences/browser-zone/", {"zone": "Europe/London"})
     assert "3 Dec 2026, 13:00 GMT" in student.get(f"/resource/{resource.pk}/").content.decode()
+
+
+# --- forms read and show times in the viewer's zone; students are told the zone ---------------
+
+SETTINGS = {"max_attempts": "3", "allow_review": "on", "show_score": "complete", "grading_method": "last",
+            "report_when": "completion"}
+
+
+def test_the_settings_form_reads_and_shows_times_in_the_instructors_zone(course, consumer):
+    teacher, resource = course
+    teacher.post("/resource/preferences/browser-zone/", {"zone": "Europe/Berlin"})
+    saved = teacher.post(f"/resource/{resource.pk}/instructor/settings/",
+                         {**SETTINGS, "available_from": "2026-12-24T18:00"})
+    assert saved.status_code == 302
+    from attempts.models import ResourceSettings
+
+    assert ResourceSettings.objects.get(resource=resource).available_from == datetime.datetime(
+        2026, 12, 24, 17, 0, tzinfo=UTC)
+    page = teacher.get(f"/resource/{resource.pk}/instructor/").content.decode()
+    assert 'value="2026-12-24T18:00"' in page
+    assert "Times are in Europe/Berlin" in page and "Times are in UTC" not in page
+
+    student = launch(consumer, user_id="tz-early", lis_person_name_full="Erin Early")
+    student.post("/resource/preferences/browser-zone/", {"zone": "America/New_York"})
+    page = student.get(f"/resource/{resource.pk}/").content.decode()
+    assert "This exam opens on 24 Dec 2026 at 12:00 EST." in page
+
+
+def test_the_exam_length_is_in_minutes_not_seconds(course):
+    teacher, resource = course
+    from exams.models import ExamPackage
+
+    ExamPackage.objects.filter(resource=resource).update(duration_seconds=1800)
+    page = teacher.get(f"/resource/{resource.pk}/instructor/").content.decode()
+    assert "30 minutes long" in page and "1800 s" not in page

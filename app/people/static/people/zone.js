@@ -39,8 +39,13 @@
   }).then(function (response) {
     return response.ok ? response.json() : null;
   }).then(function (answer) {
-    if (answer && answer.changed && document.querySelector("time[datetime], [data-when]")) {
+    if (!answer || !answer.changed) return;
+    if (document.querySelector("time[datetime], [data-when]")) {
       window.location.replace(window.location.href);
+      return;
     }
+    me.dataset.known = zone;
+    me.dataset.zone = window.numbasWhen.zone = answer.zone;
+    document.querySelectorAll("[data-zone-name]").forEach(function (name) { name.textContent = answer.zone; });
   }).catch(function () { /* times stay in the site's zone */ });
 })();
