@@ -421,6 +421,18 @@ HTTP_TABLE: dict[str, Route] = {
         Probe("GET", to_path("javascript-catalog"), everyone(allow(200))),)),
     "health": Route("public", "Load balancers and monitoring; reveals only ok/error per backing service.", (
         Probe("GET", to_path("health"), everyone(allow(200))),)),
+    # people: a signed-in person's own preferences (whoever they are); nobody else's
+    "people:preferences": Route("member", "Anyone signed in sees and sets their own time zone; nothing of others.", (
+        Probe("GET", to_path("people:preferences"),
+              {**everyone(allow(200)), "anonymous": refuse(401)}),
+        Probe("POST", to_path("people:preferences"),
+              {**everyone(allow(302, to="/resource/preferences/")), "anonymous": refuse(401)}, label="choose",
+              data=lambda w, a: {"time_zone": "Europe/Berlin"}),
+    )),
+    "people:browser_zone": Route("member", "The browser's zone, kept in the caller's own session only.", (
+        Probe("POST", to_path("people:browser_zone"),
+              {**everyone(allow(200)), "anonymous": refuse(401)}, data=lambda w, a: {"zone": "Europe/Berlin"}),
+    )),
     # lms
     "lti:launch": Route("public", "Authenticated by the consumer's OAuth1 signature, not by a session.", (
         Probe("POST", to_path("lti:launch"), everyone(allow(302, to=_launch_to_a)), label="signed",

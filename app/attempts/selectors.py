@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _, ngettext
 from attempts.models import (
     AccessChange, Attempt, Element, ElementChange, LatePolicy, PendingAccessChange, ResourceSettings, ShowScore,
 )
+from core.when import when_parts
 from exams.models import ExamPackage
 from exams.selectors import exam_current
 from lms.models import Resource, ResourceMembership
@@ -272,8 +273,8 @@ def exam_display_values(*, attempt: Attempt, access: str, now=None) -> dict:
 
 
 def _when(moment) -> dict[str, str]:
-    local = timezone.localtime(moment)
-    return {"date": f"{local:%-d %B %Y}", "time": f"{local:%H:%M}"}
+    """{"date": "3 Dec 2026", "time": "14:00 CET"}: in the viewer's zone, named (core.when)."""
+    return when_parts(moment)
 
 
 def attempt_options(*, membership: ResourceMembership, now=None) -> AttemptOptions:

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from backups.models import BackupKind, BackupRun
+from core.when import when_text
 
 OK, WARNING, PROBLEM, NOT_CONFIGURED = "ok", "warning", "problem", "not_configured"
 DETAIL_SHOWN = 300  # characters of a failed run's report
@@ -60,7 +61,8 @@ def _ago(then: datetime, now: datetime) -> str:
 
 
 def _at(moment: datetime) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")
+    """"9 Dec 2026, 00:55 UTC": the viewer's zone, named, in the page's language (core.when)."""
+    return when_text(moment)
 
 
 def _age(then: datetime | None, now: datetime) -> float | None:

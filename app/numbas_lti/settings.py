@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "testlaunch",
     "reference_import",
     "compat",  # the addresses of numbas-lti-provider (after moving from it)
+    "people",
 ]
 
 MIDDLEWARE = [
@@ -76,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "people.middleware.ViewerTimeZoneMiddleware",  # times in the viewer's zone (after sessions and auth)
     "django.contrib.messages.middleware.MessageMiddleware",
     "core.middleware.BrandedMethodNotAllowedMiddleware",  # a form's address opened or reloaded: the 405 page
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
@@ -342,6 +344,8 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 LOCALE_PATHS = [APP_DIR / "locale"]  # makemessages writes here; compilemessages builds the .mo files
 USE_TZ = True
+# One date-time format per language, 24-hour clock (numbas_lti/formats/<lang>/formats.py).
+FORMAT_MODULE_PATH = ["numbas_lti.formats"]
 
 # --- Logging: to stderr, never request bodies or secrets ------------------------------
 LOGGING = {

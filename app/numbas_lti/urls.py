@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("core.urls")),
     path("lti/", include("lms.urls")),
     path("lti13/", include("lti13.urls")),
+    path("resource/", include("people.urls")),
     path("resource/", include("portal.urls")),
     path("resource/", include("exams.urls")),
     path("resource/", include("grading.urls")),

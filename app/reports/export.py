@@ -41,7 +41,7 @@ CHUNK = 100  # attempts whose values, marks and events are held at a time
 
 
 def _moment(value: datetime | None) -> str | None:
-    return timezone.localtime(value).isoformat() if value else None
+    return timezone.localtime(value, timezone.get_default_timezone()).isoformat() if value else None
 
 
 def _plain(value):

@@ -39,8 +39,8 @@ def number(value: float | None, digits: int = 6) -> str:
 
 
 def moment(value: datetime | None) -> str:
-    """A date and time in the site's time zone, ISO 8601 with its offset."""
-    return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
+    """A date and time in the site's time zone (TIME_ZONE, UTC by default; never the viewer's), ISO 8601 with its offset."""
+    return timezone.localtime(value, timezone.get_default_timezone()).isoformat(timespec="seconds") if value else ""
 
 
 # --- scores: one row per student --------------------------------------------------------------

@@ -5,6 +5,7 @@ The clock is moved (django.utils.timezone.now), never slept on."""
 
 import asyncio
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 from attempts import selectors, services
 from attempts.models import AccessChange, Attempt, Element, LatePolicy
 from attempts.tests.factories import batch_message, launch, with_exam
+from core.when import when_text
 from exams.models import ExamPackage
 
 START = timezone.now().replace(microsecond=0) + timedelta(days=1)
@@ -364,10 +366,11 @@ def test_the_student_page_shows_their_own_due_date(people):
     student, classmate, teacher = people
     activity(student.membership.resource, due_at=START + timedelta(hours=2))
     change(student, teacher, due_at=START + timedelta(days=3))
-    own = timezone.localtime(START + timedelta(days=3)).strftime("%-d %B %Y, %H:%M")
-    activitys = timezone.localtime(START + timedelta(hours=2)).strftime("%-d %B %Y, %H:%M")
+    own = when_text(START + timedelta(days=3))  # "3 Dec 2026, 14:00 UTC": the viewer's zone, named
+    activitys = when_text(START + timedelta(hours=2))
     from portal.tests.test_student_rules import text_of  # the rules before the Start button
 
+    assert own.endswith(" UTC")
     assert text_of(student.get(f"/resource/{student.membership.resource_id}/").content.decode(),
                    "rules-due").startswith(own)
     assert text_of(classmate.get(f"/resource/{classmate.membership.resource_id}/").content.decode(),

@@ -196,7 +196,7 @@ def test_wal_archiving_failing_is_a_warning_at_first_then_a_problem_that_says_si
     item = selectors.wal_archive_check(stats(last_archived_time=since, failed_count=118,
                                              last_failed_time=NOW - timedelta(seconds=20)), now=NOW)
     assert item.status == PROBLEM
-    assert item.detail.startswith("WAL archiving failing since 2026-12-09 00:55 UTC (2 hours ago; 118 failed attempts")
+    assert item.detail.startswith("WAL archiving failing since 9 Dec 2026, 00:55 UTC (2 hours ago; 118 failed attempts")
     assert "only on the server" in item.hint
     never = selectors.wal_archive_check(stats(last_archived_wal=None, last_archived_time=None, failed_count=5,
                                               last_failed_time=NOW - timedelta(seconds=5)), now=NOW)

@@ -1,0 +1,4 @@
+# "3. Dez. 2026, 14:00"
+DATE_FORMAT = "j. M Y"
+TIME_FORMAT = "H:i"
+DATETIME_FORMAT = "j. M Y, H:i"
