@@ -227,7 +227,12 @@ def test_the_exam_host_serves_exam_files_runtime_and_mathjax_only():
     # Static files only: nothing on this host ever reaches daphne (no cookies, no application URL).
     assert not [node for node in walk(server[2]) if node[0].startswith("proxy_")]
     locations = {tuple(loc[1]): loc for loc in find(server[2], "location")}
-    assert set(locations) == {("^~", "/exams/"), ("^~", "/runtime/"), ("^~", "/mathjax/"), ("/",)}
+    assert set(locations) == {("^~", "/exams/"), ("^~", "/runtime/"), ("^~", "/mathjax/"), ("^~", "/_errors/"),
+                              ("=", "/favicon.ico"), ("/",)}
+    # Anything else: a plain branded page from the error pages' folder, never served directly.
+    assert values(server, "error_page") == [["404", "405", "/_errors/404.html"]]
+    assert values(locations[("^~", "/_errors/")], "internal") == [[]]
+    assert values(locations[("=", "/favicon.ico")], "alias") == [[f"{spec.STATIC_ROOT}/core/favicon.ico"]]
     assert values(locations[("^~", "/exams/")], "alias") == [[f"{spec.MEDIA_ROOT}/exams/"]]
     assert values(locations[("^~", "/runtime/")], "alias") == [[f"{spec.STATIC_ROOT}/content/runtime/"]]
     assert values(locations[("^~", "/mathjax/")], "alias") == [[f"{spec.STATIC_ROOT}/content/mathjax/"]]
@@ -395,6 +400,8 @@ def _site(tmp: Path) -> dict:
     for path, text in (("runtime/frame.js", "window.numbasLtiRuntime = {};\n"), ("mathjax/2/MathJax.js", "MathJax = {};\n")):
         (dirs["static"] / "content" / path).parent.mkdir(parents=True, exist_ok=True)
         (dirs["static"] / "content" / path).write_text(text)
+    (dirs["static"] / "core").mkdir()
+    shutil.copy(REPO / "app" / "core" / "static" / "core" / "favicon.ico", dirs["static"] / "core" / "favicon.ico")
     (dirs["media"] / "exams" / "abc123").mkdir(parents=True)
     (dirs["media"] / "exams" / "abc123" / "index.html").write_text("<!doctype html><title>exam</title>\n")
     (dirs["media"] / "other").write_text("not public\n")
@@ -636,6 +643,15 @@ def test_nginx_serves_and_proxies_on_loopback(tmp_path, upstream, session):
                 answer = exams.get(f"{https_url}{path}", timeout=TIMEOUT, allow_redirects=False)
                 assert answer.status_code in (400, 404), path
                 assert "Set-Cookie" not in answer.headers
+            # Not a bare nginx page: the branded one, with the content policy; and the icon.
+            missing = exams.get(f"{https_url}/hello", timeout=TIMEOUT)
+            assert missing.status_code == 404 and "<title>Not found</title>" in missing.text
+            assert "nginx" not in missing.text and "Content-Security-Policy" in missing.headers
+            posted = exams.post(f"{https_url}/runtime/frame.js", data="x", timeout=TIMEOUT)
+            assert posted.status_code == 405 and "<title>Not found</title>" in posted.text
+            icon = exams.get(f"{https_url}/favicon.ico", timeout=TIMEOUT)
+            assert icon.status_code == 200 and icon.content == (
+                REPO / "app" / "core" / "static" / "core" / "favicon.ico").read_bytes()
         response = get(f"{http_url}/exams/abc123/index.html", headers={"Host": EXAM_DOMAIN})
         assert response.headers["Location"] == f"https://{EXAM_DOMAIN}:{https_port}/exams/abc123/index.html"
 
