@@ -61,7 +61,7 @@ def test_launch_answer_end_and_the_grade_reaches_the_lms_over_https(prod_stack, 
     launch_instructor(instructor, stack.url, "stack-teacher")
     instructor.get_by_test_id("grades-link").click()
     row = instructor.locator("tr[data-testid^='grade-']").first
-    assert "100%" in row.get_by_test_id("grade-score").inner_text() and "attempt 1" in row.inner_text()
+    assert "100\u00a0%" in row.get_by_test_id("grade-score").inner_text() and "attempt 1" in row.inner_text()
     assert "In the gradebook" in row.get_by_test_id("grade-state").inner_text()
     # The answers went through nginx to the database, history and current values alike.
     stored = dict(stack.query(

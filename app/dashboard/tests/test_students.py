@@ -73,7 +73,7 @@ def test_everyone_who_opened_the_resource_is_listed_with_attempts_grade_and_acti
     assert rows["Ada Lovelace"]["last_activity"] > ada.last_launched_at  # the save after the launch
     assert rows["Bob Babbage"]["attempt_count"] == 0 and rows["Bob Babbage"]["grade"] is None
     text = response.content.decode()
-    assert "75%" in text and "In the gradebook" in text and "1 open" in text
+    assert "75\u00a0%" in text and "In the gradebook" in text and "1 open" in text
 
 
 def test_search_matches_name_and_email_and_is_escaped(course):

@@ -2,7 +2,7 @@
 their grade reach the LMS's gradebook."""
 
 from django import template
-from django.template.defaultfilters import floatformat
+from core.templatetags.marks import percent
 
 from grading import selectors
 
@@ -11,13 +11,8 @@ register = template.Library()
 
 @register.filter
 def grade_percent(value) -> str:
-    """0.125 -> "12.5 %" (at most one decimal, in the page's language's number format, a
-    non-breaking space before the sign); "" for no grade."""
-    try:
-        number = float(value) * 100
-    except (TypeError, ValueError):
-        return ""
-    return f"{floatformat(number, '-1')}\u00a0%"
+    """0.125 -> "12.5 %" in the one number format of every page (core's `percent`); "" for no grade."""
+    return "" if value is None or value == "" else percent(value)
 
 
 @register.filter
