@@ -35,7 +35,7 @@ def test_a_remark_is_listed_with_old_and_new_marks_and_total(done):  # noqa: F81
     services.part_remark(attempt=attempt, part_id="q1p0", score=1.5, by=teacher.membership.user)
     html = review(student, attempt)
     assert "Marks changed after the exam marked this attempt" in html
-    assert rows(html) == ["Question 2, part a 0 / 2 1.50 / 2 (re-marked by an instructor)", "Total 2 / 4 3.50 / 4"]
+    assert rows(html) == ["Question 2, part a 0 / 2 1.5 / 2 (re-marked by an instructor)", "Total 2 / 4 3.5 / 4"]
     assert rows(review(teacher, attempt)) == rows(html)  # the instructor's review says the same
 
 

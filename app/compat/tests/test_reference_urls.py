@@ -200,7 +200,7 @@ def test_an_lti13_platform_configured_with_the_reference_urls_launches_here():
 
 
 def sample_path(address: reference.OldAddress, ref: int) -> str:
-    path = re.sub(r"<int:[a-z_]+>", str(ref), address.route)
+    path = re.sub(r"<id:[a-z_]+>", str(ref), address.route)
     path = re.sub(r"<uuid:[a-z_]+>", str(uuid.UUID(int=ref)), path)
     return "/" + path
 
@@ -271,7 +271,7 @@ def test_every_listed_address_answers_and_never_404s_or_500s(imported, address):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("address", [a for a in reference.ADDRESSES if a.kind == reference.REDIRECT
-                                     and "<int:" in a.route], ids=lambda a: "/" + a.route)
+                                     and "<id:" in a.route], ids=lambda a: "/" + a.route)
 def test_an_address_naming_something_not_imported_says_so_with_a_404(client, address):
     response = client.get(sample_path(address, 424242))
     assert response.status_code == 404
@@ -290,7 +290,7 @@ def test_the_documented_list_is_the_routed_list():
     """docs/reference-urls.md lists every address of compat.reference (and no other)."""
     text = DOCS.read_text()
     documented = set(re.findall(r"^\| `/([^`]*)` \|", text, re.M))
-    listed = {re.sub(r"<(?:int|uuid):([a-z_]+)>", r"<\1>", a.route) for a in reference.ADDRESSES}
+    listed = {re.sub(r"<(?:id|uuid):([a-z_]+)>", r"<\1>", a.route) for a in reference.ADDRESSES}
     assert documented == listed
 
 

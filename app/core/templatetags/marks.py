@@ -57,8 +57,9 @@ def percent(value) -> str:
     number = _number(value)
     if number is None:
         return EMPTY
-    # Translators: a percentage; %(number)s is the number, e.g. "12.5 %". Keep the %% sign.
-    return gettext("%(number)s\u00a0%%") % {"number": format_number(number * 100)}
+    # Translators: a percentage; %(number)s is the number, e.g. "12.5 %". Keep the %% sign and the
+    # no-break space before it (a literal one: xgettext does not read \u escapes).
+    return gettext("%(number)s %%") % {"number": format_number(number * 100)}
 
 
 @register.filter

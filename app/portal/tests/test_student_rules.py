@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from attempts.models import AccessChange, Attempt, ResourceSettings
 from attempts.tests.factories import launch, with_exam
+from core.when import when_text
 from exams.selectors import exam_current
 from portal.selectors import duration_text
 
@@ -49,9 +50,9 @@ def test_the_rules_are_shown_before_the_first_attempt(student):
     assert html.index('data-testid="rules"') < html.index('data-testid="start-attempt"')
     assert text_of(html, "rules-attempts") == "3 attempts allowed; 3 left"
     assert text_of(html, "rules-time-limit") == "30 minutes"  # the demo exam's 1800 s
-    assert text_of(html, "rules-opens") == timezone.localtime(opens).strftime("%-d %B %Y, %H:%M")
-    assert text_of(html, "rules-closes") == timezone.localtime(closes).strftime("%-d %B %Y, %H:%M")
-    assert text_of(html, "rules-due").startswith(timezone.localtime(due).strftime("%-d %B %Y, %H:%M"))
+    assert text_of(html, "rules-opens") == when_text(opens)
+    assert text_of(html, "rules-closes") == when_text(closes)
+    assert text_of(html, "rules-due").startswith(when_text(due))
     assert "Answers given after the due time are not accepted." in text_of(html, "rules-due")
     assert text_of(html, "rules-grading") == ("Your best attempt counts. Only attempts you finish count "
                                               "towards your grade.")
@@ -88,7 +89,7 @@ def test_review_from_later_and_accepted_late_answers(student):
     assert text_of(html, "rules-attempts") == "1 attempt allowed; 1 left"
     assert text_of(html, "rules-grading").startswith("Your attempt's score is your grade.")
     assert text_of(html, "rules-review") == ("You can review your finished attempts from: "
-                                             + timezone.localtime(later).strftime("%-d %B %Y, %H:%M"))
+                                             + when_text(later))
     assert "accepted, and the attempt is marked late" in text_of(html, "rules-due")
     assert text_of(html, "rules-marks") == "Your score is not shown to you here."
 
