@@ -11,11 +11,13 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from attempts import selectors, services
 from attempts.protocol import ProtocolError, parse_batch
+from core import languages
 from core.consumers import CLOSE_NOT_AUTHENTICATED
 from insights import presence
 
@@ -55,9 +57,16 @@ def _in_worker(function, *args, **kwargs):
         raise
 
 
+def _in_language(language, function, *args, **kwargs):
+    with translation.override(language):
+        return _in_worker(function, *args, **kwargs)
+
+
 async def _db(function, *args, **kwargs):
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_db_threads, functools.partial(_in_worker, function, *args, **kwargs))
+    # What the work says (refusals, messages) is in the language the consumer activated.
+    return await loop.run_in_executor(
+        _db_threads, functools.partial(_in_language, translation.get_language(), function, *args, **kwargs))
 
 
 class AttemptConsumer(AsyncJsonWebsocketConsumer):
@@ -67,7 +76,11 @@ class AttemptConsumer(AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        # What the socket says is in the person's language (their choice, else their launch's).
+        if getattr(self, "language", None) is None:
+            self.language = await _db(languages.session_language, self.scope.get("session"))
+        with translation.override(self.language):
+            await handler(message)
 
     async def connect(self):
         await self.accept()

@@ -60,6 +60,18 @@ def request_language(request) -> str:
     return supported(translation.get_language_from_request(request)) or settings.LANGUAGE_CODE
 
 
+def session_language(session) -> str:
+    """The language for a websocket or task that has the person's session but no request: their
+    choice, else their latest launch's, else settings.LANGUAGE_CODE. Reads the session (may
+    query the database: call it from a thread in async code)."""
+    if session is not None:
+        for key in (CHOSEN_KEY, LAUNCH_KEY):
+            code = supported(session.get(key))
+            if code:
+                return code
+    return settings.LANGUAGE_CODE
+
+
 def launch_language_remember(request, locale: str | None) -> None:
     """After a launch has signed the person in: the LMS's locale becomes the session's language
     (unless they chose one themselves, or the LMS sent none we have)."""
