@@ -419,6 +419,8 @@ HTTP_TABLE: dict[str, Route] = {
         Probe("GET", lambda w, a: "/", everyone(allow(200))),)),
     "javascript-catalog": Route("public", "The translations of the pages' JavaScript strings; nothing private.", (
         Probe("GET", to_path("javascript-catalog"), everyone(allow(200))),)),
+    "favicon": Route("public", "The site's icon, which browsers ask for on every page.", (
+        Probe("GET", to_path("favicon"), everyone(allow(200))),)),
     "health": Route("public", "Load balancers and monitoring; reveals only ok/error per backing service.", (
         Probe("GET", to_path("health"), everyone(allow(200))),)),
     # people: a signed-in person's own preferences (whoever they are); nobody else's
@@ -877,7 +879,7 @@ def reference_routes() -> dict[str, Route]:
     from compat import reference
 
     def sample(address):
-        path = re.sub(r"<int:[a-z_]+>", "1", address.route)
+        path = re.sub(r"<id:[a-z_]+>", "1", address.route)
         return "/" + re.sub(r"<uuid:[a-z_]+>", "00000000-0000-4000-8000-000000000001", path)
 
     routes: dict[str, Route] = {
@@ -902,7 +904,7 @@ def reference_routes() -> dict[str, Route]:
         if address.kind == reference.GONE:
             routes[key] = Route("public", "A reference address that is gone: 410 and what to do instead.", (
                 Probe(method, lambda w, a, path=path: path, everyone(refuse(410))),))
-        elif "<int:" in address.route:
+        elif "<id:" in address.route:
             routes[key] = Route("public", "A reference bookmark naming a reference id: a redirect to our page for "
                                 "what the import made of it; nothing imported here, so 404.", (
                 Probe(method, lambda w, a, path=path: path, everyone(refuse(404))),))

@@ -63,5 +63,6 @@ def test_instructor_launch_top_level_lands_on_instructor_page(daphne_server, lms
     with serve_html(html) as lms_url:
         page.goto(lms_url)
         page.get_by_test_id("instructor-page").wait_for(timeout=15000)
+        page.get_by_test_id("about-activity").locator("summary").click()  # the facts, one click away
         assert page.get_by_test_id("user-name").inner_text() == "Tess Teacher"
         assert page.get_by_test_id("role").inner_text() == "Instructor"

@@ -76,6 +76,8 @@ def test_test_launch_page_launches_into_the_demo_resource(dev_server, page, role
     page.get_by_test_id("launch").click()
     tool = page.frame_locator("iframe[name=tool-frame]")
     tool.get_by_test_id(testid).wait_for(timeout=15000)
+    if role == "Instructor":  # the activity's facts are one click away on the instructor's page
+        tool.get_by_test_id("about-activity").locator("summary").click()
     assert tool.get_by_test_id("resource-title").inner_text() == "Demo exam"
     assert tool.get_by_test_id("user-name").inner_text() == f"Demo {role}"
     assert tool.get_by_test_id("role").inner_text() == role

@@ -107,17 +107,17 @@ def assert_marks_everywhere(student, teacher, server, resource_id, name: str, ra
 
         teacher.goto(f"{base}/instructor/students/")
         row = teacher.get_by_test_id("student-row").filter(has_text=name)
-        assert f"{percent}%" in row.locator("td").nth(3).inner_text()  # choose, name, attempts, grade
+        assert f"{percent}\u00a0%" in row.locator("td").nth(3).inner_text()  # choose, name, attempts, grade
         row.get_by_role("link", name=name).click()
         assert f"{raw} / {max_}" in teacher.get_by_test_id("attempt-1").inner_text()
-        assert teacher.get_by_test_id("person-grade").inner_text().startswith(f"{percent}%")
+        assert teacher.get_by_test_id("person-grade").inner_text().startswith(f"{percent}\u00a0%")
         teacher.get_by_test_id("attempt-link-1").click()
         assert teacher.get_by_test_id("attempt-score").inner_text().startswith(f"{percent}\u00a0% ({raw} / {max_})")
         _shot(teacher, f"{shot}-attempt")
 
         teacher.goto(f"{base}/instructor/")
         teacher.get_by_test_id("grades-link").click()
-        assert teacher.get_by_test_id("grade-score").first.inner_text().startswith(f"{percent}%")
+        assert teacher.get_by_test_id("grade-score").first.inner_text().startswith(f"{percent}\u00a0%")
 
         teacher.goto(f"{base}/instructor/statistics/?all=1")
         assert teacher.get_by_test_id("headline-4").inner_text() == f"{percent:.1f}%"  # the mean of one attempt

@@ -429,8 +429,8 @@ def test_the_attempts_history_shows_the_move_with_both_versions(student, instruc
     attempt_services.attempts_move_to_version(resource_id=resource.pk, attempt_ids=[attempt.pk],
                                               by=instructor.membership.user, reason="typo fixed")
     page = instructor.get(f"/resource/{resource.pk}/instructor/attempts/{attempt.pk}/").content.decode()
-    events = page[page.index('data-testid="events"'):]
-    assert "Moved to another exam version v1 → v2" in events and "(typo fixed)" in events
+    story = page[page.index('data-testid="story"'):]
+    assert "moved the attempt to version 2 of the exam (from version 1)" in story and "typo fixed" in story
 
 
 @pytest.mark.django_db

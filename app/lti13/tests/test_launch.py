@@ -2,6 +2,7 @@
 courses and activities as LTI 1.1, and refused — with a clear 4xx and nothing written — for
 every way a launch can be wrong."""
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -188,7 +189,8 @@ def test_a_launch_without_the_state_cookie_and_without_platform_storage_starts_a
     assert written() == before
     # the token cannot be used again, and the link starts a new login with the same hints
     assert _post(client, fields["id_token"], fields["state"]).status_code == 403
-    restart = page.content.decode().split('href="', 2)[-1].split('"')[0].replace("&amp;", "&")
+    link = re.search(r'<a\b[^>]*data-testid="restart-link"[^>]*>', page.content.decode()).group(0)
+    restart = re.search(r'href="([^"]+)"', link).group(1).replace("&amp;", "&")
     again = client.get(restart)
     assert auth_params(again)["login_hint"] == prepared.login_hint
 
