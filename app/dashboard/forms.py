@@ -1,5 +1,6 @@
 from django import forms
-from django.utils.translation import gettext_lazy as _
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_lazy as _
 
 from attempts.models import MAX_EXTRA_ATTEMPTS, MAX_EXTRA_MINUTES, MAX_EXTRA_PERCENT, IdentifierKind
 from attempts.services import MAX_LIST_ENTRIES, TERM_FIELDS, access_list_entries
@@ -12,6 +13,11 @@ def _moment(label, help_text):
         label=label, required=False, help_text=help_text, input_formats=_MOMENT_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
 
+
+def _entries_help() -> str:
+    """Interpolated when shown, so that it is in the reader's language."""
+    return gettext("One per line or separated by commas, at most %(max)d. People who have not opened the activity "
+                   "yet get the change when they first do.") % {"max": MAX_LIST_ENTRIES}
 
 class AccessChangeForm(forms.Form):
     extra_attempts = forms.IntegerField(
@@ -62,8 +68,7 @@ class AccessChangeListForm(AccessChangeForm):
     entries = forms.CharField(
         label=_("Paste usernames, e-mail addresses or LMS user ids"), required=False, max_length=100_000,
         widget=forms.Textarea(attrs={"rows": 4}),
-        help_text=_("One per line or separated by commas, at most %(max)d. People who have not opened the activity "
-                    "yet get the change when they first do.") % {"max": MAX_LIST_ENTRIES})
+        help_text=lazy(_entries_help, str)())
     kind = forms.ChoiceField(label=_("The list contains"), choices=IdentifierKind.choices,
                              initial=IdentifierKind.ANY, required=False)
 
