@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "infra"), str(REPO / "app")]
-from tests.support.live import APP, fresh_database_url  # noqa: E402
+from tests.support.live import APP, admin_sql, fresh_database_url  # noqa: E402
 
 FIXTURE = REPO.parent / "shared" / "fixtures" / "reference-nlp-v4.4"
 MAX_ATTEMPTS = 50_000
@@ -62,25 +62,12 @@ INSERT INTO numbas_lti_remarkpart (part, score, attempt_id)
 """.format(cols=ATTEMPT_COLUMNS, a_cols=", ".join(f"a.{c.strip()}" for c in ATTEMPT_COLUMNS.split(",")))
 
 
-def admin(sql: str) -> None:
-    import psycopg2
-
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    conn = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        conn.close()
-
-
 def restore_reference(attempts: int) -> str:
     import psycopg2
 
     name = f"nlp_ref_bench_{uuid.uuid4().hex[:10]}"
     url = urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}"))
-    admin(f'CREATE DATABASE "{name}"')
+    admin_sql(f'CREATE DATABASE "{name}"')
     script = gzip.decompress((FIXTURE / "nlp.sql.gz").read_bytes())
     result = subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", "-d", url], input=script, capture_output=True)
     if result.returncode != 0:
@@ -144,7 +131,7 @@ def main() -> None:
     finally:
         drop()
         name = urlsplit(reference).path.lstrip("/")
-        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

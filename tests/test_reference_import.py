@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 
-from tests.support.live import APP, REPO, fresh_database_url
+from tests.support.live import APP, REPO, admin_sql, fresh_database_url
 
 FIXTURE = REPO.parent / "shared" / "fixtures" / "reference-nlp-v4.4"
 ON_POSTGRESQL = os.environ.get("DATABASE_URL", "").startswith("postgres")
@@ -34,17 +34,6 @@ pytestmark = [
     pytest.mark.skipif(not FIXTURE.is_dir(), reason="../shared/fixtures/reference-nlp-v4.4 is not here"),
     pytest.mark.skipif(not ON_POSTGRESQL, reason="the reference fixture is a PostgreSQL dump (scripts/test)"),
 ]
-
-
-def _admin(sql: str) -> None:
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    conn = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql)
-    finally:
-        conn.close()
 
 
 def _query(url: str, sql: str, params=()) -> list[tuple]:
@@ -77,15 +66,15 @@ def reference(tmp_path_factory):
     name = f"nlp_ref_{uuid.uuid4().hex[:12]}"
     parts = urlsplit(os.environ["DATABASE_URL"])
     url = urlunsplit(parts._replace(path=f"/{name}"))
-    _admin(f'CREATE DATABASE "{name}"')
+    admin_sql(f'CREATE DATABASE "{name}"')
     try:
         script = gzip.decompress((FIXTURE / "nlp.sql.gz").read_bytes())
         result = subprocess.run([_psql(), "-v", "ON_ERROR_STOP=1", "-q", "-d", url], input=script,
                                 capture_output=True, timeout=300)
         if result.returncode != 0 and b"restrict" in result.stderr:  # an older psql: drop the meta-commands
             lines = [line for line in script.split(b"\n") if not line.startswith((b"\\restrict ", b"\\unrestrict "))]
-            _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
-            _admin(f'CREATE DATABASE "{name}"')
+            admin_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+            admin_sql(f'CREATE DATABASE "{name}"')
             result = subprocess.run([_psql(), "-v", "ON_ERROR_STOP=1", "-q", "-d", url], input=b"\n".join(lines),
                                     capture_output=True, timeout=300)
         assert result.returncode == 0, result.stderr.decode()[-2000:]
@@ -94,7 +83,7 @@ def reference(tmp_path_factory):
             archive.extractall(media, filter="data")
         yield url, media
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _env(tmp: Path) -> dict:

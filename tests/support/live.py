@@ -52,6 +52,12 @@ def _admin_sql(parts, sql: str) -> None:
         conn.close()
 
 
+def admin_sql(sql: str) -> None:
+    """One statement on DATABASE_URL's PostgreSQL server, outside any database's transaction
+    (CREATE/DROP DATABASE)."""
+    _admin_sql(urlsplit(os.environ["DATABASE_URL"]), sql)
+
+
 def _drop_quietly(parts, name: str) -> None:
     try:
         _admin_sql(parts, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
