@@ -49,12 +49,9 @@ def choices() -> list[tuple[str, str]]:
 
 def request_language(request) -> str:
     """The language for this request (the order in the module's docstring)."""
-    session = getattr(request, "session", None)
-    if session is not None:
-        for key in (CHOSEN_KEY, LAUNCH_KEY):
-            code = supported(session.get(key))
-            if code:
-                return code
+    chosen = _session_choice(getattr(request, "session", None))
+    if chosen:
+        return chosen
     # The language cookie (a choice made in an earlier session of this browser), then
     # Accept-Language, then LANGUAGE_CODE: what LocaleMiddleware decided.
     return supported(translation.get_language_from_request(request)) or settings.LANGUAGE_CODE
@@ -64,12 +61,17 @@ def session_language(session) -> str:
     """The language for a websocket or task that has the person's session but no request: their
     choice, else their latest launch's, else settings.LANGUAGE_CODE. Reads the session (may
     query the database: call it from a thread in async code)."""
+    return _session_choice(session) or settings.LANGUAGE_CODE
+
+
+def _session_choice(session) -> str | None:
+    """The person's own choice, else their latest launch's language, from their session."""
     if session is not None:
         for key in (CHOSEN_KEY, LAUNCH_KEY):
             code = supported(session.get(key))
             if code:
                 return code
-    return settings.LANGUAGE_CODE
+    return None
 
 
 def launch_language_remember(request, locale: str | None) -> None:
