@@ -6,7 +6,7 @@
 (function () {
   "use strict";
   var config = JSON.parse(document.getElementById("lti-storage").textContent);
-  var TIMEOUT_MS = 3000;
+  var TIMEOUT_MS = 5000;
 
   function targetWindow() {
     var parent = window.parent;
