@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.live import start_live_server
+from tests.support.widths import DESKTOP, SIZES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,10 +42,9 @@ def status(page, name: str) -> str:
     return page.get_by_test_id(f"health-{name}").get_by_test_id("health-status").inner_text().strip()
 
 
-@pytest.mark.parametrize("width", [1280, 390])
-def test_backup_freshness_reads_plainly_on_desktop_and_phone(backup_server, chromium, width):
+def test_backup_freshness_reads_plainly_on_desktop_and_phone(backup_server, chromium):
     server = backup_server
-    context = chromium.new_context(viewport={"width": width, "height": 900})
+    context = chromium.new_context(viewport=DESKTOP)
     page = context.new_page()
     try:
         page.goto(f"{server.url}/staff/")
@@ -67,14 +67,17 @@ def test_backup_freshness_reads_plainly_on_desktop_and_phone(backup_server, chro
         assert colour == "rgb(138, 83, 0)"
 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.get_by_test_id("health").screenshot(path=str(SCREENSHOTS / f"staff-backups-{width}.png"))
-        for name in ("database_backup", "wal_archive"):  # "Warning" and "Problem" on one line each
-            word = page.get_by_test_id(f"health-{name}").get_by_test_id("health-status").locator("strong")
-            assert word.evaluate("e => e.getBoundingClientRect().height") < 1.6 * word.evaluate(
-                "e => parseFloat(getComputedStyle(e).lineHeight) || 20"), word.inner_text()
-        table = page.get_by_test_id("health").locator("table")
-        box = table.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= width  # the health table fits the screen
-        assert table.evaluate("t => t.scrollWidth <= t.clientWidth + 1")
+        for size in SIZES:  # the same page, on a desktop and narrowed to a phone
+            page.set_viewport_size(size)
+            width = size["width"]
+            page.get_by_test_id("health").screenshot(path=str(SCREENSHOTS / f"staff-backups-{width}.png"))
+            for name in ("database_backup", "wal_archive"):  # "Warning" and "Problem" on one line each
+                word = page.get_by_test_id(f"health-{name}").get_by_test_id("health-status").locator("strong")
+                assert word.evaluate("e => e.getBoundingClientRect().height") < 1.6 * word.evaluate(
+                    "e => parseFloat(getComputedStyle(e).lineHeight) || 20"), word.inner_text()
+            table = page.get_by_test_id("health").locator("table")
+            box = table.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width  # the health table fits the screen
+            assert table.evaluate("t => t.scrollWidth <= t.clientWidth + 1")
     finally:
         context.close()

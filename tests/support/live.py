@@ -176,16 +176,18 @@ def start_live_server(
     env.pop("HUEY_IMMEDIATE", None)
     if os.environ.get("TEST_REDIS_URL") and "REDIS_URL" not in (extra_env or {}):
         env["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
-    # A copy of a database already migrated with this same environment; the migrate below still runs
-    # (and finds nothing to apply).
+    # On PostgreSQL, a copy of a database already migrated with this same code: nothing is left to
+    # apply, so no migrate process runs for it (one fewer Django start, seconds of CPU, per server).
     database_url, drop = fresh_database_url(tmp, migrate_env=env)
+    from_template = database_url.startswith("postgres")
     if database_port is not None:
         parts = urlsplit(database_url)
         database_url = urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{database_port}"))
     env["DATABASE_URL"] = database_url
     log_path = tmp / "daphne.log"
     server = LiveServer(url=f"http://{host}:{port}", env=env, log_path=log_path, process=None, _drop=drop)
-    server.manage("migrate", "--noinput", "-v", "0")
+    if not from_template:
+        server.manage("migrate", "--noinput", "-v", "0")
     log = open(log_path, "w")
     server.process = subprocess.Popen(
         [sys.executable, "-m", *spec.daphne_command(bind="127.0.0.1", port=port)],  # as deployed
