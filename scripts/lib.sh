@@ -16,6 +16,8 @@ pick_python() {
 }
 
 # ensure_venv REQUIREMENTS_FILE: create .venv and (re)install when the requirements changed.
+# REQUIREMENTS_FILE is relative to the repository: app/requirements.txt (the application alone:
+# scripts/dev), requirements.txt (app + Pulumi), requirements-dev.txt (those + test tools).
 ensure_venv() {
   local requirements="$1" venv="$REPO_DIR/.venv" stamp digest
   if [ ! -x "$venv/bin/python" ]; then
@@ -23,7 +25,7 @@ ensure_venv() {
     "$(pick_python)" -m venv "$venv"
   fi
   digest="$(cat "$REPO_DIR"/requirements*.txt "$REPO_DIR"/app/requirements.txt | sha256sum | cut -c1-64)"
-  stamp="$venv/.installed-$(basename "$requirements")"
+  stamp="$venv/.installed-${requirements//\//-}"  # app/requirements.txt: .installed-app-requirements.txt
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     log "Installing $(basename "$requirements") into .venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO_DIR/$requirements"

@@ -27,9 +27,10 @@ from tests.support.bad_input import FORM, launch_rows
 LAUNCH = "/lti/launch/"
 # Examples are not saved between runs, and Hypothesis's caches go to /tmp, not into the repository.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "numbas-lti-hypothesis")
-DB_EXAMPLES = settings(max_examples=60, deadline=None, database=None,
+# Each run draws new examples (nothing is saved): over the suite's runs the search goes on.
+DB_EXAMPLES = settings(max_examples=40, deadline=None, database=None,
                        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-PURE_EXAMPLES = settings(max_examples=200, deadline=None, database=None)
+PURE_EXAMPLES = settings(max_examples=100, deadline=None, database=None)
 
 # --- the launch handler --------------------------------------------------------------------
 

@@ -9,6 +9,11 @@ from django.db import models
 from django.db.models import Q
 
 
+# The batch that holds an imported attempt's SCORM data history is named this plus the reference
+# attempt's id; what this service stores later is in batches of its own.
+IMPORT_BATCH_PREFIX = "reference-import-"
+
+
 class Kind(models.TextChoices):
     CONSUMER = "consumer"  # numbas_lti_lticonsumer -> lms.Consumer
     PLATFORM = "platform"  # lti1p3_tool (through numbas_lti_lti_13_consumer) -> lti13.Platform

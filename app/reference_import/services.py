@@ -27,7 +27,6 @@ import io
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -44,7 +43,7 @@ from grading import selectors as grading_selectors
 from grading.models import AttemptQuestionScore, Discount, GradeReport, ReportState
 from lms.models import Consumer, Context, IdentifierField, LtiIdentity, Resource, ResourceMembership, Role
 from lms.services import _identity_create
-from reference_import.models import ImportLink, Kind
+from reference_import.models import IMPORT_BATCH_PREFIX, ImportLink, Kind
 from reference_import.reference import Reference
 
 User = get_user_model()
@@ -116,7 +115,7 @@ class Importer:
 
     def run(self) -> Progress:
         for phase in (self.consumers, self.contexts, self.resources, self.users, self.memberships, self.attempts,
-                      self.access_changes, self.grades):
+                      self.access_changes, self.deadlines, self.grades):
             phase()
         return self.progress
 
@@ -435,7 +434,7 @@ class Importer:
             cursor.executemany(f"UPDATE {table} SET started_at = %s WHERE id = %s",
                                [(row["start_time"], attempt.pk) for row, attempt in zip(chunk, made)])
         batches = Batch.objects.bulk_create(Batch(
-            attempt_id=attempt.pk, batch_id=f"reference-import-{row['id']}",
+            attempt_id=attempt.pk, batch_id=f"{IMPORT_BATCH_PREFIX}{row['id']}",
             content_hash=hashlib.sha256(f"reference attempt {row['id']}".encode()).hexdigest(),
             element_count=len(history[row["id"]]), received_at=self.now) for row, attempt in zip(chunk, made))
         changes, current = io.StringIO(), io.StringIO()
@@ -558,6 +557,26 @@ class Importer:
             for user_id in targets:
                 transaction.on_commit(lambda u=user_id: attempt_deadlines_refresh(resource_id=resource_id, user_id=u))
         return made
+
+    # --- this service's rules for the attempts still open --------------------------------------
+
+    def deadlines(self) -> None:
+        """Imported attempts still open come under this service's rules: each gets its deadline as
+        any attempt here (the student's closing time, the due date when late work is refused, the
+        exam's time limit counted from the attempt's start, plus extensions and the grace period).
+        The reference enforced none of them on the server; its exam timer counted only time with
+        the exam open. The minute task (attempts.tasks) then ends those whose deadline has passed,
+        keeping what they stored. Idempotent: a deadline is recomputed, never moved by a rerun."""
+        if self.progress.dry_run:
+            return
+        from attempts.services import attempt_deadlines_refresh
+
+        resources = [int(v) for v in _links(Kind.RESOURCE).values()]
+        with_open = (Attempt.objects.filter(resource_id__in=resources, ended_at__isnull=True)
+                     .values_list("resource_id", flat=True).distinct().order_by("resource_id"))
+        for resource_id in with_open:
+            with transaction.atomic():
+                attempt_deadlines_refresh(resource_id=resource_id)
 
     # --- what the LMS has -------------------------------------------------------------------
 
