@@ -12,8 +12,7 @@ import pytest
 from tests.support.attempt_page import (DEMO_SECRET, answer, answer_and_end, launch_instructor, launch_student,
                                         start_attempt, wait_saved)
 from tests.support.live import start_live_server
-from tests.support.widths import action_problem, overflow
-from tests.test_accessibility import axe_problems
+from tests.support.widths import action_problem, layout_problems, overflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -137,19 +136,7 @@ def test_page_fits_its_actions_work_and_axe_is_clean(site, chromium, spec, width
         response = page.goto(urls[spec.url])
         assert response.status == spec.status, f"{spec.name}: HTTP {response.status}"
         page.locator(spec.ready).first.wait_for(timeout=15000)
-        problems = []
-        extra = overflow(page)
-        if extra > 0:
-            wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
-                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-                .slice(0, 5).map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + [...e.classList].join('.')
-                                     + ' ' + Math.round(e.getBoundingClientRect().right))""")
-            problems.append(f"the document is {extra}px wider than the window: {wide}")
-        for selector in spec.actions:
-            problem = action_problem(page, selector)
-            if problem:
-                problems.append(problem)
-        problems += axe_problems(page, f"{spec.name} at {w}px")
+        problems = layout_problems(page, spec.name, spec.actions)
         assert not problems, f"{spec.name} at {w}×{h}:\n" + "\n".join(problems)
     finally:
         context.close()

@@ -368,6 +368,54 @@ print(json.dumps(result))
     assert ended["status"] == "completed" and ended["exit"] == "time-out"
 
 
+def test_lti13_registrations_and_their_deployments_come_over(reference, tmp_path):
+    """The fixture's installation has no LTI 1.3 registration. A copy of it gets one, as its admin
+    would have registered a Canvas for the "moodle-maths" consumer (pylti1p3's tables: the tool,
+    its key, two deployments): the import brings it over as a platform of the imported consumer,
+    with its issuer, client id, endpoints, key set and both deployments; a second run adds nothing."""
+    source = urlsplit(reference[0]).path.lstrip("/")
+    name = f"nlp_ref13_{uuid.uuid4().hex[:12]}"
+    admin_sql(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+    url = urlunsplit(urlsplit(reference[0])._replace(path=f"/{name}"))
+    target = Target(tmp_path)
+    try:
+        conn = psycopg2.connect(url)
+        try:
+            with conn, conn.cursor() as cursor:
+                cursor.execute("INSERT INTO lti1p3_tool_key (id, name, private_key, public_key) "
+                               "VALUES (1, 'nlp key', '-----BEGIN PRIVATE KEY-----', NULL)")
+                cursor.execute(
+                    "INSERT INTO lti1p3_tool (id, title, is_active, issuer, client_id, use_by_default, auth_login_url, "
+                    "auth_token_url, auth_audience, key_set_url, tool_key_id, deployment_ids, key_set) VALUES "
+                    "(1, 'Canvas (maths)', true, 'https://canvas.instructure.com', '10000000000042', false, "
+                    "'https://sso.canvaslms.com/api/lti/authorize_redirect', 'https://sso.canvaslms.com/login/oauth2/token', "
+                    "NULL, 'https://sso.canvaslms.com/api/lti/security/jwks', 1, '[\"42:abc\", \"43:def\"]', NULL)")
+                cursor.execute("INSERT INTO numbas_lti_lti_13_consumer (id, consumer_id, tool_id) SELECT 1, consumer_id, 1 "
+                               "FROM numbas_lti_lti_11_consumer WHERE key = 'moodle-maths'")
+        finally:
+            conn.close()
+        first = target.import_((url, reference[1]))
+        assert first.returncode == 0, first.stdout + first.stderr
+        [(reference_consumer,)] = _query(url, "SELECT consumer_id FROM numbas_lti_lti_11_consumer WHERE key = 'moodle-maths'")
+        ours = _links(target, "consumer")[reference_consumer]
+        platforms = target.query(
+            "SELECT p.id, p.consumer_id, p.issuer, p.client_id, p.auth_login_url, p.auth_token_url, p.keyset_url, p.active "
+            "FROM lti13_platform p")
+        assert [row[1:] for row in platforms] == [(
+            ours, "https://canvas.instructure.com", "10000000000042", "https://sso.canvaslms.com/api/lti/authorize_redirect",
+            "https://sso.canvaslms.com/login/oauth2/token", "https://sso.canvaslms.com/api/lti/security/jwks", True)]
+        assert sorted(r[0] for r in target.query("SELECT deployment_id FROM lti13_deployment")) == ["42:abc", "43:def"]
+        assert _links(target, "platform") == {1: platforms[0][0]}
+        assert "LTI 1.3 registrations" in first.stdout
+        second = target.import_((url, reference[1]))
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert target.query("SELECT count(*) FROM lti13_platform")[0][0] == 1
+        assert target.query("SELECT count(*) FROM lti13_deployment")[0][0] == 2
+    finally:
+        target.drop()
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_dry_run_writes_nothing(reference, tmp_path):
     target = Target(tmp_path)
     try:
