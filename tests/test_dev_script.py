@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.net import free_port, wait_for_http
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.stack]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # not `stack`: its own SQLite and ports, so it need not wait for the stacks
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -5,7 +5,7 @@ fail (it never calls Initialize) is noticed, and the page never says everything 
 import pytest
 
 from tests.support.attempt_page import (
-    answer, attempt_id_of, database_values, exam_frame, launch_student, start_attempt, wait_saved,
+    answer, attempt_id_of, database_values, exam_frame, launch_student, start_attempt, wait_saved, wait_stored,
 )
 from tests.support.widths import DESKTOP, fits_at_both_widths
 
@@ -26,8 +26,8 @@ def test_a_taken_over_window_blocks_the_exam_until_continue_here(demo_server, ch
         launch_student(first, server.url, f"blocked-{width}")
         exam_a = start_attempt(first)
         answer(exam_a, "q0p0", "4")
-        wait_saved(first)
         attempt_id = attempt_id_of(first)
+        wait_stored(server, attempt_id, '"4"')
         exam_a.locator("#answer-q1p0").click()  # the student is typing in this window...
 
         second = context.new_page()  # ...when the attempt is opened in another one
@@ -64,8 +64,7 @@ def test_a_taken_over_window_blocks_the_exam_until_continue_here(demo_server, ch
         assert first.locator("#take-over").is_hidden()
         assert exam_a.locator("#answer-q0p0").input_value() == "4"
         answer(exam_a, "q1p0", "13")
-        wait_saved(first)
-        assert "13" in database_values(server, attempt_id).values()
+        wait_stored(server, attempt_id, '"13"')
         second.locator("#take-over > [data-reason='taken-over']").wait_for(timeout=15000)
         assert second.evaluate("document.getElementById('exam-frame').inert") is True
     finally:

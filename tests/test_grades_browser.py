@@ -2,15 +2,13 @@
 instructor sees it with its history, discounts a question, and the changed grade is re-sent.
 A real Huey worker delivers to a local LMS that verifies every signature."""
 
-import os
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from tests.support.attempt_page import DEMO_SECRET, answer_and_end, launch_instructor, launch_student, start_attempt
 from tests.support.lms_stub import LmsStub
-from tests.support.live import start_live_server, stop_process
+from tests.support.live import own_redis_env, start_live_server, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -18,12 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture
 def stack(tmp_path):
     """A live server with its own Redis database, a Huey worker and an LMS stub."""
-    redis_url = os.environ.get("TEST_REDIS_URL", "")
-    extra = {}
-    if redis_url:
-        parts = urlsplit(redis_url)
-        extra["REDIS_URL"] = urlunsplit(parts._replace(path="/8"))
-    server = start_live_server(tmp_path, extra_env=extra)
+    server = start_live_server(tmp_path, extra_env=own_redis_env("grades"))
     server.manage("ensure_demo_data", "--secret", DEMO_SECRET)
     worker = server.start_worker(tmp_path / "huey.log")
     try:

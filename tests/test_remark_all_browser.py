@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import zipfile
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -32,7 +30,7 @@ from tests.support.attempt_page import (
     wait_saved,
 )
 from tests.support.lms_stub import LmsStub
-from tests.support.live import start_live_server, stop_process
+from tests.support.live import own_redis_env, start_live_server, stop_process
 from tests.test_accessibility import axe_problems
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -61,11 +59,7 @@ def corrected_demo_exam(tmp_path) -> str:
 
 @pytest.fixture
 def stack(tmp_path):
-    redis_url = os.environ.get("TEST_REDIS_URL", "")
-    extra = {}
-    if redis_url:
-        extra["REDIS_URL"] = urlunsplit(urlsplit(redis_url)._replace(path="/9"))
-    server = start_live_server(tmp_path, extra_env=extra)
+    server = start_live_server(tmp_path, extra_env=own_redis_env("remark"))
     server.manage("ensure_demo_data", "--secret", DEMO_SECRET)
     worker = server.start_worker(tmp_path / "huey.log")
     try:

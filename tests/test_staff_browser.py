@@ -3,14 +3,12 @@ server — its sections, the demo consumer and the resource just launched, the d
 Redis healthy, and the worker's heartbeat recorded by another process through the shared cache
 (Redis, or files under VAR_DIR without it)."""
 
-import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from tests.support.attempt_page import DEMO_SECRET, launch_student
-from tests.support.live import start_live_server
+from tests.support.live import own_redis_env, start_live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,9 +20,7 @@ PASSWORD = "staff-browser-pw-4b1e"
 def staff_server(tmp_path_factory):
     """A daphne of its own; with Redis, a Redis database of its own (the heartbeat key is shared
     by everything using one)."""
-    redis_url = os.environ.get("TEST_REDIS_URL", "")
-    extra = {"REDIS_URL": urlunsplit(urlsplit(redis_url)._replace(path="/12"))} if redis_url else {}
-    server = start_live_server(tmp_path_factory.mktemp("staff"), extra_env=extra)
+    server = start_live_server(tmp_path_factory.mktemp("staff"), extra_env=own_redis_env("staff"))
     server.manage("ensure_demo_data", "--secret", DEMO_SECRET)
     server.manage("shell", "-c", "from django.contrib.auth import get_user_model; "
                   f"get_user_model().objects.create_superuser('operator', 'ops@example.org', '{PASSWORD}')")

@@ -4,7 +4,8 @@ windows with every answer kept."""
 
 import pytest
 
-from tests.support.attempt_page import answer, attempt_id_of, exam_frame, launch_student, start_attempt, wait_saved
+from tests.support.attempt_page import (answer, attempt_id_of, exam_frame, launch_student, start_attempt, wait_saved,
+                                        wait_stored)
 from tests.support.lms_page import serve_html
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,7 +42,7 @@ def test_another_site_cannot_take_an_attempt_over_and_the_student_can(demo_serve
     assert other.locator("#save-status").get_attribute("data-state") == "error"
     assert writer_token(server, attempt_id) == held  # opening the page changed nothing either
     answer(exam_a, "q0p1", "42")  # the first window still saves
-    wait_saved(page)
+    wait_stored(server, attempt_id, '"42"')
 
     other.get_by_test_id("continue-here").click()
     exam_b = exam_frame(other)
@@ -54,7 +55,7 @@ def test_another_site_cannot_take_an_attempt_over_and_the_student_can(demo_serve
     assert page.locator("#exam-frame").is_hidden()  # nothing typed there could look saved
 
     answer(exam_b, "q1p0", "13")
-    wait_saved(other)
+    wait_stored(server, attempt_id, '"13"')
     page.get_by_test_id("continue-here").click()  # and back again, with the other window's answer
     exam_a = exam_frame(page)
     exam_a.locator("#answer-q1p0").wait_for(timeout=15000)

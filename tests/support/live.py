@@ -87,6 +87,24 @@ def _migrated_template(parts, env: dict) -> str:
     return _templates[parts.netloc]
 
 
+# Redis databases of their own for the live servers that run a Huey worker or keep process-wide
+# keys (a worker takes every task in its database, whichever server queued it). scripts/test's
+# Redis: 0 a serial run, 7 tests/test_passback_sweeper.py, 8-15 the xdist workers (conftest.py);
+# these take 1-6, one per purpose and xdist worker (gw0 or gw1: scripts/test runs two).
+_OWN_REDIS = {"grades": 1, "remark": 3, "staff": 5}
+
+
+def own_redis_env(purpose: str) -> dict:
+    """{"REDIS_URL": a Redis database only this purpose uses in this xdist worker}, or {} without Redis."""
+    url = os.environ.get("TEST_REDIS_URL", "")
+    if not url:
+        return {}
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    if worker > 1:
+        raise RuntimeError("own_redis_env has databases for two xdist workers (TEST_WORKERS=2 at most)")
+    return {"REDIS_URL": urlunsplit(urlsplit(url)._replace(path=f"/{_OWN_REDIS[purpose] + worker}"))}
+
+
 @dataclass
 class LiveServer:
     url: str
