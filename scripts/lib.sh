@@ -24,7 +24,8 @@ ensure_venv() {
     log "Creating $venv"
     "$(pick_python)" -m venv "$venv"
   fi
-  digest="$(cat "$REPO_DIR"/requirements*.txt "$REPO_DIR"/app/requirements.txt | sha256sum | cut -c1-64)"
+  digest="$(cat "$REPO_DIR"/requirements*.txt "$REPO_DIR"/app/requirements.txt "$REPO_DIR"/infra/requirements.txt \
+    | sha256sum | cut -c1-64)"
   stamp="$venv/.installed-${requirements//\//-}"  # app/requirements.txt: .installed-app-requirements.txt
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     log "Installing $(basename "$requirements") into .venv"

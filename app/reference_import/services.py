@@ -551,12 +551,7 @@ class Importer:
             PendingAccessChange.objects.update_or_create(resource_id=resource_id, kind=kind, value_key=value.lower(),
                                                          defaults={**terms, "value": value[:255]})
             made += 1
-        if targets:
-            from attempts.services import attempt_deadlines_refresh
-
-            for user_id in targets:
-                transaction.on_commit(lambda u=user_id: attempt_deadlines_refresh(resource_id=resource_id, user_id=u))
-        return made
+        return made  # the deadlines they move are computed by the next phase (deadlines)
 
     # --- this service's rules for the attempts still open --------------------------------------
 

@@ -60,9 +60,10 @@ def wait_saved(page, timeout=15000):
 
 def wait_stored(server, attempt_id, value: str, timeout: float = 15) -> None:
     """Wait until the attempt's stored suspend data (what the exam restores from when the attempt
-    is opened again) holds `value`, a piece of its text (the demo exam's JSON: '"42"'). wait_saved alone can pass before an answer just typed reaches
-    the page's saver (the exam posts it from its frame, value by value, the suspend data last), so
-    a test that then hands the attempt to another window waits for the database instead."""
+    is opened again) holds `value`, a piece of its text (the demo exam's JSON: '"42"').
+    wait_saved alone can pass before an answer just typed reaches the page's saver (the exam posts
+    it from its frame, value by value, the suspend data last), so a test that then hands the
+    attempt to another window waits for the database instead."""
     import time
 
     deadline = time.monotonic() + timeout

@@ -9,6 +9,8 @@ for about half the time. `tests/test_pages_browser.py` loads every page afresh a
 
 from __future__ import annotations
 
+from tests.test_accessibility import axe_problems
+
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 SIZES = (DESKTOP, PHONE)
@@ -43,8 +45,6 @@ def action_problem(page, selector: str) -> str | None:
 
 def layout_problems(page, label: str, actions: tuple[str, ...] = (), *, axe: bool = True) -> list[str]:
     """At the window's current size: overflow, the actions, axe-core (tests/test_accessibility.py)."""
-    from tests.test_accessibility import axe_problems
-
     size = page.viewport_size
     where = f"{label} at {size['width']}×{size['height']}"
     problems = []
